@@ -1,0 +1,120 @@
+import { join } from "node:path";
+import type { Logger } from "pino";
+import { KeyRing } from "./auth/resolve.ts";
+import type { LoadedConfig } from "./config/load.ts";
+import { SqliteDedupStore } from "./dedup/sqlite.ts";
+import type { HttpDeps } from "./http/deps.ts";
+import { buildHttpApp } from "./http/server.ts";
+import { replayDedupKeys } from "./ingest/replay.ts";
+import { IngestService } from "./ingest/service.ts";
+import { FileEventLog } from "./log/file/file-log.ts";
+import { createLogger } from "./logger.ts";
+import { SqliteRateLimiter } from "./ratelimit/sqlite.ts";
+import { lockDataDir } from "./state/lock.ts";
+import { openStateDb } from "./state/sqlite.ts";
+
+export const VERSION = "0.1.0";
+
+export interface Sluice {
+  /** The port actually bound (useful with port 0). */
+  port: number;
+  url: string;
+  logger: Logger;
+  /** Stops accepting, lets in-flight requests finish, flushes, releases the data dir. */
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  logger?: Logger;
+}
+
+/** The composition root: builds storage, services and the HTTP app from a config, and listens. */
+export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {}): Promise<Sluice> {
+  const { config } = loaded;
+  const logger = opts.logger ?? createLogger(config.logger.level);
+  for (const w of loaded.warnings) logger.warn(w);
+
+  const dataDir = config.server.dataDir;
+  const lock = lockDataDir(dataDir);
+  const cleanup: (() => Promise<void> | void)[] = [() => lock.release()];
+  const closeAll = async () => {
+    for (const fn of cleanup.reverse()) {
+      try {
+        await fn();
+      } catch (err) {
+        logger.error({ err }, "error while closing");
+      }
+    }
+  };
+
+  try {
+    const log = await FileEventLog.open({
+      dir: join(dataDir, "log"),
+      segmentBytes: config.log.segmentBytes,
+      logger,
+    });
+    cleanup.push(() => log.close());
+    const db = openStateDb(dataDir);
+    cleanup.push(() => db.close());
+    const onStateError = (err: Error) => logger.error({ err }, "state persistence failed");
+    const dedup = new SqliteDedupStore(db, {
+      windowSeconds: config.dedup.windowSeconds,
+      onError: onStateError,
+    });
+    cleanup.push(() => dedup.close());
+    replayDedupKeys(log, dedup, logger);
+    const limiter = new SqliteRateLimiter(db, { onError: onStateError });
+    cleanup.push(() => limiter.close());
+
+    const lifecycle = { shuttingDown: false };
+    const deps: HttpDeps = {
+      config,
+      keys: new KeyRing(config.sources),
+      ingest: new IngestService({ log, dedup, logger, maxEventBytes: config.limits.maxEventBytes }),
+      limiter,
+      log,
+      logger,
+      lifecycle,
+      onRateLimited: (key, cost) =>
+        logger.warn({ sourceId: key.source.id, keyId: key.keyId, cost }, "rate limited"),
+    };
+    const app = buildHttpApp(deps);
+    app.listen({
+      port: config.server.port,
+      hostname: config.server.host,
+      // Elysia sets reusePort; without this a second process on the port binds silently.
+      reusePort: false,
+    });
+    const port = app.server!.port!;
+    logger.info(
+      {
+        version: VERSION,
+        port,
+        host: config.server.host,
+        dataDir,
+        sources: config.sources.map((s) => s.id),
+      },
+      "sluice started",
+    );
+
+    let stopping: Promise<void> | null = null;
+    return {
+      port,
+      url: `http://127.0.0.1:${port}`,
+      logger,
+      stop() {
+        stopping ??= (async () => {
+          lifecycle.shuttingDown = true;
+          await app.stop(false);
+          await closeAll();
+          logger.info("sluice stopped");
+          logger.flush?.();
+        })();
+        return stopping;
+      },
+    };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}

@@ -1,0 +1,183 @@
+import { type Static, Type as t } from "@sinclair/typebox";
+
+/** Listener and data directory. */
+export const ServerConfig = t.Object(
+  {
+    port: t.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
+    host: t.String({ default: "0.0.0.0" }),
+    dataDir: t.String({ minLength: 1, default: "./data" }),
+    trustProxy: t.Boolean({ default: false }),
+  },
+  { default: {}, additionalProperties: false },
+);
+export type ServerConfig = Static<typeof ServerConfig>;
+
+/** Request size limits (SPEC 3). */
+export const LimitsConfig = t.Object(
+  {
+    maxBodyBytes: t.Integer({ minimum: 1024, default: 1_048_576 }),
+    maxBatchEvents: t.Integer({ minimum: 1, default: 500 }),
+    maxEventBytes: t.Integer({ minimum: 256, default: 32_768 }),
+  },
+  { default: {}, additionalProperties: false },
+);
+export type LimitsConfig = Static<typeof LimitsConfig>;
+
+export const DedupConfig = t.Object(
+  { windowSeconds: t.Integer({ minimum: 1, default: 86_400 }) },
+  { default: {}, additionalProperties: false },
+);
+export type DedupConfig = Static<typeof DedupConfig>;
+
+/** The embedded event log: segment size and retention. */
+export const EventLogConfig = t.Object(
+  {
+    backend: t.Literal("file", { default: "file" }),
+    segmentBytes: t.Integer({ minimum: 4096, default: 64 * 1024 * 1024 }),
+    retention: t.Object(
+      {
+        /** Segments older than this may be deleted once every connection consumed them. */
+        maxAgeHours: t.Number({ exclusiveMinimum: 0, default: 168 }),
+        /** Oldest consumed segments are deleted while the log is larger than this. */
+        maxBytes: t.Integer({ minimum: 0, default: 10 * 1024 * 1024 * 1024 }),
+      },
+      { default: {}, additionalProperties: false },
+    ),
+  },
+  { default: {}, additionalProperties: false },
+);
+export type EventLogConfig = Static<typeof EventLogConfig>;
+
+export const LoggerConfig = t.Object(
+  {
+    level: t.Union(
+      ["trace", "debug", "info", "warn", "error", "fatal", "silent"].map((l) => t.Literal(l)),
+      { default: "info" },
+    ),
+  },
+  { default: {}, additionalProperties: false },
+);
+export type LoggerConfig = Static<typeof LoggerConfig>;
+
+export const WriteKeyConfig = t.Object(
+  {
+    id: t.String({ minLength: 1, pattern: "^[A-Za-z0-9_.-]+$" }),
+    type: t.Union([t.Literal("browser"), t.Literal("server")]),
+    /** `sha256:<hex>` of the whole key string. */
+    hash: t.Optional(t.String({ pattern: "^sha256:[0-9a-f]{64}$" })),
+    /** Plaintext key: accepted for local development only, with a warning. */
+    key: t.Optional(t.String({ minLength: 8 })),
+  },
+  { additionalProperties: false },
+);
+export type WriteKeyConfig = Static<typeof WriteKeyConfig>;
+
+export const RateLimitConfig = t.Object(
+  {
+    eventsPerSecond: t.Number({ exclusiveMinimum: 0, default: 1000 }),
+    burst: t.Integer({ minimum: 1, default: 5000 }),
+  },
+  { default: {}, additionalProperties: false },
+);
+export type RateLimitConfig = Static<typeof RateLimitConfig>;
+
+export const SourceConfig = t.Object(
+  {
+    id: t.String({ minLength: 1, pattern: "^[A-Za-z0-9_.-]+$" }),
+    name: t.Optional(t.String()),
+    allowedOrigins: t.Optional(t.Array(t.String({ minLength: 1 }))),
+    rateLimit: RateLimitConfig,
+    writeKeys: t.Array(WriteKeyConfig, { default: [] }),
+  },
+  { additionalProperties: false },
+);
+export type SourceConfig = Static<typeof SourceConfig>;
+
+const delivery = {
+  batchSize: t.Optional(t.Integer({ minimum: 1, maximum: 10_000 })),
+  maxWaitMs: t.Optional(t.Integer({ minimum: 0 })),
+  maxAttempts: t.Optional(t.Integer({ minimum: 1 })),
+};
+
+export const WebhookDestination = t.Object(
+  {
+    type: t.Literal("webhook"),
+    url: t.String({ pattern: "^https?://" }),
+    headers: t.Optional(t.Record(t.String(), t.String())),
+    ...delivery,
+  },
+  { additionalProperties: false },
+);
+export const PostgresDestination = t.Object(
+  {
+    type: t.Literal("postgres"),
+    url: t.String({ pattern: "^postgres(ql)?://" }),
+    table: t.Optional(t.String({ pattern: "^[A-Za-z_][A-Za-z0-9_]*$" })),
+    ...delivery,
+  },
+  { additionalProperties: false },
+);
+export const FileDestination = t.Object(
+  {
+    type: t.Literal("file"),
+    path: t.String({ minLength: 1 }),
+    maxBytes: t.Optional(t.Integer({ minimum: 1024 })),
+    ...delivery,
+  },
+  { additionalProperties: false },
+);
+export const DeviceDestination = t.Object(
+  {
+    type: t.Literal("device"),
+    name: t.Optional(t.String()),
+    options: t.Optional(t.Record(t.String(), t.Unknown())),
+  },
+  { additionalProperties: false },
+);
+export const DestinationConfig = t.Union([
+  WebhookDestination,
+  PostgresDestination,
+  FileDestination,
+  DeviceDestination,
+]);
+export type DestinationConfig = Static<typeof DestinationConfig>;
+
+export const ConnectionConfig = t.Object(
+  {
+    id: t.String({ minLength: 1, pattern: "^[A-Za-z0-9_.-]+$" }),
+    source: t.String({ minLength: 1 }),
+    destination: DestinationConfig,
+    functions: t.Array(t.String(), { default: [] }),
+    options: t.Record(t.String(), t.Unknown(), { default: {} }),
+    env: t.Record(t.String(), t.String(), { default: {} }),
+    start: t.Union([t.Literal("oldest"), t.Literal("now")], { default: "oldest" }),
+  },
+  { additionalProperties: false },
+);
+export type ConnectionConfig = Static<typeof ConnectionConfig>;
+
+export const FunctionConfig = t.Object(
+  {
+    id: t.String({ minLength: 1, pattern: "^[A-Za-z0-9_.-]+$" }),
+    file: t.String({ minLength: 1 }),
+    timeoutMs: t.Optional(t.Integer({ minimum: 1 })),
+  },
+  { additionalProperties: false },
+);
+export type FunctionConfig = Static<typeof FunctionConfig>;
+
+/** The whole `sluice.yaml`. */
+export const SluiceConfig = t.Object(
+  {
+    server: ServerConfig,
+    limits: LimitsConfig,
+    dedup: DedupConfig,
+    log: EventLogConfig,
+    logger: LoggerConfig,
+    sources: t.Array(SourceConfig, { default: [] }),
+    connections: t.Array(ConnectionConfig, { default: [] }),
+    functions: t.Array(FunctionConfig, { default: [] }),
+  },
+  { additionalProperties: false },
+);
+export type SluiceConfig = Static<typeof SluiceConfig>;

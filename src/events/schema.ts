@@ -1,0 +1,143 @@
+import { FormatRegistry, type Static, Type as t } from "@sinclair/typebox";
+
+const ISO_8601 =
+  /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?$/i;
+
+/** ISO-8601 date or date-time, as Segment's libraries send it. */
+export function isIsoDate(value: string): boolean {
+  return ISO_8601.test(value) && !Number.isNaN(Date.parse(value));
+}
+FormatRegistry.Set("iso-8601", isIsoDate);
+
+export const EVENT_TYPES = ["track", "page", "identify", "group", "alias", "screen"] as const;
+export type EventType = (typeof EVENT_TYPES)[number];
+
+const Id = (what: string) =>
+  t.String({ minLength: 1, errorMessage: `${what} must be a non-empty string` });
+const Obj = (what: string) =>
+  t.Record(t.String(), t.Unknown(), { errorMessage: `${what} must be an object` });
+const Time = (what: string) =>
+  t.String({ format: "iso-8601", errorMessage: `${what} must be an ISO-8601 date` });
+
+/** Fields every event may carry (Segment's common fields). Unknown fields are kept. */
+const common = {
+  type: t.Union(
+    EVENT_TYPES.map((x) => t.Literal(x)),
+    { errorMessage: `type must be one of ${EVENT_TYPES.join(", ")}` },
+  ),
+  messageId: t.Optional(
+    t.String({
+      maxLength: 100,
+      errorMessage: "messageId must be a string of at most 100 characters",
+    }),
+  ),
+  userId: t.Optional(Id("userId")),
+  anonymousId: t.Optional(Id("anonymousId")),
+  timestamp: t.Optional(Time("timestamp")),
+  originalTimestamp: t.Optional(Time("originalTimestamp")),
+  sentAt: t.Optional(Time("sentAt")),
+  properties: t.Optional(Obj("properties")),
+  traits: t.Optional(Obj("traits")),
+  context: t.Optional(Obj("context")),
+  integrations: t.Optional(Obj("integrations")),
+};
+
+export const TrackEvent = t.Object(
+  {
+    ...common,
+    type: t.Literal("track"),
+    event: t.String({
+      minLength: 1,
+      maxLength: 256,
+      errorMessage: "track needs event: a non-empty string of at most 256 characters",
+    }),
+  },
+  { additionalProperties: true },
+);
+export type TrackEvent = Static<typeof TrackEvent>;
+
+export const PageEvent = t.Object(
+  { ...common, type: t.Literal("page"), name: t.Optional(t.String()) },
+  { additionalProperties: true },
+);
+export type PageEvent = Static<typeof PageEvent>;
+
+export const ScreenEvent = t.Object(
+  { ...common, type: t.Literal("screen"), name: t.Optional(t.String()) },
+  { additionalProperties: true },
+);
+export type ScreenEvent = Static<typeof ScreenEvent>;
+
+export const IdentifyEvent = t.Object(
+  { ...common, type: t.Literal("identify") },
+  { additionalProperties: true },
+);
+export type IdentifyEvent = Static<typeof IdentifyEvent>;
+
+export const GroupEvent = t.Object(
+  {
+    ...common,
+    type: t.Literal("group"),
+    groupId: t.String({ minLength: 1, errorMessage: "group needs groupId: a non-empty string" }),
+  },
+  { additionalProperties: true },
+);
+export type GroupEvent = Static<typeof GroupEvent>;
+
+export const AliasEvent = t.Object(
+  {
+    ...common,
+    type: t.Literal("alias"),
+    previousId: t.String({
+      minLength: 1,
+      errorMessage: "alias needs previousId: a non-empty string",
+    }),
+    userId: t.String({ minLength: 1, errorMessage: "alias needs userId: a non-empty string" }),
+  },
+  { additionalProperties: true },
+);
+export type AliasEvent = Static<typeof AliasEvent>;
+
+/** Any of the six Segment event types. */
+export const AnalyticsEvent = t.Union([
+  TrackEvent,
+  PageEvent,
+  ScreenEvent,
+  IdentifyEvent,
+  GroupEvent,
+  AliasEvent,
+]);
+export type AnalyticsEvent = Static<typeof AnalyticsEvent>;
+
+export const EVENT_SCHEMAS = {
+  track: TrackEvent,
+  page: PageEvent,
+  screen: ScreenEvent,
+  identify: IdentifyEvent,
+  group: GroupEvent,
+  alias: AliasEvent,
+} as const;
+
+/** The body of `/v1/batch`. */
+export const BatchBody = t.Object(
+  {
+    batch: t.Array(t.Record(t.String(), t.Unknown())),
+    context: t.Optional(t.Record(t.String(), t.Unknown())),
+    integrations: t.Optional(t.Record(t.String(), t.Unknown())),
+    sentAt: t.Optional(t.String({ format: "iso-8601" })),
+    writeKey: t.Optional(t.String()),
+  },
+  { additionalProperties: true },
+);
+export type BatchBody = Static<typeof BatchBody>;
+
+/** What is stored in the log for each accepted event. */
+export type StoredEvent = AnalyticsEvent & {
+  messageId: string;
+  receivedAt: string;
+  timestamp: string;
+  sourceId: string;
+  keyId: string;
+  requestIp?: string;
+  [key: string]: unknown;
+};

@@ -1,0 +1,81 @@
+import { Elysia } from "elysia";
+import { isIsoDate } from "../events/schema.ts";
+import type { IngestResult } from "../ingest/service.ts";
+import type { HttpDeps } from "./deps.ts";
+import { badRequest, HttpError } from "./errors.ts";
+import { authenticate, chargeRate, clientIp } from "./request.ts";
+
+type Json = Record<string, unknown>;
+
+/**
+ * `POST /v1/batch` and `/batch`: many events with a shared context, integrations and
+ * sentAt. Invalid events are skipped and listed; the rest are stored. If none is
+ * valid, the answer is 400 with the same body.
+ */
+export function batchRoutes(deps: HttpDeps) {
+  const handle = async (
+    request: Request,
+    server: Parameters<typeof clientIp>[1],
+    headers: Record<string, string | number>,
+  ) => {
+    const { key, body } = await authenticate(request, deps);
+    const batch = readBatch(body, deps.config.limits.maxBatchEvents);
+    await chargeRate(deps, key, batch.items.length, headers);
+    const result = await deps.ingest.ingest({
+      key,
+      items: batch.items,
+      receivedAt: Date.now(),
+      requestIp: clientIp(request, server, deps.config.server.trustProxy),
+      userAgent: request.headers.get("user-agent") ?? undefined,
+      batch: { context: batch.context, integrations: batch.integrations, sentAt: batch.sentAt },
+    });
+    if (result.accepted + result.duplicates === 0) {
+      throw new HttpError("bad_request", "every event in the batch is invalid", {
+        ...batchBody(result, false),
+      });
+    }
+    return batchBody(result, true);
+  };
+
+  return new Elysia({ name: "batch" })
+    .post("/v1/batch", ({ request, server, set }) => handle(request, server, set.headers), {
+      parse: "none",
+    })
+    .post("/batch", ({ request, server, set }) => handle(request, server, set.headers), {
+      parse: "none",
+    });
+}
+
+export function batchBody(result: IngestResult, success: boolean) {
+  return {
+    success,
+    ok: success,
+    received: result.received,
+    accepted: result.accepted,
+    duplicates: result.duplicates,
+    rejected: result.rejected,
+  };
+}
+
+function readBatch(body: unknown, maxEvents: number) {
+  if (!isObject(body)) throw badRequest("body must be a JSON object with a batch array");
+  const items = body.batch;
+  if (!Array.isArray(items)) throw badRequest("batch must be an array of events");
+  if (items.length === 0) throw badRequest("batch is empty");
+  if (items.length > maxEvents) {
+    throw badRequest(`batch has ${items.length} events; the limit is ${maxEvents}`);
+  }
+  const { context, integrations, sentAt } = body;
+  if (context !== undefined && !isObject(context)) throw badRequest("context must be an object");
+  if (integrations !== undefined && !isObject(integrations)) {
+    throw badRequest("integrations must be an object");
+  }
+  if (sentAt !== undefined && (typeof sentAt !== "string" || !isIsoDate(sentAt))) {
+    throw badRequest("sentAt must be an ISO-8601 date");
+  }
+  return { items, context, integrations, sentAt: sentAt as string | undefined };
+}
+
+function isObject(v: unknown): v is Json {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}

@@ -1,0 +1,81 @@
+import { Elysia } from "elysia";
+import { EVENT_TYPES, type EventType } from "../events/schema.ts";
+import type { HttpDeps } from "./deps.ts";
+import { badRequest, HttpError, tooLarge } from "./errors.ts";
+import { authenticate, chargeRate, clientIp } from "./request.ts";
+
+/** Jitsu's one-letter type aliases, and `event` (take the type from the payload). */
+const JITSU_TYPES: Record<string, EventType | "event"> = {
+  ...Object.fromEntries(EVENT_TYPES.map((t) => [t, t])),
+  ...Object.fromEntries(EVENT_TYPES.map((t) => [t[0], t])),
+  event: "event",
+  e: "event",
+};
+
+export const SINGLE_OK = { ok: true, success: true } as const;
+
+/**
+ * Single-event endpoints: Jitsu's `/api/s/{type}` and `/api/s/s2s/{type}`, and
+ * Segment's `/v1/{type}`. The path's type overrides the payload's, except `event`.
+ */
+export function ingestRoutes(deps: HttpDeps) {
+  const single = async (
+    request: Request,
+    server: Parameters<typeof clientIp>[1],
+    headers: Record<string, string | number>,
+    pathType: EventType | undefined,
+    serverOnly: boolean,
+  ) => {
+    const { key, body, bytes } = await authenticate(request, deps);
+    if (serverOnly && key.type !== "server") {
+      throw new HttpError("unauthorized", "this endpoint needs a server write key");
+    }
+    await chargeRate(deps, key, 1, headers);
+    if (typeof body !== "object" || body === null || Array.isArray(body)) {
+      throw badRequest("body must be a JSON object (one event)");
+    }
+    if (bytes > deps.config.limits.maxEventBytes) {
+      throw tooLarge(`event exceeds ${deps.config.limits.maxEventBytes} bytes`);
+    }
+    const result = await deps.ingest.ingest({
+      key,
+      items: [body],
+      itemBytes: [bytes],
+      type: pathType,
+      receivedAt: Date.now(),
+      requestIp: clientIp(request, server, deps.config.server.trustProxy),
+      userAgent: request.headers.get("user-agent") ?? undefined,
+    });
+    const rejection = result.rejected[0];
+    if (rejection) throw badRequest(rejection.error);
+    return SINGLE_OK;
+  };
+
+  const jitsuType = (name: string): EventType | undefined => {
+    const t = JITSU_TYPES[name];
+    if (!t) throw new HttpError("not_found", `unknown event type: ${name}`);
+    return t === "event" ? undefined : t;
+  };
+
+  const app = new Elysia({ name: "ingest" })
+    .post(
+      "/api/s/s2s/:type",
+      ({ request, server, set, params }) =>
+        single(request, server, set.headers, jitsuType(params.type), true),
+      { parse: "none" },
+    )
+    .post(
+      "/api/s/:type",
+      ({ request, server, set, params }) =>
+        single(request, server, set.headers, jitsuType(params.type), false),
+      { parse: "none" },
+    );
+  for (const type of EVENT_TYPES) {
+    app.post(
+      `/v1/${type}`,
+      ({ request, server, set }) => single(request, server, set.headers, type, false),
+      { parse: "none" },
+    );
+  }
+  return app;
+}

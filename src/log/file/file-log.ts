@@ -1,0 +1,200 @@
+import { closeSync, fsyncSync, mkdirSync, openSync, truncateSync } from "node:fs";
+import { type FileHandle, open } from "node:fs/promises";
+import type { Logger } from "pino";
+import type { EventLog, LogPosition, LogRecord } from "../interface.ts";
+import { readRecords } from "./reader.ts";
+import { encodeRecords, scanRecords } from "./record.ts";
+import { listSegments, readSegmentBytes, segmentPath } from "./segments.ts";
+
+export interface FileEventLogOptions {
+  dir: string;
+  segmentBytes: number;
+  logger: Logger;
+  /** Called with each group's flush duration in seconds (metrics). */
+  onFlush?: (seconds: number, records: number) => void;
+}
+
+interface PendingAppend {
+  bytes: Uint8Array;
+  count: number;
+  resolve: (end: LogPosition) => void;
+  reject: (err: Error) => void;
+}
+
+/**
+ * The embedded event log: append-only segment files with group commit. Appends that
+ * arrive while a flush is running are written together by the next flush, with one
+ * write and one fdatasync for all of them.
+ */
+export class FileEventLog implements EventLog {
+  private handle!: FileHandle;
+  private segment = 0;
+  /** Bytes of the current segment that are durable. */
+  private size = 0;
+  private pending: PendingAppend[] = [];
+  private flushing: Promise<void> | null = null;
+  private broken: Error | null = null;
+  private closed = false;
+
+  private constructor(private readonly opts: FileEventLogOptions) {}
+
+  /** Opens the log, truncating a torn or corrupt tail of the last segment. */
+  static async open(opts: FileEventLogOptions): Promise<FileEventLog> {
+    const log = new FileEventLog(opts);
+    mkdirSync(opts.dir, { recursive: true });
+    const segments = listSegments(opts.dir);
+    const last = segments.at(-1);
+    if (last === undefined) {
+      log.segment = 1;
+      log.size = 0;
+      log.handle = await open(segmentPath(opts.dir, 1), "w+");
+      syncDir(opts.dir);
+    } else {
+      log.segment = last;
+      log.size = recoverSegment(segmentPath(opts.dir, last), opts.logger);
+      log.handle = await open(segmentPath(opts.dir, last), "r+");
+    }
+    return log;
+  }
+
+  append(payloads: Uint8Array[]): Promise<LogPosition> {
+    if (this.closed) return Promise.reject(new Error("event log is closed"));
+    if (this.broken) return Promise.reject(this.broken);
+    const bytes = encodeRecords(payloads);
+    return new Promise((resolve, reject) => {
+      this.pending.push({ bytes, count: payloads.length, resolve, reject });
+      if (!this.flushing) this.flushing = this.flushLoop();
+    });
+  }
+
+  end(): LogPosition {
+    return { segment: this.segment, offset: this.size };
+  }
+
+  start(): LogPosition {
+    return { segment: listSegments(this.opts.dir)[0] ?? this.segment, offset: 0 };
+  }
+
+  healthy(): boolean {
+    return this.broken === null && !this.closed;
+  }
+
+  read(from: LogPosition, max: number): LogRecord[] {
+    return readRecords(this.opts.dir, from, max, this.end());
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    while (this.flushing) await this.flushing;
+    await this.handle.close();
+  }
+
+  private async flushLoop(): Promise<void> {
+    try {
+      while (this.pending.length > 0) {
+        const group = this.pending;
+        this.pending = [];
+        await this.flushGroup(group);
+      }
+    } finally {
+      this.flushing = null;
+    }
+  }
+
+  private async flushGroup(group: PendingAppend[]): Promise<void> {
+    const started = performance.now();
+    try {
+      if (this.broken) throw this.broken;
+      if (this.size >= this.opts.segmentBytes) await this.rotate();
+      const total = group.reduce((n, g) => n + g.bytes.byteLength, 0);
+      const buf = group.length === 1 ? group[0]!.bytes : concat(group, total);
+      let written = 0;
+      while (written < total) {
+        const { bytesWritten } = await this.handle.write(
+          buf,
+          written,
+          total - written,
+          this.size + written,
+        );
+        written += bytesWritten;
+      }
+      // fdatasync before ack: an acknowledged event must survive power loss.
+      await this.handle.datasync();
+      let at = this.size;
+      for (const g of group) {
+        at += g.bytes.byteLength;
+        g.resolve({ segment: this.segment, offset: at });
+      }
+      this.size = at;
+      const records = group.reduce((n, g) => n + g.count, 0);
+      this.opts.onFlush?.((performance.now() - started) / 1000, records);
+    } catch (err) {
+      const error = err instanceof Error ? err : new Error(String(err));
+      await this.discardUnflushed(error);
+      for (const g of group) g.reject(error);
+    }
+  }
+
+  /** Cuts back whatever part of a failed write reached the file, so it is never served. */
+  private async discardUnflushed(cause: Error): Promise<void> {
+    try {
+      await this.handle.truncate(this.size);
+      await this.handle.datasync();
+    } catch {
+      this.broken = new Error(`event log unusable after write failure: ${cause.message}`);
+      this.opts.logger.error({ err: cause }, "event log write failed and could not be rolled back");
+    }
+  }
+
+  private async rotate(): Promise<void> {
+    await this.handle.datasync();
+    await this.handle.close();
+    this.segment += 1;
+    this.size = 0;
+    this.handle = await open(segmentPath(this.opts.dir, this.segment), "w+");
+    // The new file's directory entry must be durable too, or the segment could vanish.
+    syncDir(this.opts.dir);
+    this.opts.logger.info({ segment: this.segment }, "event log segment rotated");
+  }
+}
+
+function concat(group: PendingAppend[], total: number): Uint8Array {
+  const buf = new Uint8Array(total);
+  let at = 0;
+  for (const g of group) {
+    buf.set(g.bytes, at);
+    at += g.bytes.byteLength;
+  }
+  return buf;
+}
+
+/** Finds the end of the last whole valid record and truncates anything after it. */
+function recoverSegment(path: string, logger: Logger): number {
+  const { buf, size } = readSegmentBytes(path, 0);
+  const scan = scanRecords(buf);
+  if (scan.validEnd < size) {
+    truncateSync(path, scan.validEnd);
+    const fd = openSync(path, "r+");
+    fsyncSync(fd);
+    closeSync(fd);
+    logger.warn(
+      {
+        segment: path,
+        reason: scan.problem?.reason,
+        validEnd: scan.validEnd,
+        truncatedBytes: size - scan.validEnd,
+      },
+      "event log: torn or corrupt tail truncated",
+    );
+  }
+  return scan.validEnd;
+}
+
+function syncDir(dir: string): void {
+  const fd = openSync(dir, "r");
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}

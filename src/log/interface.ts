@@ -1,0 +1,35 @@
+/** A place in the event log: a segment number and a byte offset inside it. */
+export interface LogPosition {
+  segment: number;
+  offset: number;
+}
+
+/** One stored record and where the next one starts. */
+export interface LogRecord {
+  position: LogPosition;
+  next: LogPosition;
+  payload: Uint8Array;
+}
+
+/**
+ * The durable, append-only event log (SPEC 5). `append` resolves only once the
+ * records are on disk (fdatasync): an acknowledged event must survive power loss.
+ */
+export interface EventLog {
+  /** Appends records in order; resolves with the position after the last one, once durable. */
+  append(payloads: Uint8Array[]): Promise<LogPosition>;
+  /** The position after the last durable record. */
+  end(): LogPosition;
+  /** Records from `from` on, in order, up to `max` of them (only durable ones). */
+  read(from: LogPosition, max: number): LogRecord[];
+  /** The position of the first retained record. */
+  start(): LogPosition;
+  /** Whether appends currently succeed (false after an unrecoverable write error). */
+  healthy(): boolean;
+  /** Waits for pending appends, then closes files. Further appends fail. */
+  close(): Promise<void>;
+}
+
+export function comparePositions(a: LogPosition, b: LogPosition): number {
+  return a.segment - b.segment || a.offset - b.offset;
+}

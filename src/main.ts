@@ -1,0 +1,145 @@
+#!/usr/bin/env bun
+import { existsSync } from "node:fs";
+import { startSluice, VERSION } from "./app.ts";
+import { type Args, flag, parseArgs } from "./cli/args.ts";
+import { tailLog, verifyLog } from "./cli/log.ts";
+import { writeInitialConfig } from "./config/init.ts";
+import { ConfigError, configPath, type LoadedConfig, loadConfig } from "./config/load.ts";
+import { DataDirLockedError } from "./state/lock.ts";
+
+const HELP = `sluice ${VERSION}: a self-hosted event collection server
+
+Usage: sluice <command> [options]
+
+Commands:
+  serve                 start the server (creates ./sluice.yaml with fresh keys if missing)
+  init                  write ./sluice.yaml with one source and fresh keys (never overwrites)
+  check                 validate the config file and exit
+  log tail              print stored events as NDJSON
+      [--from-start] [--follow|-f] [--source ID] [-n N (default 10)]
+  log verify            check every record's checksum; exit 1 on a bad record
+
+Options:
+  --config PATH         config file (else $SLUICE_CONFIG, else ./sluice.yaml)
+  --help                this text
+
+Environment: PORT, SLUICE_DATA_DIR, SLUICE_LOG_LEVEL, SLUICE_CONFIG`;
+
+/** Exit codes: 0 ok, 1 runtime failure, 2 bad config or usage. */
+async function main(argv: string[]): Promise<number> {
+  const args = parseArgs(argv);
+  const [command, sub] = args.positional;
+  if (args.flags.help || command === "help" || command === undefined) {
+    console.log(HELP);
+    return command === undefined && !args.flags.help ? 2 : 0;
+  }
+  switch (command) {
+    case "serve":
+      return serve(args);
+    case "init":
+      return init(args);
+    case "check": {
+      const loaded = load(args);
+      console.log(
+        `config ${loaded.file} is valid: ${loaded.config.sources.length} source(s), ` +
+          `${loaded.config.connections.length} connection(s), ${loaded.config.functions.length} function(s)`,
+      );
+      for (const w of loaded.warnings) console.log(`warning: ${w}`);
+      return 0;
+    }
+    case "log":
+      if (sub === "tail") return tail(args);
+      if (sub === "verify") return verify(args);
+      console.error("usage: sluice log tail|verify");
+      return 2;
+    default:
+      console.error(`unknown command: ${command}\n\n${HELP}`);
+      return 2;
+  }
+}
+
+function load(args: Args): LoadedConfig {
+  return loadConfig(configPath(flag(args, "config")).file);
+}
+
+function init(args: Args): number {
+  const { file } = configPath(flag(args, "config"));
+  if (existsSync(file)) {
+    console.error(`${file} exists; not overwriting it`);
+    return 1;
+  }
+  printNewKeys(file, writeInitialConfig(file));
+  return 0;
+}
+
+function printNewKeys(file: string, keys: { browserKey: string; serverKey: string }) {
+  console.log(`Created ${file} with one source and two write keys.
+These keys are shown only now (the file keeps only their hashes):
+  browser key: ${keys.browserKey}
+  server key:  ${keys.serverKey}
+`);
+}
+
+async function serve(args: Args): Promise<number> {
+  const { file, explicit } = configPath(flag(args, "config"));
+  if (!existsSync(file)) {
+    if (explicit) throw new ConfigError(file, [{ path: "", message: "file not found" }]);
+    printNewKeys(file, writeInitialConfig(file));
+  }
+  const sluice = await startSluice(loadConfig(file));
+  const shutdown = async (signal: string) => {
+    sluice.logger.info({ signal }, "shutting down");
+    await sluice.stop();
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => void shutdown("SIGTERM"));
+  process.on("SIGINT", () => void shutdown("SIGINT"));
+  // Runs until a signal arrives.
+  return new Promise<number>(() => {});
+}
+
+async function tail(args: Args): Promise<number> {
+  const { config } = load(args);
+  const controller = new AbortController();
+  process.on("SIGINT", () => controller.abort());
+  process.on("SIGTERM", () => controller.abort());
+  await tailLog({
+    dataDir: config.server.dataDir,
+    fromStart: args.flags["from-start"] === true,
+    follow: args.flags.follow === true || args.flags.f === true,
+    source: flag(args, "source"),
+    lines: Number(flag(args, "n") ?? 10),
+    write: (line) => process.stdout.write(`${line}\n`),
+    signal: controller.signal,
+  });
+  return 0;
+}
+
+function verify(args: Args): number {
+  const { config } = load(args);
+  const report = verifyLog(config.server.dataDir);
+  for (const p of report.problems) {
+    console.error(`segment ${p.segment} offset ${p.offset}: ${p.reason}`);
+  }
+  console.log(
+    `${report.segments} segment(s), ${report.records} record(s), ${report.bytes} bytes: ` +
+      (report.problems.length === 0 ? "ok" : `${report.problems.length} bad`),
+  );
+  return report.problems.length === 0 ? 0 : 1;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err) => {
+    if (err instanceof ConfigError) {
+      console.error(err.message);
+      process.exit(2);
+    }
+    if (err instanceof DataDirLockedError) {
+      console.error(err.message);
+      process.exit(1);
+    }
+    console.error(err);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,35 @@
+/** The outcome of charging a request against a write key's bucket (SPEC 6). */
+export interface RateDecision {
+  allowed: boolean;
+  /** X-RateLimit-Limit: the bucket's capacity (burst). */
+  limit: number;
+  /** X-RateLimit-Remaining: whole tokens left after this request. */
+  remaining: number;
+  /** X-RateLimit-Reset: whole seconds until the bucket is full again. */
+  reset: number;
+  /** Retry-After on a refusal: whole seconds until this request would fit, at least 1. */
+  retryAfter: number;
+}
+
+export interface RateSpec {
+  eventsPerSecond: number;
+  burst: number;
+}
+
+/** Token buckets per write key. A refused request takes no tokens. */
+export interface RateLimiter {
+  /** Charges `cost` tokens to `keyId`'s bucket, or refuses the whole request. */
+  take(keyId: string, cost: number, spec: RateSpec): Promise<RateDecision> | RateDecision;
+  close(): Promise<void>;
+}
+
+/** Standard rate-limit headers for a decision. */
+export function rateLimitHeaders(d: RateDecision): Record<string, string> {
+  const h: Record<string, string> = {
+    "x-ratelimit-limit": String(d.limit),
+    "x-ratelimit-remaining": String(d.remaining),
+    "x-ratelimit-reset": String(d.reset),
+  };
+  if (!d.allowed) h["retry-after"] = String(d.retryAfter);
+  return h;
+}
