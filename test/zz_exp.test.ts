@@ -1,0 +1,24 @@
+import { test, expect } from "bun:test";
+import { connect } from "node:net";
+import { makeTestConfig, spawnServer, storedEvents } from "./support/server.ts";
+test("x", async () => {
+  const c = makeTestConfig();
+  const s = await spawnServer(c.configFile);
+  const body = JSON.stringify({ event: "slow", userId: "u", messageId: "slow-1" });
+  const sock = connect(s.port, "127.0.0.1");
+  await new Promise((r) => sock.once("connect", r));
+  let resp = "";
+  sock.on("data", (d) => { resp += d.toString(); });
+  const closed = new Promise((r) => sock.once("close", r));
+  sock.write(`POST /v1/track HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Write-Key: ${c.keys.server}\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n` + body.slice(0, 10));
+  await Bun.sleep(200);
+  s.proc.kill("SIGTERM");
+  await Bun.sleep(300);
+  console.log("exit yet?", s.proc.exitCode);
+  sock.write(body.slice(10));
+  await Promise.race([closed, Bun.sleep(3000)]);
+  console.log("resp", JSON.stringify(resp));
+  console.log("code", await s.proc.exited);
+  console.log(s.output());
+  console.log(await storedEvents(c.dataDir));
+});
