@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import { KeyRing } from "./auth/resolve.ts";
 import type { LoadedConfig } from "./config/load.ts";
 import { SqliteDedupStore } from "./dedup/sqlite.ts";
+import { DeliveryManager } from "./delivery/manager.ts";
 import type { HttpDeps } from "./http/deps.ts";
 import { buildHttpApp } from "./http/server.ts";
 import { replayDedupKeys } from "./ingest/replay.ts";
@@ -65,6 +66,21 @@ export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {})
     replayDedupKeys(log, dedup, logger);
     const limiter = new SqliteRateLimiter(db, { onError: onStateError });
     cleanup.push(() => limiter.close());
+    const delivery = new DeliveryManager({
+      connections: config.connections,
+      log,
+      db,
+      dataDir,
+      retention: config.log.retention,
+      chain: async (_connection, event) => ({ events: [event] }),
+      logger,
+      extraReaders: () => {
+        const checkpoint = dedup.checkpoint();
+        return checkpoint ? [{ id: "dedup", position: checkpoint }] : [];
+      },
+    });
+    delivery.start();
+    cleanup.push(() => delivery.stop());
 
     const lifecycle = { shuttingDown: false };
     const deps: HttpDeps = {

@@ -97,6 +97,8 @@ const delivery = {
   batchSize: t.Optional(t.Integer({ minimum: 1, maximum: 10_000 })),
   maxWaitMs: t.Optional(t.Integer({ minimum: 0 })),
   maxAttempts: t.Optional(t.Integer({ minimum: 1 })),
+  /** First retry wait; later ones double (with jitter) up to a minute. */
+  retryBaseMs: t.Optional(t.Integer({ minimum: 1 })),
 };
 
 export const WebhookDestination = t.Object(

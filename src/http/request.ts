@@ -70,3 +70,14 @@ export function clientIp(request: Request, server: Server<unknown> | null, trust
   const address = server?.requestIP(request)?.address;
   return address?.startsWith("::ffff:") ? address.slice(7) : address;
 }
+
+/**
+ * Resolves the write key of a request without a body (GET): `pathKey` when the route
+ * carries it in its path, else headers and query. 401 on a missing or unknown key.
+ */
+export function authenticateKey(request: Request, deps: HttpDeps, pathKey?: string): ResolvedKey {
+  const given = pathKey ?? keyFromHeaders(request.headers, request.url);
+  const key = given === undefined ? undefined : deps.keys.resolve(given);
+  if (!key) throw unauthorized();
+  return key;
+}

@@ -5,6 +5,8 @@ import type { HttpDeps } from "./deps.ts";
 import { errorId, HttpError, ShuttingDownError, StorageError } from "./errors.ts";
 import { ingestRoutes } from "./ingest.ts";
 import { opsRoutes } from "./ops.ts";
+import { loggablePath } from "./redact.ts";
+import { sdkSettingsRoutes } from "./sdk-settings.ts";
 
 /**
  * The Elysia app: CORS, the one error mapper, and every route group. Error bodies are
@@ -21,7 +23,7 @@ export function buildHttpApp(deps: HttpDeps) {
       if (deps.lifecycle.shuttingDown && request.method !== "GET") throw new ShuttingDownError();
     })
     .onError(({ error, code, set, request }) => {
-      const path = new URL(request.url).pathname;
+      const path = loggablePath(request.url);
       if (error instanceof HttpError) {
         set.status = error.status;
         if (error.headers) Object.assign(set.headers, error.headers);
@@ -62,5 +64,6 @@ export function buildHttpApp(deps: HttpDeps) {
     })
     .use(opsRoutes(deps))
     .use(ingestRoutes(deps))
-    .use(batchRoutes(deps));
+    .use(batchRoutes(deps))
+    .use(sdkSettingsRoutes(deps));
 }

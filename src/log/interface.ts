@@ -26,8 +26,21 @@ export interface EventLog {
   start(): LogPosition;
   /** Whether appends currently succeed (false after an unrecoverable write error). */
   healthy(): boolean;
+  /** Calls `listener` after each durable append (consumers wake up on it). Returns an unsubscribe. */
+  onAppend(listener: () => void): () => void;
+  /** Retained segments, oldest first (the last one is being written). */
+  segments(): SegmentInfo[];
+  /** Deletes a whole segment that is not the one being written (retention). */
+  deleteSegment(segment: number): void;
   /** Waits for pending appends, then closes files. Further appends fail. */
   close(): Promise<void>;
+}
+
+export interface SegmentInfo {
+  segment: number;
+  bytes: number;
+  /** When the segment was last written (ms since the epoch). */
+  modifiedAt: number;
 }
 
 export function comparePositions(a: LogPosition, b: LogPosition): number {

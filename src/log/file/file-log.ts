@@ -1,7 +1,7 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, truncateSync } from "node:fs";
+import { closeSync, fsyncSync, mkdirSync, openSync, rmSync, statSync, truncateSync } from "node:fs";
 import { type FileHandle, open } from "node:fs/promises";
 import type { Logger } from "pino";
-import type { EventLog, LogPosition, LogRecord } from "../interface.ts";
+import type { EventLog, LogPosition, LogRecord, SegmentInfo } from "../interface.ts";
 import { readRecords } from "./reader.ts";
 import { encodeRecords, scanRecords } from "./record.ts";
 import { listSegments, readSegmentBytes, segmentPath } from "./segments.ts";
@@ -35,6 +35,7 @@ export class FileEventLog implements EventLog {
   private flushing: Promise<void> | null = null;
   private broken: Error | null = null;
   private closed = false;
+  private readonly listeners = new Set<() => void>();
 
   private constructor(private readonly opts: FileEventLogOptions) {}
 
@@ -83,6 +84,27 @@ export class FileEventLog implements EventLog {
     return readRecords(this.opts.dir, from, max, this.end());
   }
 
+  onAppend(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  segments(): SegmentInfo[] {
+    return listSegments(this.opts.dir).flatMap((segment) => {
+      try {
+        const st = statSync(segmentPath(this.opts.dir, segment));
+        return [{ segment, bytes: st.size, modifiedAt: st.mtimeMs }];
+      } catch {
+        return []; // deleted meanwhile
+      }
+    });
+  }
+
+  deleteSegment(segment: number): void {
+    if (segment >= this.segment) throw new Error(`segment ${segment} is being written`);
+    rmSync(segmentPath(this.opts.dir, segment), { force: true });
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     while (this.flushing) await this.flushing;
@@ -126,6 +148,7 @@ export class FileEventLog implements EventLog {
         g.resolve({ segment: this.segment, offset: at });
       }
       this.size = at;
+      for (const listener of this.listeners) listener();
       const records = group.reduce((n, g) => n + g.count, 0);
       this.opts.onFlush?.((performance.now() - started) / 1000, records);
     } catch (err) {

@@ -1,0 +1,61 @@
+import { mkdirSync, renameSync } from "node:fs";
+import { type FileHandle, open } from "node:fs/promises";
+import { dirname } from "node:path";
+import type { StoredEvent } from "../../events/schema.ts";
+import type { DeliveryOutcome, Destination } from "../interface.ts";
+
+export interface FileOptions {
+  path: string;
+  /** Rotate (rename to `<path>.<timestamp>`) once the file would pass this size. */
+  maxBytes?: number;
+}
+
+/** Appends NDJSON, flushed to disk before a batch is confirmed; rotates by size. */
+export class FileDestination implements Destination {
+  readonly type = "file";
+  private handle: FileHandle | null = null;
+  private size = 0;
+
+  constructor(private readonly opts: FileOptions) {}
+
+  async deliver(events: StoredEvent[]): Promise<DeliveryOutcome> {
+    const text = `${events.map((e) => JSON.stringify(e)).join("\n")}\n`;
+    const bytes = Buffer.from(text);
+    try {
+      const max = this.opts.maxBytes ?? 100 * 1024 * 1024;
+      let handle = await this.open();
+      if (this.size > 0 && this.size + bytes.byteLength > max) {
+        await this.rotate();
+        handle = await this.open();
+      }
+      await handle.appendFile(bytes);
+      await handle.datasync();
+      this.size += bytes.byteLength;
+      return { ok: true };
+    } catch (err) {
+      await this.handle?.close().catch(() => {});
+      this.handle = null;
+      return { ok: false, retry: true, reason: `file write failed: ${(err as Error).message}` };
+    }
+  }
+
+  private async open(): Promise<FileHandle> {
+    if (this.handle) return this.handle;
+    mkdirSync(dirname(this.opts.path), { recursive: true });
+    this.handle = await open(this.opts.path, "a");
+    this.size = (await this.handle.stat()).size;
+    return this.handle;
+  }
+
+  private async rotate(): Promise<void> {
+    await this.handle?.close();
+    this.handle = null;
+    const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+    renameSync(this.opts.path, `${this.opts.path}.${stamp}`);
+  }
+
+  async close(): Promise<void> {
+    await this.handle?.close();
+    this.handle = null;
+  }
+}

@@ -1,0 +1,145 @@
+import { afterEach, expect, test } from "bun:test";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import {
+  makeTestConfig,
+  spawnServer,
+  startTestServer,
+  type TestServer,
+} from "../support/server.ts";
+import { type Receiver, startReceiver } from "./receiver.ts";
+
+let s: TestServer | undefined;
+let r: Receiver | undefined;
+afterEach(async () => {
+  await s?.cleanup();
+  r?.stop();
+  s = undefined;
+  r = undefined;
+});
+
+const hook = (url: string, extra: Record<string, unknown> = {}) => ({
+  connections: [
+    {
+      id: "con_hook",
+      source: "web",
+      destination: {
+        type: "webhook",
+        url,
+        headers: { "X-Token": "abc" },
+        batchSize: 10,
+        maxWaitMs: 30,
+        retryBaseMs: 10,
+        ...extra,
+      },
+    },
+  ],
+});
+
+async function send(s: TestServer, ids: string[], key = s.keys.server) {
+  const batch = ids.map((messageId) => ({ type: "track", event: "e", userId: "u", messageId }));
+  const res = await s.post("/v1/batch", { batch }, { "x-write-key": key });
+  expect(res.status).toBe(200);
+}
+
+test("every event of the source is delivered once, in order, with the configured headers", async () => {
+  r = startReceiver();
+  s = await startTestServer({ config: hook(r.url) });
+  const ids = Array.from({ length: 35 }, (_, i) => `w-${i}`);
+  await send(s, ids.slice(0, 20));
+  await send(s, ["other-1"], s.keys.other); // another source: not this connection's
+  await send(s, ids.slice(20));
+  await r.waitFor(35);
+  await Bun.sleep(100);
+  expect(r.delivered().map((e) => e.messageId)).toEqual(ids);
+  expect(r.batches.every((b) => b.events.length <= 10)).toBe(true);
+  expect(r.headers[0]!.get("x-token")).toBe("abc");
+  expect(r.delivered()[0]).toMatchObject({ sourceId: "web", keyId: "wk_server", event: "e" });
+});
+
+test("a receiver that answers 500 then 200 gets the batch again, confirmed once", async () => {
+  r = startReceiver([500, 503, 429]);
+  s = await startTestServer({ config: hook(r.url) });
+  await send(s, ["r-1", "r-2", "r-3"]);
+  await r.waitFor(3);
+  expect(r.batches.map((b) => b.status)).toEqual([500, 503, 429, 200]);
+  expect(r.delivered().map((e) => e.messageId)).toEqual(["r-1", "r-2", "r-3"]);
+});
+
+test("a 400 sends the batch to the dead-letter file and delivery goes on", async () => {
+  r = startReceiver([400]);
+  s = await startTestServer({ config: hook(r.url) });
+  await send(s, ["d-1", "d-2"]);
+  const file = join(s.dataDir, "dead-letter", "con_hook.ndjson");
+  const deadline = Date.now() + 5000;
+  while (!existsSync(file) && Date.now() < deadline) await Bun.sleep(20);
+  const lines = readFileSync(file, "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l));
+  expect(lines.map((l) => l.event.messageId)).toEqual(["d-1", "d-2"]);
+  expect(lines[0].reason).toBe("HTTP 400");
+  await send(s, ["d-3"]);
+  await r.waitFor(1);
+  expect(r.delivered().map((e) => e.messageId)).toEqual(["d-3"]);
+});
+
+test("too many failed attempts dead-letter the batch", async () => {
+  r = startReceiver([500, 500, 500]);
+  s = await startTestServer({ config: hook(r.url, { maxAttempts: 3 }) });
+  await send(s, ["f-1"]);
+  const file = join(s.dataDir, "dead-letter", "con_hook.ndjson");
+  const deadline = Date.now() + 5000;
+  while (!existsSync(file) && Date.now() < deadline) await Bun.sleep(20);
+  const line = JSON.parse(readFileSync(file, "utf8").trim());
+  expect(line).toMatchObject({ reason: "HTTP 500", attempts: 3, event: { messageId: "f-1" } });
+});
+
+test("the offset survives a restart: nothing is delivered twice, nothing skipped", async () => {
+  r = startReceiver();
+  s = await startTestServer({ config: hook(r.url) });
+  await send(s, ["o-1", "o-2"]);
+  await r.waitFor(2);
+  await s.restart();
+  await send(s, ["o-3"]);
+  await r.waitFor(3);
+  await Bun.sleep(100);
+  expect(r.delivered().map((e) => e.messageId)).toEqual(["o-1", "o-2", "o-3"]);
+});
+
+for (const start of ["now", "oldest"] as const) {
+  test(`a connection added with start: ${start} on an existing log`, async () => {
+    r = startReceiver();
+    const made = makeTestConfig();
+    const first = await spawnServer(made.configFile);
+    const post = (url: string, id: string) =>
+      fetch(`${url}/v1/track`, {
+        method: "POST",
+        headers: { "x-write-key": made.keys.server },
+        body: JSON.stringify({ event: "e", userId: "u", messageId: id }),
+      });
+    try {
+      expect((await post(first.url, "before")).status).toBe(200);
+    } finally {
+      first.proc.kill("SIGTERM");
+      await first.proc.exited;
+    }
+    const connection = hook(r.url).connections[0]!;
+    writeFileSync(
+      made.configFile,
+      JSON.stringify({ ...made.config, connections: [{ ...connection, start }] }),
+    );
+    const second = await spawnServer(made.configFile);
+    try {
+      expect((await post(second.url, "after")).status).toBe(200);
+      await r.waitFor(start === "now" ? 1 : 2);
+      await Bun.sleep(100);
+    } finally {
+      second.proc.kill("SIGTERM");
+      await second.proc.exited;
+      rmSync(made.dir, { recursive: true, force: true });
+    }
+    const expected = start === "now" ? ["after"] : ["before", "after"];
+    expect(r.delivered().map((e) => e.messageId)).toEqual(expected);
+  });
+}
