@@ -72,6 +72,7 @@ export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {})
       db,
       dataDir,
       retention: config.log.retention,
+      retentionIntervalMs: config.log.retention.intervalSeconds * 1000,
       chain: async (_connection, event) => ({ events: [event] }),
       logger,
       extraReaders: () => {

@@ -2,6 +2,7 @@
 import { existsSync } from "node:fs";
 import { startSluice, VERSION } from "./app.ts";
 import { type Args, flag, parseArgs } from "./cli/args.ts";
+import { connectionsReport, formatConnections } from "./cli/connections.ts";
 import { tailLog, verifyLog } from "./cli/log.ts";
 import { writeInitialConfig } from "./config/init.ts";
 import { ConfigError, configPath, type LoadedConfig, loadConfig } from "./config/load.ts";
@@ -18,6 +19,7 @@ Commands:
   log tail              print stored events as NDJSON
       [--from-start] [--follow|-f] [--source ID] [-n N (default 10)]
   log verify            check every record's checksum; exit 1 on a bad record
+  connections [--json]  each connection's delivery lag (events, seconds) and dead letters
 
 Options:
   --config PATH         config file (else $SLUICE_CONFIG, else ./sluice.yaml)
@@ -45,6 +47,11 @@ async function main(argv: string[]): Promise<number> {
           `${loaded.config.connections.length} connection(s), ${loaded.config.functions.length} function(s)`,
       );
       for (const w of loaded.warnings) console.log(`warning: ${w}`);
+      return 0;
+    }
+    case "connections": {
+      const rows = connectionsReport(load(args).config);
+      console.log(args.flags.json ? JSON.stringify(rows, null, 2) : formatConnections(rows));
       return 0;
     }
     case "log":
@@ -86,14 +93,18 @@ async function serve(args: Args): Promise<number> {
     if (explicit) throw new ConfigError(file, [{ path: "", message: "file not found" }]);
     printNewKeys(file, writeInitialConfig(file));
   }
-  const sluice = await startSluice(loadConfig(file));
+  // Handlers go in before the server listens: a signal that arrives as soon as it
+  // accepts requests must still stop it gracefully, not kill it.
+  const started = startSluice(loadConfig(file));
   const shutdown = async (signal: string) => {
+    const sluice = await started;
     sluice.logger.info({ signal }, "shutting down");
     await sluice.stop();
     process.exit(0);
   };
   process.on("SIGTERM", () => void shutdown("SIGTERM"));
   process.on("SIGINT", () => void shutdown("SIGINT"));
+  await started;
   // Runs until a signal arrives.
   return new Promise<number>(() => {});
 }

@@ -40,6 +40,8 @@ export const EventLogConfig = t.Object(
         maxAgeHours: t.Number({ exclusiveMinimum: 0, default: 168 }),
         /** Oldest consumed segments are deleted while the log is larger than this. */
         maxBytes: t.Integer({ minimum: 0, default: 10 * 1024 * 1024 * 1024 }),
+        /** How often retention runs. */
+        intervalSeconds: t.Number({ exclusiveMinimum: 0, default: 60 }),
       },
       { default: {}, additionalProperties: false },
     ),

@@ -3,6 +3,7 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   makeTestConfig,
+  runCli,
   spawnServer,
   startTestServer,
   type TestServer,
@@ -143,3 +144,21 @@ for (const start of ["now", "oldest"] as const) {
     expect(r.delivered().map((e) => e.messageId)).toEqual(expected);
   });
 }
+
+test("`sluice connections` shows each connection's lag and dead letters", async () => {
+  r = startReceiver([400, ...Array(1000).fill(500)]);
+  s = await startTestServer({ config: hook(r.url, { maxAttempts: 1_000_000, retryBaseMs: 50 }) });
+  await send(s, ["c-1", "c-2"]);
+  const deadline = Date.now() + 5000;
+  while (r.batches.length < 1 && Date.now() < deadline) await Bun.sleep(20);
+  await Bun.sleep(100);
+  await send(s, ["c-3", "c-4", "c-5"]);
+  await Bun.sleep(300);
+  const json = await runCli(["connections", "--json", "--config", s.configFile]);
+  expect(json.code).toBe(0);
+  const [row] = JSON.parse(json.stdout);
+  expect(row).toMatchObject({ id: "con_hook", source: "web", lagEvents: 3, deadLetters: 2 });
+  expect(row.lagSeconds).toBeGreaterThan(0.2);
+  const table = await runCli(["connections", "--config", s.configFile]);
+  expect(table.stdout).toMatch(/con_hook\s+web\s+webhook\s+3\s+[\d.]+\s+2/);
+});

@@ -1,4 +1,4 @@
-import { mkdirSync, renameSync } from "node:fs";
+import { existsSync, mkdirSync, renameSync } from "node:fs";
 import { type FileHandle, open } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { StoredEvent } from "../../events/schema.ts";
@@ -6,7 +6,7 @@ import type { DeliveryOutcome, Destination } from "../interface.ts";
 
 export interface FileOptions {
   path: string;
-  /** Rotate (rename to `<path>.<timestamp>`) once the file would pass this size. */
+  /** Rotate (rename to `<path>.<timestamp>[.n]`) once the file would pass this size. */
   maxBytes?: number;
 }
 
@@ -51,7 +51,9 @@ export class FileDestination implements Destination {
     await this.handle?.close();
     this.handle = null;
     const stamp = new Date().toISOString().replace(/[:.]/g, "-");
-    renameSync(this.opts.path, `${this.opts.path}.${stamp}`);
+    let target = `${this.opts.path}.${stamp}`;
+    for (let n = 1; existsSync(target); n++) target = `${this.opts.path}.${stamp}.${n}`;
+    renameSync(this.opts.path, target);
   }
 
   async close(): Promise<void> {
