@@ -42,7 +42,8 @@ test("GET /v1/config lists the source's device-mode destinations", async () => {
     ],
   });
   const other = await fetch(`${s.url}/v1/config`, { headers: { "x-write-key": s.keys.other } });
-  expect((await other.json()).destinations.map((d: { id: string }) => d.id)).toEqual(["con_other"]);
+  const body = (await other.json()) as { destinations: { id: string }[] };
+  expect(body.destinations.map((d) => d.id)).toEqual(["con_other"]);
 });
 
 test("GET /v1/config without a valid key is 401", async () => {
@@ -55,7 +56,7 @@ test("GET /v1/config without a valid key is 401", async () => {
 test("Segment's settings shape points analytics.js back at sluice", async () => {
   const res = await fetch(`${s.url}/v1/projects/${encodeURIComponent(s.keys.browser)}/settings`);
   expect(res.status).toBe(200);
-  const body = await res.json();
+  const body = (await res.json()) as { integrations: Record<string, unknown> };
   expect(body.integrations["Segment.io"]).toMatchObject({
     apiHost: `127.0.0.1:${s.port}/v1`,
     protocol: "http",
