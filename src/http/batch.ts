@@ -29,6 +29,13 @@ export function batchRoutes(deps: HttpDeps) {
       userAgent: request.headers.get("user-agent") ?? undefined,
       batch: { context: batch.context, integrations: batch.integrations, sentAt: batch.sentAt },
     });
+    if (result.rejected.length > 0) {
+      // SPEC 3: invalid events in a batch are skipped, logged and listed.
+      deps.logger.info(
+        { sourceId: key.source.id, keyId: key.keyId, rejected: result.rejected },
+        "batch events rejected",
+      );
+    }
     if (result.accepted + result.duplicates === 0) {
       throw new HttpError("bad_request", "every event in the batch is invalid", {
         ...batchBody(result, false),
