@@ -18,7 +18,7 @@ export function batchRoutes(deps: HttpDeps) {
     server: Parameters<typeof clientIp>[1],
     headers: Record<string, string | number>,
   ) => {
-    const { key, body } = await authenticate(request, deps);
+    const { key, body } = await authenticate(request, deps, headers);
     const batch = readBatch(body, deps.config.limits.maxBatchEvents);
     await chargeRate(deps, key, batch.items.length, headers);
     const result = await deps.ingest.ingest({

@@ -26,7 +26,7 @@ export function ingestRoutes(deps: HttpDeps) {
     pathType: EventType | undefined,
     serverOnly: boolean,
   ) => {
-    const { key, body, bytes } = await authenticate(request, deps);
+    const { key, body, bytes } = await authenticate(request, deps, headers);
     if (serverOnly && key.type !== "server") {
       throw new HttpError("unauthorized", "this endpoint needs a server write key");
     }

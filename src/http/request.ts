@@ -16,17 +16,24 @@ export interface AuthenticatedBody {
 /**
  * Reads the body and resolves the write key: headers and query first, the body's
  * `writeKey` only when they carry none. 401 on a missing or unknown key; 403 when a
- * browser key is used from an origin its source does not allow.
+ * browser key is used from an origin its source does not allow. Once the key is
+ * known, `headers` get its X-RateLimit-* values, so an error answer carries them too.
  */
-export async function authenticate(request: Request, deps: HttpDeps): Promise<AuthenticatedBody> {
+export async function authenticate(
+  request: Request,
+  deps: HttpDeps,
+  headers: Record<string, string | number>,
+): Promise<AuthenticatedBody> {
   const fromHeaders = keyFromHeaders(request.headers, request.url);
   let key = fromHeaders === undefined ? undefined : deps.keys.resolve(fromHeaders);
   if (fromHeaders !== undefined && !key) throw unauthorized();
+  if (key) await chargeRate(deps, key, 0, headers);
   const { value, bytes } = await readJsonBody(request, deps.config.limits);
   if (!key) {
     const fromBody = keyFromBody(value);
     key = fromBody === undefined ? undefined : deps.keys.resolve(fromBody);
     if (!key) throw unauthorized();
+    await chargeRate(deps, key, 0, headers);
   }
   const origin = request.headers.get("origin");
   if (origin && key.type === "browser" && !originAllowed(key.source, origin)) {
@@ -49,7 +56,7 @@ export async function chargeRate(
   const h = rateLimitHeaders(decision);
   Object.assign(headers, h);
   if (!decision.allowed) {
-    deps.onRateLimited?.(key, cost);
+    deps.onRateLimited?.(key, cost, headers["x-request-id"] as string | undefined);
     throw new HttpError(
       "rate_limited",
       "rate limit exceeded",

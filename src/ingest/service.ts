@@ -157,5 +157,6 @@ function exceedsBytes(item: unknown, max: number): boolean {
 function messageIdOf(item: unknown): string | undefined {
   if (typeof item !== "object" || item === null) return undefined;
   const id = (item as Record<string, unknown>).messageId;
-  return typeof id === "string" ? id : undefined;
+  // An over-long id is itself the error: it is not echoed back or logged.
+  return typeof id === "string" && id.length <= 100 ? id : undefined;
 }

@@ -42,8 +42,10 @@ async function expectRefused(event: Record<string, unknown>, errorMentions?: str
   expect(batchRes.status).toBe(200);
   const batch = await batchAnswer(batchRes);
   const id = typeof event.messageId === "string" ? event.messageId : undefined;
+  // An over-long messageId is the error itself: the server does not echo it back.
+  const echoed = id !== undefined && id.length <= 100 ? id : undefined;
   expect(batch.rejected).toEqual([
-    { index: 1, ...(id === undefined ? {} : { messageId: id }), error: expect.any(String) },
+    { index: 1, ...(echoed === undefined ? {} : { messageId: echoed }), error: expect.any(String) },
   ]);
   if (id !== undefined) expect(await storedWithId(s, id)).toHaveLength(0);
 }

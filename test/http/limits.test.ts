@@ -243,3 +243,26 @@ test("an empty body is refused with 400", async () => {
     400,
   );
 });
+
+test("an authenticated request that fails before it is charged still carries the rate-limit headers", async () => {
+  const s = await startTestServer();
+  try {
+    const key = { "x-write-key": s.keys.server };
+    const malformed = await s.post("/v1/track", "{nope", {
+      ...key,
+      "content-type": "application/json",
+    });
+    expect(malformed.status).toBe(400);
+    const xml = await s.post("/v1/batch", "<x/>", { ...key, "content-type": "application/xml" });
+    expect(xml.status).toBe(400);
+    const shape = await s.post("/v1/batch", { batch: "no" }, key);
+    expect(shape.status).toBe(400);
+    for (const res of [malformed, xml, shape]) {
+      expect(res.headers.get("x-ratelimit-limit")).toBe("5000");
+      expect(res.headers.get("x-ratelimit-remaining")).toBe("5000");
+      expect(res.headers.get("x-ratelimit-reset")).toBe("0");
+    }
+  } finally {
+    await s.cleanup();
+  }
+});
