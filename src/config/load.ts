@@ -38,7 +38,8 @@ export function configPath(
   file: string;
   explicit: boolean;
 } {
-  const given = flag ?? env.SLUICE_CONFIG;
+  // An empty variable counts as unset, as for the other overrides.
+  const given = flag ?? (env.SLUICE_CONFIG || undefined);
   return { file: resolve(given ?? "sluice.yaml"), explicit: given !== undefined };
 }
 

@@ -1,0 +1,77 @@
+import { afterEach, expect, test } from "bun:test";
+import { rmSync } from "node:fs";
+import { exitCode, startCli } from "../support/process.ts";
+import {
+  makeTestConfig,
+  type SpawnedServer,
+  spawnServer,
+  storedEvents,
+} from "../support/server.ts";
+
+// SPEC 5: one process owns a data dir; a second `sluice serve` on it refuses to start
+// with a clear message. The lock is the OS's, so it goes away with a killed process.
+
+const dirs: string[] = [];
+const procs: SpawnedServer[] = [];
+afterEach(() => {
+  for (const s of procs.splice(0)) s.proc.kill(9);
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+async function spawn(configFile: string, env: Record<string, string> = {}) {
+  const s = await spawnServer(configFile, env);
+  procs.push(s);
+  return s;
+}
+
+function track(url: string, key: string, messageId: string) {
+  return fetch(`${url}/v1/track`, {
+    method: "POST",
+    headers: { "content-type": "application/json", "x-write-key": key },
+    body: JSON.stringify({ event: "Locked", userId: "u1", messageId }),
+  });
+}
+
+test("a second server on the same data dir refuses to start; the first keeps serving", async () => {
+  const made = makeTestConfig();
+  dirs.push(made.dir);
+  const first = await spawn(made.configFile);
+  expect((await track(first.url, made.keys.server, "before")).status).toBe(200);
+
+  const second = startCli(["serve", "--config", made.configFile], { env: { PORT: "0" } });
+  const code = await exitCode(second.proc);
+  expect(code).not.toBe(0);
+  expect(second.output()).toContain(`data dir ${made.dataDir} is in use by another sluice process`);
+  expect(second.output()).toContain(`pid ${first.proc.pid}`);
+  expect(second.output()).not.toContain("sluice started");
+
+  // The first server is untouched: it still answers and stores.
+  expect(first.proc.exitCode).toBeNull();
+  expect((await track(first.url, made.keys.server, "during")).status).toBe(200);
+
+  // kill -9 leaves no stale lock: a new server takes the dir at once.
+  first.proc.kill(9);
+  await exitCode(first.proc);
+  const third = await spawn(made.configFile);
+  expect((await track(third.url, made.keys.server, "after")).status).toBe(200);
+  const ids = (await storedEvents(made.dataDir)).map((e) => e.messageId);
+  expect(ids).toEqual(["before", "during", "after"]);
+}, 15_000);
+
+test("a second server on the same port (another data dir) fails instead of sharing the port", async () => {
+  const a = makeTestConfig();
+  const b = makeTestConfig();
+  dirs.push(a.dir, b.dir);
+  const first = await spawn(a.configFile);
+
+  const second = startCli(["serve", "--config", b.configFile], {
+    env: { PORT: String(first.port) },
+  });
+  expect(await exitCode(second.proc)).not.toBe(0);
+  expect(second.output()).not.toContain("sluice started");
+  // Every request still reaches the first server, which knows only its own keys.
+  for (let i = 0; i < 5; i++) {
+    expect((await track(first.url, a.keys.server, `a-${i}`)).status).toBe(200);
+  }
+  expect(await storedEvents(a.dataDir)).toHaveLength(5);
+}, 15_000);

@@ -1,0 +1,125 @@
+import { readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { BUN, MAIN } from "./server.ts";
+
+/** A sluice CLI command running as a child process, with its output collected. */
+export interface RunningCli {
+  proc: ReturnType<typeof Bun.spawn>;
+  /** stdout and stderr so far, interleaved as they arrived. */
+  output(): string;
+  /** stdout so far. */
+  stdout(): string;
+  /** Waits until the output matches `re`; throws (with the output) after `timeoutMs`. */
+  waitFor(re: RegExp, timeoutMs?: number): Promise<RegExpExecArray>;
+}
+
+/** Starts `sluice <args>` in the background (for `serve` without `--config`, `log tail --follow`). */
+export function startCli(
+  args: string[],
+  opts: { env?: Record<string, string>; cwd?: string } = {},
+): RunningCli {
+  const proc = Bun.spawn([BUN, MAIN, ...args], {
+    env: { ...process.env, ...opts.env },
+    cwd: opts.cwd,
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  let out = "";
+  let stdout = "";
+  const collect = async (stream: ReadableStream<Uint8Array>, isStdout: boolean) => {
+    const decoder = new TextDecoder();
+    for await (const chunk of stream as unknown as AsyncIterable<Uint8Array>) {
+      const text = decoder.decode(chunk, { stream: true });
+      out += text;
+      if (isStdout) stdout += text;
+    }
+  };
+  void collect(proc.stdout as ReadableStream<Uint8Array>, true);
+  void collect(proc.stderr as ReadableStream<Uint8Array>, false);
+  return {
+    proc,
+    output: () => out,
+    stdout: () => stdout,
+    async waitFor(re, timeoutMs = 10_000) {
+      const deadline = Date.now() + timeoutMs;
+      while (Date.now() < deadline) {
+        const m = re.exec(out);
+        if (m) return m;
+        if (proc.exitCode !== null) {
+          await Bun.sleep(50); // let the last output arrive
+          const last = re.exec(out);
+          if (last) return last;
+          break;
+        }
+        await Bun.sleep(20);
+      }
+      throw new Error(`no ${re} in the output of sluice ${args.join(" ")}:\n${out}`);
+    },
+  };
+}
+
+/** The port a started server logged, once it listens. */
+export async function startedPort(cli: RunningCli, timeoutMs = 15_000): Promise<number> {
+  const m = await cli.waitFor(/"port":(\d+)[^\n]*"msg":"sluice started"/, timeoutMs);
+  return Number(m[1]);
+}
+
+/** A port that was free a moment ago. */
+export function freePort(): number {
+  const s = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response() });
+  const port = s.port!;
+  s.stop(true);
+  return port;
+}
+
+/** `count` valid track events with messageIds `${prefix}-0` … */
+export function trackEvents(prefix: string, count: number): Record<string, unknown>[] {
+  return Array.from({ length: count }, (_, i) => ({
+    type: "track",
+    event: "Durability Checked",
+    userId: `user-${i % 7}`,
+    messageId: `${prefix}-${i}`,
+    properties: { i },
+  }));
+}
+
+/** POSTs a `/v1/batch` with a server key; the caller checks the status. */
+export function postBatch(url: string, key: string, batch: unknown[]): Promise<Response> {
+  return fetch(`${url}/v1/batch`, {
+    method: "POST",
+    headers: { "content-type": "application/json", "x-write-key": key },
+    body: JSON.stringify({ batch }),
+  });
+}
+
+/** Posts a batch and expects every event in it stored or deduplicated. */
+export async function sendBatch(url: string, key: string, batch: unknown[]): Promise<void> {
+  const res = await postBatch(url, key, batch);
+  const body = (await res.json()) as { accepted?: number; duplicates?: number };
+  if (res.status !== 200 || (body.accepted ?? 0) + (body.duplicates ?? 0) !== batch.length) {
+    throw new Error(`batch not stored: ${res.status} ${JSON.stringify(body)}`);
+  }
+}
+
+/** Segment files of a data dir's event log, oldest first, with their sizes. */
+export function segmentFiles(dataDir: string): { path: string; size: number }[] {
+  const dir = join(dataDir, "log");
+  return readdirSync(dir)
+    .filter((name) => name.endsWith(".seg"))
+    .sort()
+    .map((name) => ({ path: join(dir, name), size: statSync(join(dir, name)).size }));
+}
+
+/** Waits for a child to exit; kills it (-9) and fails if it does not within `timeoutMs`. */
+export async function exitCode(
+  proc: ReturnType<typeof Bun.spawn>,
+  timeoutMs = 10_000,
+): Promise<number> {
+  const timeout = Bun.sleep(timeoutMs).then(() => "timeout" as const);
+  const code = await Promise.race([proc.exited, timeout]);
+  if (code === "timeout") {
+    proc.kill(9);
+    throw new Error(`process ${proc.pid} did not exit within ${timeoutMs} ms`);
+  }
+  return code;
+}
