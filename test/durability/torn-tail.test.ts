@@ -1,5 +1,6 @@
 import { afterEach, expect, test } from "bun:test";
 import { appendFileSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
+import { basename, join } from "node:path";
 import { exitCode, segmentFiles, sendBatch, trackEvents } from "../support/process.ts";
 import { makeTestConfig, runCli, type SpawnedServer, spawnServer } from "../support/server.ts";
 
@@ -83,7 +84,9 @@ for (const { name, damage, kept } of damages) {
   test(`torn tail (${name}): truncated with a warning, whole records kept, appends go on`, async () => {
     const made = await logWithEvents();
     const segment = segmentFiles(made.dataDir).at(-1)!;
+    const whole = readFileSync(segment.path);
     damage(segment.path, segment.size);
+    const damaged = readFileSync(segment.path);
 
     // Before recovery, verify reports the damage.
     const before = await verify(made);
@@ -93,6 +96,13 @@ for (const { name, damage, kept } of damages) {
     const s = await spawn(made);
     expect(s.output()).toMatch(/"level":40[^\n]*"msg":"event log: torn or corrupt tail truncated"/);
     expect(await tailIds(made)).toEqual(ids("torn", kept));
+    // The cut bytes are kept aside, not destroyed.
+    const cutAt = readFileSync(segment.path).byteLength;
+    const quarantined = readFileSync(
+      join(made.dataDir, "log", "quarantine", `${basename(segment.path)}.${cutAt}.bin`),
+    );
+    expect(Buffer.compare(quarantined, damaged.subarray(cutAt))).toBe(0);
+    expect(cutAt).toBeLessThanOrEqual(whole.byteLength);
     expect((await verify(made)).code).toBe(0);
 
     await sendBatch(s.url, made.keys.server, trackEvents("after", 5));

@@ -1,5 +1,15 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, rmSync, statSync, truncateSync } from "node:fs";
+import {
+  closeSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+} from "node:fs";
 import { type FileHandle, open } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
 import type { Logger } from "pino";
 import type { EventLog, LogPosition, LogRecord, SegmentInfo } from "../interface.ts";
 import { readRecords } from "./reader.ts";
@@ -191,11 +201,19 @@ function concat(group: PendingAppend[], total: number): Uint8Array {
   return buf;
 }
 
-/** Finds the end of the last whole valid record and truncates anything after it. */
+/**
+ * Finds the end of the last whole valid record and truncates anything after it. The
+ * cut bytes are first copied to `<log>/quarantine/` so that nothing is destroyed: a
+ * torn write is expected there, damage further back is for an operator to inspect.
+ */
 function recoverSegment(path: string, logger: Logger): number {
   const { buf, size } = readSegmentBytes(path, 0);
   const scan = scanRecords(buf);
   if (scan.validEnd < size) {
+    const quarantine = join(dirname(path), "quarantine");
+    mkdirSync(quarantine, { recursive: true });
+    const copy = join(quarantine, `${basename(path)}.${scan.validEnd}.bin`);
+    writeFileSync(copy, buf.subarray(scan.validEnd));
     truncateSync(path, scan.validEnd);
     const fd = openSync(path, "r+");
     fsyncSync(fd);
@@ -206,6 +224,7 @@ function recoverSegment(path: string, logger: Logger): number {
         reason: scan.problem?.reason,
         validEnd: scan.validEnd,
         truncatedBytes: size - scan.validEnd,
+        quarantined: copy,
       },
       "event log: torn or corrupt tail truncated",
     );
