@@ -2,25 +2,34 @@ import { join } from "node:path";
 import type { Logger } from "pino";
 import { KeyRing } from "./auth/resolve.ts";
 import type { LoadedConfig } from "./config/load.ts";
+import { type ReloadOutcome, reloadConfig } from "./config/reload.ts";
 import { SqliteDedupStore } from "./dedup/sqlite.ts";
 import { DeliveryManager } from "./delivery/manager.ts";
+import { FunctionPool } from "./functions/pool.ts";
+import { functionPoolOptions, hasFunctions } from "./functions/setup.ts";
+import { SqliteFunctionStore } from "./functions/store.ts";
 import type { HttpDeps } from "./http/deps.ts";
 import { buildHttpApp } from "./http/server.ts";
 import { replayDedupKeys } from "./ingest/replay.ts";
 import { IngestService } from "./ingest/service.ts";
 import { FileEventLog } from "./log/file/file-log.ts";
 import { createLogger } from "./logger.ts";
+import { SluiceMetrics } from "./metrics/sluice.ts";
 import { SqliteRateLimiter } from "./ratelimit/sqlite.ts";
 import { lockDataDir } from "./state/lock.ts";
 import { openStateDb } from "./state/sqlite.ts";
+import { VERSION } from "./version.ts";
 
-export const VERSION = "0.1.0";
+export { VERSION };
 
 export interface Sluice {
   /** The port actually bound (useful with port 0). */
   port: number;
   url: string;
   logger: Logger;
+  metrics: SluiceMetrics;
+  /** Re-reads the config file (SIGHUP); a bad file is refused and the running config kept. */
+  reload(): ReloadOutcome;
   /** Stops accepting, lets in-flight requests finish, flushes, releases the data dir. */
   stop(): Promise<void>;
 }
@@ -49,10 +58,13 @@ export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {})
   };
 
   try {
+    const metrics = new SluiceMetrics({ version: VERSION, segments: () => log.segments() });
+    metrics.declareSources(config.sources.map((s) => s.id));
     const log = await FileEventLog.open({
       dir: join(dataDir, "log"),
       segmentBytes: config.log.segmentBytes,
       logger,
+      onFlush: metrics.logFlushed,
     });
     cleanup.push(() => log.close());
     const db = openStateDb(dataDir);
@@ -66,6 +78,13 @@ export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {})
     replayDedupKeys(log, dedup, logger);
     const limiter = new SqliteRateLimiter(db, { onError: onStateError });
     cleanup.push(() => limiter.close());
+    const functionStore = new SqliteFunctionStore(db, { onError: onStateError });
+    cleanup.push(() => functionStore.close());
+    // User code runs in a watched child process (src/functions/host.ts), started only if needed.
+    const functions = hasFunctions(config)
+      ? await FunctionPool.start(functionPoolOptions(config, functionStore, logger))
+      : undefined;
+    if (functions) cleanup.push(() => functions.close());
     const delivery = new DeliveryManager({
       connections: config.connections,
       log,
@@ -87,13 +106,23 @@ export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {})
     const deps: HttpDeps = {
       config,
       keys: new KeyRing(config.sources),
-      ingest: new IngestService({ log, dedup, logger, maxEventBytes: config.limits.maxEventBytes }),
+      ingest: new IngestService({
+        log,
+        dedup,
+        logger,
+        maxEventBytes: config.limits.maxEventBytes,
+        onResult: metrics.eventsIngested,
+      }),
       limiter,
       log,
       logger,
       lifecycle,
-      onRateLimited: (key, cost) =>
-        logger.warn({ sourceId: key.source.id, keyId: key.keyId, cost }, "rate limited"),
+      onRateLimited: (key, cost, requestId) => {
+        metrics.rateLimited(key, cost);
+        logger.warn({ requestId, sourceId: key.source.id, keyId: key.keyId, cost }, "rate limited");
+      },
+      metrics,
+      functions,
     };
     const app = buildHttpApp(deps);
     app.listen({
@@ -119,6 +148,21 @@ export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {})
       port,
       url: `http://127.0.0.1:${port}`,
       logger,
+      metrics,
+      reload() {
+        const outcome = reloadConfig({
+          file: loaded.file,
+          logger,
+          current: () => deps.config,
+          apply: (next) => {
+            deps.config = next;
+            deps.keys = new KeyRing(next.sources);
+            metrics.declareSources(next.sources.map((s) => s.id));
+          },
+        });
+        metrics.configReloaded(outcome.applied);
+        return outcome;
+      },
       stop() {
         stopping ??= (async () => {
           lifecycle.shuttingDown = true;

@@ -1,4 +1,5 @@
 import pino, { type Logger } from "pino";
+import { prettyStream } from "./logger-pretty.ts";
 
 /** Header and field names that may carry a write key: never written to a log line. */
 export const REDACT_PATHS = [
@@ -11,6 +12,17 @@ export const REDACT_PATHS = [
   "key",
 ];
 
+/**
+ * Where logs go by default: JSON lines to stdout, or readable lines when stdout is a
+ * terminal. `SLUICE_LOG_FORMAT=json|pretty` overrides the guess.
+ */
+export function defaultDestination(env = process.env): pino.DestinationStream {
+  const format = env.SLUICE_LOG_FORMAT;
+  const pretty = format === "pretty" || (format !== "json" && process.stdout.isTTY === true);
+  if (pretty) return prettyStream(undefined, process.stdout.isTTY === true && !env.NO_COLOR);
+  return pino.destination({ dest: 1, sync: false });
+}
+
 /** pino JSON logs to stdout (or a given stream), secrets redacted. */
 export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
   return pino(
@@ -20,6 +32,6 @@ export function createLogger(level: string, destination?: pino.DestinationStream
       redact: { paths: REDACT_PATHS, censor: "[redacted]" },
       timestamp: pino.stdTimeFunctions.isoTime,
     },
-    destination ?? pino.destination({ dest: 1, sync: false }),
+    destination ?? defaultDestination(),
   );
 }

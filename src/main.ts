@@ -3,36 +3,26 @@ import { existsSync } from "node:fs";
 import { startSluice, VERSION } from "./app.ts";
 import { type Args, flag, parseArgs } from "./cli/args.ts";
 import { connectionsReport, formatConnections } from "./cli/connections.ts";
+import { runHealth } from "./cli/health.ts";
+import { HELP, helpText } from "./cli/help.ts";
+import { runKeys } from "./cli/keys.ts";
 import { tailLog, verifyLog } from "./cli/log.ts";
 import { writeInitialConfig } from "./config/init.ts";
 import { ConfigError, configPath, type LoadedConfig, loadConfig } from "./config/load.ts";
+import { checkFunctions } from "./functions/check.ts";
+import { HOST_COMMAND } from "./functions/pool.ts";
 import { DataDirLockedError } from "./state/lock.ts";
-
-const HELP = `sluice ${VERSION}: a self-hosted event collection server
-
-Usage: sluice <command> [options]
-
-Commands:
-  serve                 start the server (creates ./sluice.yaml with fresh keys if missing)
-  init                  write ./sluice.yaml with one source and fresh keys (never overwrites)
-  check                 validate the config file and exit
-  log tail              print stored events as NDJSON
-      [--from-start] [--follow|-f] [--source ID] [-n N (default 10)]
-  log verify            check every record's checksum; exit 1 on a bad record
-  connections [--json]  each connection's delivery lag (events, seconds) and dead letters
-
-Options:
-  --config PATH         config file (else $SLUICE_CONFIG, else ./sluice.yaml)
-  --help                this text
-
-Environment: PORT, SLUICE_DATA_DIR, SLUICE_LOG_LEVEL, SLUICE_CONFIG`;
 
 /** Exit codes: 0 ok, 1 runtime failure, 2 bad config or usage. */
 async function main(argv: string[]): Promise<number> {
   const args = parseArgs(argv);
   const [command, sub] = args.positional;
+  if (args.flags.version) {
+    console.log(VERSION);
+    return 0;
+  }
   if (args.flags.help || command === "help" || command === undefined) {
-    console.log(HELP);
+    console.log(helpText(command === "help" ? args.positional.slice(1) : args.positional));
     return command === undefined && !args.flags.help ? 2 : 0;
   }
   switch (command) {
@@ -42,6 +32,13 @@ async function main(argv: string[]): Promise<number> {
       return init(args);
     case "check": {
       const loaded = load(args);
+      const broken = await checkFunctions(loaded.config);
+      for (const f of broken) {
+        console.error(
+          `function ${f.id} failed to load from ${f.file}: ${f.error!.name}: ${f.error!.message}`,
+        );
+      }
+      if (broken.length > 0) return 2;
       console.log(
         `config ${loaded.file} is valid: ${loaded.config.sources.length} source(s), ` +
           `${loaded.config.connections.length} connection(s), ${loaded.config.functions.length} function(s)`,
@@ -49,11 +46,21 @@ async function main(argv: string[]): Promise<number> {
       for (const w of loaded.warnings) console.log(`warning: ${w}`);
       return 0;
     }
+    case HOST_COMMAND: {
+      // Hidden: the function host process the server starts (src/functions/host.ts).
+      const { runFunctionHost } = await import("./functions/host.ts");
+      runFunctionHost();
+      return new Promise<number>(() => {});
+    }
     case "connections": {
       const rows = connectionsReport(load(args).config);
       console.log(args.flags.json ? JSON.stringify(rows, null, 2) : formatConnections(rows));
       return 0;
     }
+    case "keys":
+      return runKeys(args);
+    case "health":
+      return runHealth(args);
     case "log":
       if (sub === "tail") return tail(args);
       if (sub === "verify") return verify(args);
@@ -104,6 +111,8 @@ async function serve(args: Args): Promise<number> {
   };
   process.on("SIGTERM", () => void shutdown("SIGTERM"));
   process.on("SIGINT", () => void shutdown("SIGINT"));
+  // SIGHUP reloads the config; a bad file is refused (and logged) inside reload().
+  process.on("SIGHUP", () => void started.then((sluice) => sluice.reload()));
   await started;
   // Runs until a signal arrives.
   return new Promise<number>(() => {});
@@ -140,7 +149,12 @@ function verify(args: Args): number {
 }
 
 main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
+  async (code) => {
+    // Bun writes to a pipe asynchronously: exiting before stdout is flushed would cut
+    // off the end of `log tail` output (beyond the pipe's 64 KB buffer).
+    await new Promise<void>((resolve) => process.stdout.end(resolve));
+    process.exit(code);
+  },
   (err) => {
     if (err instanceof ConfigError) {
       console.error(err.message);

@@ -4,7 +4,7 @@ export interface Args {
   flags: Record<string, string | true>;
 }
 
-const BOOLEAN_FLAGS = new Set(["from-start", "follow", "help", "f", "json"]);
+const BOOLEAN_FLAGS = new Set(["from-start", "follow", "help", "f", "json", "quiet", "version"]);
 
 export function parseArgs(argv: string[]): Args {
   const positional: string[] = [];

@@ -56,6 +56,8 @@ export const LoggerConfig = t.Object(
       ["trace", "debug", "info", "warn", "error", "fatal", "silent"].map((l) => t.Literal(l)),
       { default: "info" },
     ),
+    /** Share of successful requests logged (one line each); every failed one is logged. */
+    successSampleRate: t.Number({ minimum: 0, maximum: 1, default: 0.01 }),
   },
   { default: {}, additionalProperties: false },
 );
@@ -170,6 +172,20 @@ export const FunctionConfig = t.Object(
 );
 export type FunctionConfig = Static<typeof FunctionConfig>;
 
+/** The function runtime (SPEC 7): the worker pool and the limits user code runs under. */
+export const FunctionRuntimeConfig = t.Object(
+  {
+    /** Workers running chains; default: the number of CPU cores. */
+    workers: t.Optional(t.Integer({ minimum: 1, maximum: 256 })),
+    /** The function host process is restarted when its resident memory passes this. */
+    maxMemoryMb: t.Integer({ minimum: 64, default: 1024 }),
+    /** Timeout of a function that sets none (in the config or its module's `config`). */
+    timeoutMs: t.Integer({ minimum: 1, default: 5000 }),
+  },
+  { default: {}, additionalProperties: false },
+);
+export type FunctionRuntimeConfig = Static<typeof FunctionRuntimeConfig>;
+
 /** The whole `sluice.yaml`. */
 export const SluiceConfig = t.Object(
   {
@@ -181,6 +197,7 @@ export const SluiceConfig = t.Object(
     sources: t.Array(SourceConfig, { default: [] }),
     connections: t.Array(ConnectionConfig, { default: [] }),
     functions: t.Array(FunctionConfig, { default: [] }),
+    functionRuntime: FunctionRuntimeConfig,
   },
   { additionalProperties: false },
 );

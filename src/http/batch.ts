@@ -32,7 +32,12 @@ export function batchRoutes(deps: HttpDeps) {
     if (result.rejected.length > 0) {
       // SPEC 3: invalid events in a batch are skipped, logged and listed.
       deps.logger.info(
-        { sourceId: key.source.id, keyId: key.keyId, rejected: result.rejected },
+        {
+          requestId: headers["x-request-id"],
+          sourceId: key.source.id,
+          keyId: key.keyId,
+          rejected: result.rejected,
+        },
         "batch events rejected",
       );
     }

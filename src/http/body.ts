@@ -9,6 +9,9 @@ const JSON_TYPES = new Set([
   "application/x-www-form-urlencoded", // RudderStack's Node client: gzipped JSON under this type
 ]);
 
+/** Endpoints that take nothing but JSON (`/api/funcs`): any other Content-Type is a 400. */
+export const STRICT_JSON_TYPES = new Set(["application/json"]);
+
 export interface ReadBody {
   value: unknown;
   /** Size of the (decompressed) JSON text in bytes. */

@@ -1,12 +1,18 @@
 import type { Logger } from "pino";
 import type { KeyRing, ResolvedKey } from "../auth/resolve.ts";
 import type { SluiceConfig } from "../config/schema.ts";
+import type { FunctionRunner } from "../functions/pool.ts";
 import type { IngestService } from "../ingest/service.ts";
 import type { EventLog } from "../log/interface.ts";
+import type { SluiceMetrics } from "../metrics/sluice.ts";
 import type { RateLimiter } from "../ratelimit/interface.ts";
 
 /** What the HTTP routes need; built by the composition root (app.ts). */
 export interface HttpDeps {
+  /**
+   * `config` and `keys` are replaced on a config reload (SIGHUP): read them through
+   * `deps` on each request, never capture them when the routes are built.
+   */
   config: SluiceConfig;
   keys: KeyRing;
   ingest: IngestService;
@@ -15,5 +21,9 @@ export interface HttpDeps {
   logger: Logger;
   lifecycle: { shuttingDown: boolean };
   /** A request refused by the rate limiter (for the log and metrics). */
-  onRateLimited?: (key: ResolvedKey, cost: number) => void;
+  onRateLimited?: (key: ResolvedKey, cost: number, requestId?: string) => void;
+  /** Request, event and log metrics for `/metrics`. */
+  metrics?: SluiceMetrics;
+  /** The function runtime; absent when no connection has functions. */
+  functions?: FunctionRunner;
 }

@@ -23,12 +23,14 @@ export async function authenticate(
   request: Request,
   deps: HttpDeps,
   headers: Record<string, string | number>,
+  /** Accepted Content-Types, when not the ingest endpoints' (see body.ts). */
+  types?: Set<string>,
 ): Promise<AuthenticatedBody> {
   const fromHeaders = keyFromHeaders(request.headers, request.url);
   let key = fromHeaders === undefined ? undefined : deps.keys.resolve(fromHeaders);
   if (fromHeaders !== undefined && !key) throw unauthorized();
   if (key) await chargeRate(deps, key, 0, headers);
-  const { value, bytes } = await readJsonBody(request, deps.config.limits);
+  const { value, bytes } = await readJsonBody(request, deps.config.limits, types);
   if (!key) {
     const fromBody = keyFromBody(value);
     key = fromBody === undefined ? undefined : deps.keys.resolve(fromBody);

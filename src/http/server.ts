@@ -3,7 +3,11 @@ import { batchRoutes } from "./batch.ts";
 import { anySourceAllows, corsHeaders, preflightHeaders } from "./cors.ts";
 import type { HttpDeps } from "./deps.ts";
 import { errorId, HttpError, ShuttingDownError, StorageError } from "./errors.ts";
+import { funcsRoutes } from "./funcs.ts";
 import { ingestRoutes } from "./ingest.ts";
+import { metricsRoutes } from "./metrics.ts";
+import { requestIdOf, requestObserver } from "./observe.ts";
+import { openapiRoutes } from "./openapi.ts";
 import { opsRoutes } from "./ops.ts";
 import { loggablePath } from "./redact.ts";
 import { sdkSettingsRoutes } from "./sdk-settings.ts";
@@ -14,7 +18,9 @@ import { sdkSettingsRoutes } from "./sdk-settings.ts";
  */
 export function buildHttpApp(deps: HttpDeps) {
   const { logger } = deps;
+  const observe = requestObserver(deps);
   return new Elysia({ precompile: true })
+    .onRequest(observe.begin)
     .onRequest(({ request, set }) => {
       const origin = request.headers.get("origin");
       if (origin && anySourceAllows(deps.config.sources, origin)) {
@@ -24,36 +30,39 @@ export function buildHttpApp(deps: HttpDeps) {
     })
     .onError(({ error, code, set, request }) => {
       const path = loggablePath(request.url);
+      const requestId = requestIdOf(set);
       if (error instanceof HttpError) {
         set.status = error.status;
         if (error.headers) Object.assign(set.headers, error.headers);
         logger.info(
-          { method: request.method, path, status: error.status, reason: error.message },
+          { requestId, method: request.method, path, status: error.status, reason: error.message },
           "request failed",
         );
         return { error: error.message, ...(error.body ?? {}) };
       }
-      if (error instanceof ShuttingDownError) {
-        set.status = 503;
-        return { error: error.message };
-      }
-      if (code === "NOT_FOUND") {
-        set.status = 404;
-        return { error: "not found" };
-      }
+      const fail = (status: number, message: string) => {
+        set.status = status;
+        logger.info(
+          { requestId, method: request.method, path, status, reason: message },
+          "request failed",
+        );
+        return { error: message };
+      };
+      if (error instanceof ShuttingDownError) return fail(503, error.message);
+      if (code === "NOT_FOUND") return fail(404, "not found");
       if (code === "PARSE" || code === "VALIDATION" || code === "INVALID_COOKIE_SIGNATURE") {
-        set.status = 400;
-        return { error: "invalid request" };
+        return fail(400, "invalid request");
       }
       const id = errorId();
       const status = error instanceof StorageError && deps.lifecycle.shuttingDown ? 503 : 500;
       set.status = status;
       logger.error(
-        { errorId: id, method: request.method, path, status, err: error },
+        { requestId, errorId: id, method: request.method, path, status, err: error },
         "request failed: internal error",
       );
       return { error: `error# ${id}: internal error` };
     })
+    .mapResponse(observe.end)
     .options("/*", ({ request, set }) => {
       const origin = request.headers.get("origin");
       if (origin && anySourceAllows(deps.config.sources, origin)) {
@@ -63,7 +72,10 @@ export function buildHttpApp(deps: HttpDeps) {
       return "";
     })
     .use(opsRoutes(deps))
+    .use(metricsRoutes(deps))
     .use(ingestRoutes(deps))
     .use(batchRoutes(deps))
-    .use(sdkSettingsRoutes(deps));
+    .use(funcsRoutes(deps))
+    .use(sdkSettingsRoutes(deps))
+    .use(openapiRoutes());
 }

@@ -1,6 +1,6 @@
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import pino from "pino";
 import { type Sluice, startSluice } from "../../src/app.ts";
 import { generateWriteKey, hashWriteKey } from "../../src/auth/keys.ts";
@@ -26,6 +26,8 @@ export interface TestServerOptions {
   config?: Record<string, unknown>;
   /** Extra fields for source `web` (allowedOrigins, rateLimit, …). */
   web?: Record<string, unknown>;
+  /** Files written into the temp dir before start (path relative to it: content). */
+  files?: Record<string, string>;
 }
 
 export interface TestServer {
@@ -72,6 +74,10 @@ export function makeTestConfig(opts: TestServerOptions = {}) {
     ],
     ...opts.config,
   };
+  for (const [name, content] of Object.entries(opts.files ?? {})) {
+    mkdirSync(dirname(join(dir, name)), { recursive: true });
+    writeFileSync(join(dir, name), content);
+  }
   const configFile = join(dir, "sluice.yaml");
   writeFileSync(configFile, JSON.stringify(config, null, 2));
   return {

@@ -1,0 +1,45 @@
+# sluice: one self-contained binary in a small non-root image.
+#
+#   docker build -t sluice .
+#   docker run -d --name sluice -p 8080:8080 -v sluice-data:/var/lib/sluice sluice
+#   docker logs sluice            # first start: the generated write keys, shown once
+#
+# See docs/operations.md ("Docker") for configuration, keys and reloads.
+
+# Build stage: the toolchain as the project pins it (Bun comes from npm), then
+# `npm run build` = `bun build --compile` → dist/sluice.
+FROM node:22-bookworm-slim AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json ./
+COPY src ./src
+RUN npm run build \
+ && ./dist/sluice --version \
+ && mkdir -p /out/var/lib/sluice
+
+# Final stage: glibc and libstdc++ (which the Bun runtime links against), nothing else:
+# no shell, no package manager. Runs as the distroless `nonroot` user (uid 65532).
+FROM gcr.io/distroless/cc-debian12:nonroot
+COPY --from=build /src/dist/sluice /usr/local/bin/sluice
+COPY --from=build --chown=65532:65532 /out/var/lib/sluice /var/lib/sluice
+
+# The data dir (event log, state) and, unless SLUICE_CONFIG points elsewhere, the
+# config: on first start `sluice serve` writes ./sluice.yaml here with fresh keys.
+WORKDIR /var/lib/sluice
+VOLUME ["/var/lib/sluice"]
+ENV PORT=8080 \
+    SLUICE_DATA_DIR=/var/lib/sluice/data \
+    SLUICE_LOG_FORMAT=json
+EXPOSE 8080
+USER nonroot
+
+# `sluice health` GETs http://127.0.0.1:$PORT/health: no curl needed in the image.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
+  CMD ["/usr/local/bin/sluice", "health"]
+
+# Exec form: sluice is PID 1 and gets SIGTERM itself; it stops accepting, finishes
+# in-flight requests, flushes the log and exits 0. SIGHUP reloads the config.
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["/usr/local/bin/sluice"]
+CMD ["serve"]

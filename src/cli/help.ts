@@ -1,0 +1,159 @@
+import { VERSION } from "../version.ts";
+
+const CONFIG = `  --config PATH         config file (else $SLUICE_CONFIG, else ./sluice.yaml)`;
+
+export const HELP = `sluice ${VERSION}: a self-hosted event collection server
+
+Usage: sluice <command> [options]
+
+Commands:
+  serve                 start the server (creates ./sluice.yaml with fresh keys if missing)
+  init                  write ./sluice.yaml with one source and fresh keys (never overwrites)
+  check                 validate the config file and exit
+  keys list             list write keys: ids, types, sources (never secrets)
+  keys create           make a write key for a source and record its hash in the config
+      --source ID --type browser|server [--id ID]
+  keys revoke --id ID   remove a write key from the config
+  log tail              print stored events as NDJSON
+      [--from-start] [--follow|-f] [--source ID] [-n N (default 10)]
+  log verify            check every record's checksum; exit 1 on a bad record
+  connections [--json]  each connection's delivery lag (events, seconds) and dead letters
+  health                ask a running server's /health; exit 0 if it answers (for Docker)
+
+Options:
+${CONFIG}
+  --help                help for any command: sluice keys create --help
+  --version             print the version
+
+Environment: PORT, SLUICE_DATA_DIR, SLUICE_LOG_LEVEL, SLUICE_LOG_FORMAT (json|pretty),
+SLUICE_CONFIG. Exit codes: 0 ok, 1 failure, 2 bad config or usage.`;
+
+const COMMANDS: Record<string, string> = {
+  serve: `Usage: sluice serve [--config PATH]
+
+Starts the server. Without a config file (and without --config or $SLUICE_CONFIG),
+writes ./sluice.yaml with one source and a fresh browser key and server key, prints
+both keys once, and starts.
+
+Signals: SIGTERM / SIGINT stop gracefully (in-flight requests finish, the log is
+flushed; exit 0). SIGHUP reloads the config file: sources, write keys, rate limits,
+allowed origins, server.trustProxy and logger apply at once and the log says what
+changed; a config that does not validate is refused and the running one kept. Port,
+host, data dir, limits, dedup, log, connections and functions need a restart.
+
+Options:
+${CONFIG}
+
+Environment: PORT, SLUICE_DATA_DIR, SLUICE_LOG_LEVEL, SLUICE_LOG_FORMAT (json|pretty;
+default: pretty on a terminal, JSON otherwise).`,
+  init: `Usage: sluice init [--config PATH]
+
+Writes a starter config (one source, a fresh browser key and server key) and prints
+the two keys once; the file keeps only their hashes. Refuses to overwrite a file.
+
+Options:
+${CONFIG}`,
+  check: `Usage: sluice check [--config PATH]
+
+Validates the config file and prints a summary. Every problem is listed with its
+path and reason; exit code 2 when the file is invalid.
+
+Options:
+${CONFIG}`,
+  keys: `Usage: sluice keys list|create|revoke [options]
+
+  keys list [--source ID] [--json]
+  keys create --source ID --type browser|server [--id ID] [--quiet]
+  keys revoke --id ID
+
+Keys are edited in the config file in place; its comments and layout are kept.
+A running server applies the change on SIGHUP (kill -HUP <pid>) or at restart.
+See sluice keys <subcommand> --help.
+
+Options:
+${CONFIG}`,
+  "keys list": `Usage: sluice keys list [--source ID] [--json] [--config PATH]
+
+Lists the write keys of every source (or of one): source, key id, type (browser or
+server) and how it is stored (hash, or plaintext for development). Never prints a
+key or its hash.
+
+Options:
+  --source ID           only this source's keys
+  --json                one JSON array instead of a table
+${CONFIG}`,
+  "keys create": `Usage: sluice keys create --source ID --type browser|server [--id ID] [--config PATH]
+
+Makes a new write key \`keyId:secret\` for the source, prints it once, and appends
+its SHA-256 hash to the source's writeKeys in the config file (comments and layout
+kept). If the file's shape defeats a safe edit, the file is left unchanged, the line
+to add is printed, and the exit code is 3.
+
+Options:
+  --source ID           the source the key belongs to
+  --type browser|server browser keys may be used from web pages (CORS applies);
+                        server keys are for backends
+  --id ID               the key id (letters, digits, _ . -); default: <type>_<random>
+  --quiet               print only the key (for scripts)
+${CONFIG}`,
+  "keys revoke": `Usage: sluice keys revoke --id ID [--config PATH]
+
+Removes the write key with this id from the config file (comments and layout kept).
+A running server stops accepting it on SIGHUP or at restart. If the file's shape
+defeats a safe edit, the file is left unchanged and the exit code is 3.
+
+Options:
+  --id ID               the key id (see sluice keys list)
+${CONFIG}`,
+  log: `Usage: sluice log tail|verify [options]
+
+  log tail [--from-start] [--follow|-f] [--source ID] [-n N]
+  log verify
+
+See sluice log <subcommand> --help.`,
+  "log tail": `Usage: sluice log tail [--from-start] [--follow|-f] [--source ID] [-n N] [--config PATH]
+
+Prints stored events as NDJSON, one per line: the last N (default 10), or all of
+them with --from-start; --follow keeps printing new ones. Reads the data dir of the
+config; works while the server runs.
+
+Options:
+  --from-start          every stored event, oldest first
+  --follow, -f          keep printing events as they are stored
+  --source ID           only this source's events
+  -n N                  how many of the last events (default 10)
+${CONFIG}`,
+  "log verify": `Usage: sluice log verify [--config PATH]
+
+Checks every record's length and checksum in every segment of the event log.
+Exit code 1 when a bad record is found.
+
+Options:
+${CONFIG}`,
+  connections: `Usage: sluice connections [--json] [--config PATH]
+
+Shows each connection's delivery lag (events and seconds behind the log) and its
+dead letters.
+
+Options:
+  --json                JSON instead of a table
+${CONFIG}`,
+  health: `Usage: sluice health [--url URL] [--config PATH]
+
+Asks a running server's /health and exits 0 when it answers 200, 1 otherwise (a
+Docker HEALTHCHECK that needs no curl). Default URL: http://127.0.0.1:<port>/health,
+the port from $PORT, else the config file, else 8080.
+
+Options:
+  --url URL             the URL to ask
+${CONFIG}`,
+};
+
+/** Help for `sluice <words…>`: the most specific text known, else the overview. */
+export function helpText(words: string[]): string {
+  for (let n = Math.min(words.length, 2); n > 0; n--) {
+    const text = COMMANDS[words.slice(0, n).join(" ")];
+    if (text) return text;
+  }
+  return HELP;
+}

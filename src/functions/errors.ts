@@ -1,0 +1,18 @@
+/** A function ran past its timeout: its worker was terminated and replaced. */
+export class FunctionTimeoutError extends Error {
+  constructor(
+    readonly functionId: string,
+    readonly timeoutMs: number,
+  ) {
+    super(`function ${functionId} timed out after ${timeoutMs} ms`);
+    this.name = "FunctionTimeoutError";
+  }
+}
+
+/** The function host failed a call (it exited, went over its memory limit, or is closed). */
+export class FunctionHostError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "FunctionHostError";
+  }
+}

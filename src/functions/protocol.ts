@@ -1,0 +1,181 @@
+/**
+ * Messages between the server (parent), the function host process (child) and the
+ * host's workers. The parent and the host talk over Bun's IPC channel (JSON); the
+ * host and its workers over postMessage. Nothing here carries a write key, the
+ * config file or the server's environment: only what user code may see.
+ */
+
+/** Exit code of a function host that went over its memory limit. */
+export const EXIT_MEMORY = 86;
+
+/** One configured function, as the host loads it. */
+export interface FunctionSpec {
+  id: string;
+  /** Absolute path of the module. */
+  file: string;
+  /** The config file's timeout; wins over the module's `config.timeoutMs`. */
+  timeoutMs?: number;
+}
+
+/** What a function's ctx knows about its connection (its env becomes ctx.props). */
+export interface ConnectionSpec {
+  id: string;
+  functions: string[];
+  options: Record<string, unknown>;
+  env: Record<string, string>;
+  source: { id: string; name: string };
+  destination: { id: string; type: string };
+}
+
+/** How a function file loaded: its effective timeout, or why it failed. */
+export interface LoadReport {
+  id: string;
+  file: string;
+  timeoutMs: number;
+  error?: ErrorInfo;
+}
+
+export interface ErrorInfo {
+  name: string;
+  message: string;
+}
+
+/** Per-call context of a chain run (the rest of ctx comes from the connection). */
+export interface CallMeta {
+  /** Request headers, credentials removed. */
+  headers: Record<string, string>;
+  /** Jitsu's source types: a browser key's events are "browser", a server key's "s2s". */
+  sourceType: "browser" | "s2s";
+  /** Epoch ms. */
+  receivedAt: number;
+  retries: number;
+}
+
+/** One chain run: connection `con`'s functions over `event`. */
+export interface RunRequest {
+  id: number;
+  con: string;
+  event: Record<string, unknown>;
+  meta: CallMeta;
+}
+
+/**
+ * A run on its way to a worker: the id and connection for the host's queue and
+ * watchdog, the request itself as JSON text. Text crosses to a worker for next to
+ * nothing, where Bun's structured clone of an event costs ~10 µs each way.
+ */
+export interface RunEnvelope {
+  id: number;
+  con: string;
+  /** JSON of the RunRequest. */
+  json: string;
+}
+
+export type StoreOp = "get" | "set" | "del" | "ttl";
+
+export interface StoreRequest {
+  id: number;
+  op: StoreOp;
+  key: string;
+  /** JSON text, for set. */
+  value?: string;
+  /** Seconds, null for no expiry, for set. */
+  ttl?: number | null;
+}
+
+export interface StoreReply {
+  id: number;
+  value?: string | number;
+  error?: ErrorInfo;
+}
+
+export interface HostInit {
+  functions: FunctionSpec[];
+  connections: ConnectionSpec[];
+  workers: number;
+  defaultTimeoutMs: number;
+  /** The host exits (and is restarted) when its resident memory passes this. */
+  maxMemoryBytes: number;
+  /** How long a worker may take to load every function file. */
+  loadTimeoutMs: number;
+}
+
+export type ParentMessage =
+  | ({ t: "init" } & HostInit)
+  | ({ t: "run" } & RunEnvelope)
+  | ({ t: "store" } & StoreReply);
+
+export type HostMessage =
+  | { t: "ready"; functions: LoadReport[] }
+  /** `result`: the JSON text of a ChainResult. */
+  | { t: "done"; id: number; result: string }
+  | { t: "timeout"; id: number; functionId: string; timeoutMs: number }
+  | { t: "failed"; id: number; error: ErrorInfo }
+  | ({ t: "store" } & StoreRequest);
+
+export interface WorkerInit {
+  functions: FunctionSpec[];
+  connections: ConnectionSpec[];
+  defaultTimeoutMs: number;
+  /** Where the worker says which call and function it runs (see progress.ts). */
+  progress: SharedArrayBuffer;
+  /** Functions not to import (they hung an earlier worker's loading), with the reason. */
+  skip: Record<string, ErrorInfo>;
+}
+
+/** To a worker: a run as JSON text (RunEnvelope.json), or a control message. */
+export type ToWorker = string | ({ t: "init" } & WorkerInit) | ({ t: "store" } & StoreReply);
+
+/** From a worker: a finished run as text (see encodeDone), or a control message. */
+export type FromWorker =
+  | string
+  | { t: "ready"; functions: LoadReport[] }
+  | ({ t: "store" } & StoreRequest);
+
+/** A finished run as a worker posts it: `<id> <ChainResult JSON>`. */
+export function encodeDone(id: number, result: string): string {
+  return `${id} ${result}`;
+}
+
+export function decodeDone(text: string): { id: number; result: string } {
+  const space = text.indexOf(" ");
+  return { id: Number(text.slice(0, space)), result: text.slice(space + 1) };
+}
+
+/** One entry of the exec log (SPEC 7). */
+export interface ExecLogEntry {
+  eventIndex: number;
+  functionId: string;
+  ms: number;
+  error?: ErrorInfo;
+  dropped?: true;
+}
+
+export type LogLevel = "debug" | "info" | "warn" | "error";
+
+/** A line a function logged (ctx.log or console). */
+export interface LogEntry {
+  level: LogLevel;
+  functionId: string;
+  functionType: "udf";
+  message: string;
+  args: unknown[];
+  timestamp: string;
+}
+
+/** What a chain made of one event: the answer of `POST /api/funcs/{conId}`. */
+export interface ChainResult {
+  events: Record<string, unknown>[];
+  execLog: ExecLogEntry[];
+  logs: LogEntry[];
+}
+
+/** Plain name and message of anything thrown. */
+export function errorInfo(err: unknown): ErrorInfo {
+  if (err instanceof Error) return { name: err.name, message: err.message };
+  if (typeof err === "object" && err !== null && "message" in err) {
+    const e = err as { name?: unknown; message?: unknown };
+    return { name: String(e.name ?? "Error"), message: String(e.message) };
+  }
+  return { name: "Error", message: String(err) };
+}

@@ -1,0 +1,178 @@
+/**
+ * Worker entry of the function host: loads every function module, then runs chains,
+ * one at a time, for the host (host.ts). User code runs only here. The worker knows
+ * the connections' options and env (ctx.props) and nothing else of the server.
+ *
+ * A separate entry point: `bun build --compile` must list it (see package.json).
+ */
+import { type ChainOutput, type LoadedFunction, runChain, type UserFunction } from "./chain.ts";
+import { buildContext, deepFreeze, storeApi } from "./ctx.ts";
+import { captureConsole, LogCapture } from "./logs.ts";
+import { LOAD_CALL_ID, Progress } from "./progress.ts";
+import {
+  type ConnectionSpec,
+  encodeDone,
+  type ErrorInfo,
+  errorInfo,
+  type FromWorker,
+  type FunctionSpec,
+  type RunRequest,
+  type StoreReply,
+  type ToWorker,
+  type WorkerInit,
+} from "./protocol.ts";
+
+declare const self: Worker;
+
+/** Thrown by a function to ask for the event to be tried again later (Jitsu's RetryError). */
+class RetryError extends Error {
+  constructor(message?: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "RetryError";
+  }
+}
+(globalThis as Record<string, unknown>).RetryError = RetryError;
+
+const functions = new Map<string, LoadedFunction>();
+const connections = new Map<string, ConnectionSpec>();
+let progress: Progress;
+let active: { capture: LogCapture; functionId: string } | null = null;
+const storeCalls = new Map<
+  number,
+  { resolve: (v: string | number | undefined) => void; reject: (e: Error) => void }
+>();
+let storeSeq = 0;
+
+const post = (message: FromWorker) => self.postMessage(message);
+
+captureConsole(() => active);
+// process.exit would end this worker and fail every call it holds: make it a plain throw,
+// recorded in the exec log like any other.
+process.exit = (code?: number | string | null) => {
+  throw new Error(`process.exit(${code ?? ""}) is not allowed in a function`);
+};
+// A timer or promise a function left behind must not take the worker down.
+self.addEventListener("error", (e) => e.preventDefault());
+process.on("unhandledRejection", () => {});
+
+const store = storeApi(
+  (op, key, value, ttl) =>
+    new Promise((resolve, reject) => {
+      const id = ++storeSeq;
+      storeCalls.set(id, { resolve, reject });
+      post({ t: "store", id, op, key, value, ttl });
+    }),
+);
+
+self.onmessage = (e: MessageEvent<ToWorker>) => {
+  const m = e.data;
+  if (typeof m === "string") void run(JSON.parse(m) as RunRequest);
+  else if (m.t === "store") settleStore(m);
+  else void init(m);
+};
+
+async function init(m: WorkerInit) {
+  progress = new Progress(m.progress);
+  for (const c of m.connections) connections.set(c.id, deepFreeze(c));
+  const reports = [];
+  for (const [i, spec] of m.functions.entries()) {
+    progress.enter(LOAD_CALL_ID, i);
+    const skipped = m.skip?.[spec.id];
+    const fn: LoadedFunction = skipped
+      ? { id: spec.id, timeoutMs: spec.timeoutMs ?? m.defaultTimeoutMs, error: skipped }
+      : await load(spec, m.defaultTimeoutMs);
+    functions.set(spec.id, fn);
+    reports.push({ id: spec.id, file: spec.file, timeoutMs: fn.timeoutMs, error: fn.error });
+  }
+  post({ t: "ready", functions: reports });
+}
+
+async function load(spec: FunctionSpec, defaultTimeoutMs: number): Promise<LoadedFunction> {
+  let mod: { default?: unknown; config?: { timeoutMs?: unknown } };
+  try {
+    mod = await import(spec.file);
+  } catch (err) {
+    return { id: spec.id, timeoutMs: spec.timeoutMs ?? defaultTimeoutMs, error: loadError(err) };
+  }
+  const own = mod.config?.timeoutMs;
+  const timeoutMs =
+    spec.timeoutMs ??
+    (typeof own === "number" && Number.isFinite(own) && own > 0 ? own : defaultTimeoutMs);
+  if (typeof mod.default !== "function") {
+    return {
+      id: spec.id,
+      timeoutMs,
+      error: { name: "TypeError", message: "the module has no default export function" },
+    };
+  }
+  return { id: spec.id, timeoutMs, run: mod.default as UserFunction };
+}
+
+async function run(m: RunRequest) {
+  const capture = new LogCapture();
+  const connection = connections.get(m.con);
+  let output: ChainOutput = { events: [m.event], execLog: [] };
+  if (connection) {
+    const steps = connection.functions.map((id) => functions.get(id)!);
+    try {
+      output = await runChain(
+        steps,
+        m.event,
+        (fn) =>
+          buildContext({
+            connection,
+            meta: m.meta,
+            capture,
+            functionId: fn.id,
+            timeoutMs: fn.timeoutMs,
+            store,
+          }),
+        (i, fn) => {
+          progress.enter(m.id, i);
+          active = { capture, functionId: fn.id };
+        },
+      );
+    } finally {
+      active = null;
+    }
+  }
+  post(encodeDone(m.id, serialize(output, capture)));
+}
+
+/** The answer as JSON text; events JSON cannot carry (BigInt, cycles) are an error of the last function. */
+function serialize(output: ChainOutput, capture: LogCapture): string {
+  const logs = capture.finish();
+  try {
+    return JSON.stringify({ events: output.events, execLog: output.execLog, logs });
+  } catch (err) {
+    const last = output.execLog[output.execLog.length - 1];
+    if (last) {
+      last.error = { name: "TypeError", message: `events are not JSON: ${errorInfo(err).message}` };
+      delete last.dropped;
+    }
+    return JSON.stringify({ events: [], execLog: output.execLog, logs });
+  }
+}
+
+function settleStore(m: StoreReply) {
+  const call = storeCalls.get(m.id);
+  if (!call) return;
+  storeCalls.delete(m.id);
+  if (m.error) call.reject(Object.assign(new Error(m.error.message), { name: m.error.name }));
+  else call.resolve(m.value);
+}
+
+/** Bun's build and resolve errors, said the way a user reads them: where, and what. */
+function loadError(err: unknown): ErrorInfo {
+  const info = errorInfo(err);
+  const at = (err as { position?: { line?: number; column?: number } } | null)?.position;
+  if (info.name === "BuildMessage") {
+    const where = at?.line ? ` (line ${at.line}, column ${at.column ?? 0})` : "";
+    return { name: "SyntaxError", message: `${info.message}${where}` };
+  }
+  if (info.name === "ResolveMessage") {
+    // "… imported from <this worker's path>" says nothing about the user's file.
+    return { name: "Error", message: info.message.replace(/ imported from .*$/, "") };
+  }
+  return info;
+}

@@ -1,0 +1,11 @@
+import { Elysia } from "elysia";
+import { PROMETHEUS_CONTENT_TYPE } from "../metrics/registry.ts";
+import type { HttpDeps } from "./deps.ts";
+
+/** `GET /metrics`: Prometheus text format. No auth, like /health: it holds no secret. */
+export function metricsRoutes(deps: HttpDeps) {
+  return new Elysia({ name: "metrics" }).get("/metrics", ({ set }) => {
+    set.headers["content-type"] = PROMETHEUS_CONTENT_TYPE;
+    return deps.metrics?.render() ?? "";
+  });
+}

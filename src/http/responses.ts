@@ -1,0 +1,92 @@
+import { type Static, Type as t } from "@sinclair/typebox";
+
+/**
+ * Response bodies of the public endpoints, as TypeBox schemas: the OpenAPI document
+ * is generated from these and from the event schemas (src/events/schema.ts).
+ */
+
+/** A single event accepted (or a duplicate of a stored one). */
+export const OkResponse = t.Object({ ok: t.Literal(true), success: t.Literal(true) });
+export type OkResponse = Static<typeof OkResponse>;
+
+/** One event of a batch that was not stored, and why. */
+export const Rejection = t.Object({
+  index: t.Integer({ minimum: 0 }),
+  messageId: t.Optional(t.String()),
+  error: t.String(),
+});
+export type Rejection = Static<typeof Rejection>;
+
+/** The answer to `/v1/batch`: 200 with success true, or 400 when every event is invalid. */
+export const BatchResult = t.Object({
+  success: t.Boolean(),
+  ok: t.Boolean(),
+  received: t.Integer({ minimum: 0 }),
+  accepted: t.Integer({ minimum: 0 }),
+  duplicates: t.Integer({ minimum: 0 }),
+  rejected: t.Array(Rejection),
+});
+export type BatchResult = Static<typeof BatchResult>;
+
+/** Every error body; internal errors read `error# <id>: internal error`. */
+export const ErrorBody = t.Object(
+  {
+    error: t.String(),
+    retryAfter: t.Optional(t.Integer({ minimum: 1, description: "on 429: seconds to wait" })),
+  },
+  { additionalProperties: true },
+);
+export type ErrorBody = Static<typeof ErrorBody>;
+
+/** `/health` and `/ready`. */
+export const HealthBody = t.Object({ ok: t.Boolean(), error: t.Optional(t.String()) });
+export type HealthBody = Static<typeof HealthBody>;
+
+/** `/v1/config`: the source's device-mode destinations. */
+export const DeviceConfig = t.Object({
+  sourceId: t.String(),
+  destinations: t.Array(
+    t.Object({
+      id: t.String(),
+      type: t.Literal("device"),
+      name: t.String(),
+      options: t.Record(t.String(), t.Unknown()),
+    }),
+  ),
+});
+export type DeviceConfig = Static<typeof DeviceConfig>;
+
+/** `/v1/projects/{writeKey}/settings`: Segment's CDN settings shape. */
+export const SegmentSettings = t.Object(
+  {
+    integrations: t.Record(t.String(), t.Unknown()),
+    plan: t.Record(t.String(), t.Unknown()),
+  },
+  { additionalProperties: true },
+);
+export type SegmentSettings = Static<typeof SegmentSettings>;
+
+/** `/api/funcs/{conId}`: the chain's output events, its exec log and captured logs. */
+export const FunctionRunResult = t.Object({
+  events: t.Array(t.Record(t.String(), t.Unknown())),
+  execLog: t.Array(
+    t.Object({
+      eventIndex: t.Integer({ minimum: 0 }),
+      functionId: t.String(),
+      ms: t.Number({ minimum: 0 }),
+      error: t.Optional(t.Object({ name: t.String(), message: t.String() })),
+      dropped: t.Optional(t.Literal(true)),
+    }),
+  ),
+  logs: t.Array(
+    t.Object({
+      level: t.String(),
+      functionId: t.String(),
+      functionType: t.Literal("udf"),
+      message: t.String(),
+      args: t.Array(t.Unknown()),
+      timestamp: t.String(),
+    }),
+  ),
+});
+export type FunctionRunResult = Static<typeof FunctionRunResult>;

@@ -1,0 +1,193 @@
+import type { ResolvedKey } from "../auth/resolve.ts";
+import type { IngestResult } from "../ingest/service.ts";
+import type { SegmentInfo } from "../log/interface.ts";
+import { Counter, Gauge, Histogram, Registry } from "./registry.ts";
+
+/** What the function runtime reports: one call per function run. */
+export interface FunctionMetrics {
+  /** A function ran for `ms` milliseconds; `error` when it threw or timed out. */
+  functionRun(functionId: string, ms: number, error: boolean): void;
+}
+
+export interface SluiceMetricsOptions {
+  version: string;
+  /** The event log's segments, read at each scrape (log size and segment count). */
+  segments?: () => SegmentInfo[];
+}
+
+/** The outcomes `sluice_events_total` counts, per source. */
+export type EventOutcome = "accepted" | "duplicate" | "rejected" | "rate_limited";
+const OUTCOMES: EventOutcome[] = ["accepted", "duplicate", "rejected", "rate_limited"];
+
+const SECONDS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+const FLUSH_SECONDS = [
+  0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+];
+
+/**
+ * Every metric sluice exposes on `/metrics`. Labels carry route patterns, source ids,
+ * key ids and function ids: never a write key, never a raw path (a path may hold one).
+ * The recording methods are arrow properties so they can be handed on as callbacks.
+ */
+export class SluiceMetrics implements FunctionMetrics {
+  private readonly registry = new Registry();
+  private readonly startedAt = Date.now() / 1000;
+
+  readonly requests = this.registry.register(
+    new Counter("sluice_http_requests_total", "HTTP requests by method, route and status.", [
+      "method",
+      "route",
+      "status",
+    ]),
+  );
+  readonly requestSeconds = this.registry.register(
+    new Histogram(
+      "sluice_http_request_duration_seconds",
+      "Time from receiving a request until its response is ready to send, by method and route.",
+      SECONDS,
+      ["method", "route"],
+    ),
+  );
+  readonly events = this.registry.register(
+    new Counter(
+      "sluice_events_total",
+      "Events by source and outcome: accepted (stored), duplicate, rejected (invalid), rate_limited.",
+      ["source", "outcome"],
+    ),
+  );
+  readonly rateLimitedRequests = this.registry.register(
+    new Counter(
+      "sluice_rate_limited_requests_total",
+      "Requests refused with 429, by source and write key id.",
+      ["source", "key"],
+    ),
+  );
+  readonly flushSeconds = this.registry.register(
+    new Histogram(
+      "sluice_log_flush_duration_seconds",
+      "Event log group commits: write and fdatasync time.",
+      FLUSH_SECONDS,
+    ),
+  );
+  readonly flushedRecords = this.registry.register(
+    new Counter("sluice_log_flushed_records_total", "Records made durable in the event log."),
+  );
+  readonly functionRuns = this.registry.register(
+    new Counter("sluice_function_runs_total", "Function runs by function id.", ["function"]),
+  );
+  readonly functionErrors = this.registry.register(
+    new Counter(
+      "sluice_function_errors_total",
+      "Function runs that threw or timed out, by function id.",
+      ["function"],
+    ),
+  );
+  readonly functionSeconds = this.registry.register(
+    new Histogram(
+      "sluice_function_duration_seconds",
+      "Function run time by function id.",
+      [...SECONDS, 30],
+      ["function"],
+    ),
+  );
+  readonly configReloads = this.registry.register(
+    new Counter(
+      "sluice_config_reloads_total",
+      "Config reloads (SIGHUP) by result: applied or refused.",
+      ["result"],
+    ),
+  );
+
+  constructor(opts: SluiceMetricsOptions) {
+    const segments = opts.segments ?? (() => []);
+    this.registry.register(
+      new Gauge("sluice_log_bytes", "Total size of the event log's segment files.", () =>
+        segments().reduce((n, s) => n + s.bytes, 0),
+      ),
+    );
+    this.registry.register(
+      new Gauge(
+        "sluice_log_segments",
+        "Number of event log segment files.",
+        () => segments().length,
+      ),
+    );
+    this.registry.register(
+      new Gauge(
+        "process_resident_memory_bytes",
+        "Resident memory size in bytes.",
+        () => process.memoryUsage().rss,
+      ),
+    );
+    this.registry.register(
+      new Gauge("sluice_memory_bytes", "JavaScript memory by kind (process.memoryUsage).", () => {
+        const m = process.memoryUsage();
+        return [
+          [{ kind: "heap_used" }, m.heapUsed],
+          [{ kind: "heap_total" }, m.heapTotal],
+          [{ kind: "external" }, m.external],
+          [{ kind: "array_buffers" }, m.arrayBuffers],
+        ];
+      }),
+    );
+    this.registry.register(
+      new Gauge(
+        "process_start_time_seconds",
+        "Start time of the process since the Unix epoch, in seconds.",
+        () => this.startedAt,
+      ),
+    );
+    this.registry.register(
+      new Gauge("sluice_build_info", "The running sluice version (always 1).", () => [
+        [{ version: opts.version }, 1],
+      ]),
+    );
+  }
+
+  /** Makes every event series of these sources exist at 0, so rates work from the start. */
+  declareSources(sourceIds: string[]): void {
+    for (const id of sourceIds) for (const o of OUTCOMES) this.events.inc(0, id, o);
+  }
+
+  /** One finished HTTP request; `route` is the route pattern, never the raw path. */
+  request(method: string, route: string, status: number, seconds: number): void {
+    this.requests.inc(1, method, route, status);
+    this.requestSeconds.observe(seconds, method, route);
+  }
+
+  /** The outcome of one ingest call (IngestService's `onResult`). */
+  readonly eventsIngested = (sourceId: string, result: IngestResult): void => {
+    if (result.accepted > 0) this.events.inc(result.accepted, sourceId, "accepted");
+    if (result.duplicates > 0) this.events.inc(result.duplicates, sourceId, "duplicate");
+    if (result.rejected.length > 0) {
+      this.events.inc(result.rejected.length, sourceId, "rejected");
+    }
+  };
+
+  /** A request of `cost` events refused by the rate limiter. */
+  readonly rateLimited = (key: ResolvedKey, cost: number): void => {
+    this.events.inc(cost, key.source.id, "rate_limited");
+    this.rateLimitedRequests.inc(1, key.source.id, key.keyId);
+  };
+
+  /** One group commit of the event log (FileEventLog's `onFlush`). */
+  readonly logFlushed = (seconds: number, records: number): void => {
+    this.flushSeconds.observe(seconds);
+    this.flushedRecords.inc(records);
+  };
+
+  readonly functionRun = (functionId: string, ms: number, error: boolean): void => {
+    this.functionRuns.inc(1, functionId);
+    this.functionErrors.inc(error ? 1 : 0, functionId); // the series exists from the first run
+    this.functionSeconds.observe(ms / 1000, functionId);
+  };
+
+  configReloaded(applied: boolean): void {
+    this.configReloads.inc(1, applied ? "applied" : "refused");
+  }
+
+  /** The Prometheus text exposition of every metric. */
+  render(): string {
+    return this.registry.render();
+  }
+}
