@@ -128,7 +128,7 @@ async function tail(args: Args): Promise<number> {
     fromStart: args.flags["from-start"] === true,
     follow: args.flags.follow === true || args.flags.f === true,
     source: flag(args, "source"),
-    lines: Number(flag(args, "n") ?? 10),
+    lines: count(flag(args, "n") ?? "10"),
     write: (line) => process.stdout.write(`${line}\n`),
     signal: controller.signal,
   });
@@ -148,6 +148,15 @@ function verify(args: Args): number {
   return report.problems.length === 0 ? 0 : 1;
 }
 
+/** A non-negative whole number from the command line; a usage error otherwise. */
+function count(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new UsageError(`expected a whole number, got ${value}`);
+  return n;
+}
+
+class UsageError extends Error {}
+
 main(process.argv.slice(2)).then(
   async (code) => {
     // Bun writes to a pipe asynchronously: exiting before stdout is flushed would cut
@@ -156,12 +165,18 @@ main(process.argv.slice(2)).then(
     process.exit(code);
   },
   (err) => {
-    if (err instanceof ConfigError) {
+    if (err instanceof ConfigError || err instanceof UsageError) {
       console.error(err.message);
       process.exit(2);
     }
     if (err instanceof DataDirLockedError) {
       console.error(err.message);
+      process.exit(1);
+    }
+    if ((err as { code?: string }).code === "EADDRINUSE") {
+      console.error(
+        `cannot listen: the port is in use by another process (${(err as Error).message})`,
+      );
       process.exit(1);
     }
     console.error(err);

@@ -67,8 +67,9 @@ test("a second server on the same port (another data dir) fails instead of shari
   const second = startCli(["serve", "--config", b.configFile], {
     env: { PORT: String(first.port) },
   });
-  expect(await exitCode(second.proc)).not.toBe(0);
+  expect(await exitCode(second.proc)).toBe(1);
   expect(second.output()).not.toContain("sluice started");
+  expect(second.output()).toContain("cannot listen: the port is in use");
   // Every request still reaches the first server, which knows only its own keys.
   for (let i = 0; i < 5; i++) {
     expect((await track(first.url, a.keys.server, `a-${i}`)).status).toBe(200);
