@@ -5,6 +5,7 @@ import type { LoadedConfig } from "./config/load.ts";
 import { type ReloadOutcome, reloadConfig } from "./config/reload.ts";
 import { SqliteDedupStore } from "./dedup/sqlite.ts";
 import { DeliveryManager } from "./delivery/manager.ts";
+import { deliveryChain } from "./functions/delivery-chain.ts";
 import { FunctionPool } from "./functions/pool.ts";
 import { functionPoolOptions, hasFunctions } from "./functions/setup.ts";
 import { SqliteFunctionStore } from "./functions/store.ts";
@@ -82,7 +83,7 @@ export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {})
     cleanup.push(() => functionStore.close());
     // User code runs in a watched child process (src/functions/host.ts), started only if needed.
     const functions = hasFunctions(config)
-      ? await FunctionPool.start(functionPoolOptions(config, functionStore, logger))
+      ? await FunctionPool.start(functionPoolOptions(config, functionStore, logger, metrics))
       : undefined;
     if (functions) cleanup.push(() => functions.close());
     const delivery = new DeliveryManager({
@@ -92,7 +93,7 @@ export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {})
       dataDir,
       retention: config.log.retention,
       retentionIntervalMs: config.log.retention.intervalSeconds * 1000,
-      chain: async (_connection, event) => ({ events: [event] }),
+      chain: deliveryChain(functions, () => config.sources),
       logger,
       extraReaders: () => {
         const checkpoint = dedup.checkpoint();

@@ -10,7 +10,7 @@ import { tailLog, verifyLog } from "./cli/log.ts";
 import { writeInitialConfig } from "./config/init.ts";
 import { ConfigError, configPath, type LoadedConfig, loadConfig } from "./config/load.ts";
 import { checkFunctions } from "./functions/check.ts";
-import { HOST_COMMAND } from "./functions/pool.ts";
+import { HOST_COMMAND } from "./functions/entrypoints.ts";
 import { DataDirLockedError } from "./state/lock.ts";
 
 /** Exit codes: 0 ok, 1 runtime failure, 2 bad config or usage. */

@@ -1,10 +1,17 @@
-/** A function ran past its timeout: its worker was terminated and replaced. */
+/**
+ * A function ran past its timeout (its worker was terminated and replaced), or the
+ * whole pipeline, queueing included, went past its limit (no `functionId`).
+ */
 export class FunctionTimeoutError extends Error {
   constructor(
-    readonly functionId: string,
+    readonly functionId: string | undefined,
     readonly timeoutMs: number,
   ) {
-    super(`function ${functionId} timed out after ${timeoutMs} ms`);
+    super(
+      functionId === undefined
+        ? `function pipeline timed out after ${timeoutMs} ms`
+        : `function ${functionId} timed out after ${timeoutMs} ms`,
+    );
     this.name = "FunctionTimeoutError";
   }
 }

@@ -6,6 +6,7 @@
  * instead of taking the server down. Its environment holds only PATH.
  */
 import {
+  type DoneRun,
   EXIT_MEMORY,
   type HostInit,
   type HostMessage,
@@ -18,6 +19,7 @@ import {
 import { type StepLimit, stepLimits, WorkerSlot } from "./worker-slot.ts";
 
 const MEMORY_CHECK_MS = 20;
+const HEARTBEAT_MS = 1000;
 
 /** Entry of `sluice __function-host`: waits for the server's init message over IPC. */
 export function runFunctionHost(): void {
@@ -37,9 +39,8 @@ export function runFunctionHost(): void {
 }
 
 class FunctionHost {
-  private readonly slots: WorkerSlot[] = [];
   private readonly idle: WorkerSlot[] = [];
-  private readonly queue: RunEnvelope[] = [];
+  private readonly queue: { call: RunEnvelope; deadline: number }[] = [];
   private steps: Map<string, StepLimit[]> | null = null;
   /** Store requests in flight: host id -> the worker that asked, and its own id. */
   private readonly storeCalls = new Map<
@@ -56,9 +57,11 @@ class FunctionHost {
       defaultTimeoutMs: init.defaultTimeoutMs,
       skip: {},
     };
+    // Each slot reports `ready` once its worker has loaded the functions, and joins `idle`.
     for (let i = 0; i < Math.max(1, init.workers); i++) {
-      this.slots.push(new WorkerSlot(workerInit, init.loadTimeoutMs, this.slotEvents));
+      new WorkerSlot(workerInit, init.loadTimeoutMs, this.slotEvents);
     }
+    setInterval(() => this.send({ t: "alive" }), HEARTBEAT_MS);
     setInterval(() => {
       const rss = process.memoryUsage.rss();
       if (rss > init.maxMemoryBytes) {
@@ -73,7 +76,7 @@ class FunctionHost {
 
   handle(m: ParentMessage): void {
     if (m.t === "run") {
-      this.queue.push(m);
+      this.queue.push({ call: m, deadline: Date.now() + m.limitMs });
       this.dispatch();
     } else if (m.t === "store") {
       this.storeReply(m);
@@ -89,8 +92,8 @@ class FunctionHost {
       this.idle.push(slot);
       this.dispatch();
     },
-    done: (slot: WorkerSlot, id: number, result: string) => {
-      this.send({ t: "done", id, result });
+    done: (slot: WorkerSlot, done: DoneRun) => {
+      this.send({ t: "done", ...done });
       this.idle.push(slot);
       this.dispatch();
     },
@@ -113,7 +116,13 @@ class FunctionHost {
       const slot = this.idle.pop()!;
       // A slot whose worker was replaced since it went idle comes back on its own `ready`.
       if (slot.state !== "idle") continue;
-      const call = this.queue.shift()!;
+      const { call, deadline } = this.queue.shift()!;
+      if (Date.now() >= deadline) {
+        // Waited past the pipeline's limit behind slower calls: not worth running now.
+        this.idle.push(slot);
+        this.send({ t: "timeout", id: call.id, timeoutMs: call.limitMs });
+        continue;
+      }
       slot.run(call, this.steps.get(call.con) ?? []);
     }
   }

@@ -1,9 +1,8 @@
-import { readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { fileURLToPath } from "node:url";
 import type { Subprocess } from "bun";
 import type { Logger } from "pino";
+import type { FunctionMetrics } from "../metrics/sluice.ts";
 import { FunctionHostError, FunctionTimeoutError } from "./errors.ts";
+import { residentBytes, spawnHost } from "./host-process.ts";
 import {
   type ChainResult,
   type ConnectionSpec,
@@ -15,10 +14,7 @@ import {
   type RunRequest,
   type StoreRequest,
 } from "./protocol.ts";
-import type { FunctionStore } from "./store.ts";
-
-/** The hidden CLI command that runs the function host (see main.ts). */
-export const HOST_COMMAND = "__function-host";
+import { type FunctionStore, runStoreRequest } from "./store.ts";
 
 export interface FunctionPoolOptions {
   functions: FunctionSpec[];
@@ -30,6 +26,8 @@ export interface FunctionPoolOptions {
   loadTimeoutMs: number;
   store: FunctionStore;
   logger: Logger;
+  /** Per-function run counts, errors and time for /metrics. */
+  metrics?: FunctionMetrics;
 }
 
 /** One chain run as the server asks for it. */
@@ -54,13 +52,16 @@ interface Pending {
   resolve: (json: string) => void;
   reject: (err: Error) => void;
   message: ParentMessage;
-  /** Past this (epoch ms) the host is considered stuck: its own watchdog answers sooner. */
+  limitMs: number;
+  /** A backstop (epoch ms): the host's own watchdog answers sooner. */
   deadline: number;
   sent: boolean;
 }
 
-/** Slack over a chain's summed timeouts before the server gives up on the host itself. */
+/** Slack over a chain's limit before the server stops waiting for the host's answer. */
 const HOST_GRACE_MS = 2000;
+/** A host silent this long (it sends a heartbeat every second) is killed and restarted. */
+const HOST_SILENCE_MS = 5000;
 const SWEEP_MS = 250;
 /** The server's own check of the host's memory, a backstop to the host's self-check. */
 const PARENT_MEMORY_FACTOR = 1.25;
@@ -79,7 +80,9 @@ export class FunctionPool implements FunctionRunner {
   private hostReady = false;
   private closing = false;
   private spawnedAt = 0;
-  private killedForMemory = false;
+  /** Why the server killed the host, for the log line when it exits. */
+  private killReason: string | null = null;
+  private lastHeard = 0;
   private seq = 0;
   private readonly pending = new Map<number, Pending>();
   private outbox: ParentMessage[] = [];
@@ -143,14 +146,15 @@ export class FunctionPool implements FunctionRunner {
         retries: call.retries,
       },
     };
-    const message: ParentMessage = { t: "run", id, con, json: JSON.stringify(request) };
-    const limit = this.limits.get(call.connectionId) ?? this.opts.defaultTimeoutMs;
+    const limitMs = this.limits.get(con) ?? this.opts.defaultTimeoutMs;
+    const message: ParentMessage = { t: "run", id, con, limitMs, json: JSON.stringify(request) };
     return new Promise((resolve, reject) => {
       const p = {
         resolve,
         reject,
         message,
-        deadline: Date.now() + limit + HOST_GRACE_MS,
+        limitMs,
+        deadline: Date.now() + limitMs + HOST_GRACE_MS,
         sent: false,
       };
       this.pending.set(id, p);
@@ -185,26 +189,20 @@ export class FunctionPool implements FunctionRunner {
   private spawn(): void {
     const generation = ++this.generation;
     this.hostReady = false;
-    this.killedForMemory = false;
+    this.killReason = null;
     this.spawnedAt = Date.now();
+    this.lastHeard = this.spawnedAt;
     const { opts } = this;
-    const proc = Bun.spawn(hostCommand(), {
-      // Only PATH: user code must not see the server's environment (SPEC 7).
-      env: { PATH: process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin" },
-      cwd: tmpdir(),
-      stdin: "ignore",
-      stdout: "ignore",
-      stderr: "pipe",
-      serialization: "json",
-      ipc: (batch) => {
-        if (generation === this.generation) this.onMessages(batch as HostMessage[]);
+    const proc = spawnHost({
+      onMessages: (batch) => {
+        if (generation === this.generation) this.onMessages(batch);
       },
-      onExit: (_p, code, signal) => {
+      onExit: (code, signal) => {
         if (generation === this.generation) this.onExit(code, signal);
       },
+      onOutput: (line) => opts.logger.warn({ output: line }, "function host output"),
     });
     this.proc = proc;
-    void this.forwardStderr(proc.stderr as ReadableStream<Uint8Array>);
     proc.send([
       {
         t: "init",
@@ -219,13 +217,17 @@ export class FunctionPool implements FunctionRunner {
   }
 
   private onMessages(batch: HostMessage[]): void {
+    this.lastHeard = Date.now();
+    const { metrics } = this.opts;
     for (const m of batch) {
       switch (m.t) {
         case "done":
           this.settle(m.id)?.resolve(m.result);
+          for (const [fn, ms, failed] of m.runs) metrics?.functionRun(fn, ms, failed === 1);
           break;
         case "timeout":
           this.settle(m.id)?.reject(new FunctionTimeoutError(m.functionId, m.timeoutMs));
+          if (m.functionId) metrics?.functionRun(m.functionId, m.timeoutMs, true);
           break;
         case "failed":
           this.settle(m.id)?.reject(new FunctionHostError(`${m.error.name}: ${m.error.message}`));
@@ -266,9 +268,9 @@ export class FunctionPool implements FunctionRunner {
     this.hostReady = false;
     if (this.closing) return;
     const reason =
-      code === EXIT_MEMORY || this.killedForMemory
+      code === EXIT_MEMORY
         ? `went over its memory limit of ${this.opts.maxMemoryMb} MB`
-        : `exited (code ${code}, signal ${signal})`;
+        : (this.killReason ?? `exited (code ${code}, signal ${signal})`);
     const failed = this.failPending(
       (p) => p.sent,
       () => new FunctionHostError(`function host ${reason}`),
@@ -316,46 +318,37 @@ export class FunctionPool implements FunctionRunner {
   }
 
   private async storeOp(m: StoreRequest, generation: number): Promise<void> {
-    const { store } = this.opts;
-    let reply: ParentMessage;
-    try {
-      let value: string | number | undefined;
-      if (m.op === "get") value = await store.get(m.key);
-      else if (m.op === "ttl") value = await store.ttl(m.key);
-      else if (m.op === "del") await store.del(m.key);
-      else await store.set(m.key, m.value ?? "null", m.ttl ?? null);
-      reply = { t: "store", id: m.id, value };
-    } catch (err) {
-      this.opts.logger.error({ err, op: m.op }, "function store failed");
-      reply = { t: "store", id: m.id, error: { name: "Error", message: "store unavailable" } };
-    }
+    const reply = await runStoreRequest(this.opts.store, m, (err) =>
+      this.opts.logger.error({ err, op: m.op }, "function store failed"),
+    );
     if (generation !== this.generation || !this.proc) return;
-    this.outbox.push(reply);
+    this.outbox.push({ t: "store", ...reply });
     if (this.outbox.length === 1) queueMicrotask(this.flush);
   }
 
-  /** Calls the host should long have answered, and the host's memory. */
+  /** Calls past their limit (even waiting for a host to start), a silent host, its memory. */
   private sweep(): void {
     const now = Date.now();
-    const stuck = this.failPending(
-      (p) => p.deadline <= now,
-      () => new FunctionHostError("function host did not answer in time"),
-    );
+    for (const [id, p] of this.pending) {
+      if (p.deadline > now) continue;
+      this.pending.delete(id);
+      p.reject(new FunctionTimeoutError(undefined, p.limitMs));
+    }
     const proc = this.proc;
-    if (!proc) return;
-    if (stuck > 0 && this.hostReady) {
-      this.opts.logger.error(
-        { failedCalls: stuck },
-        "function host stopped answering; restarting it",
-      );
-      proc.kill("SIGKILL");
+    if (!proc || this.killReason) return;
+    if (this.hostReady && now - this.lastHeard > HOST_SILENCE_MS) {
+      this.kill(proc, `stopped answering for ${now - this.lastHeard} ms`);
       return;
     }
     const rss = residentBytes(proc.pid);
     if (rss !== undefined && rss > this.opts.maxMemoryMb * 1048576 * PARENT_MEMORY_FACTOR) {
-      this.killedForMemory = true;
-      proc.kill("SIGKILL");
+      this.kill(proc, `went over its memory limit of ${this.opts.maxMemoryMb} MB`);
     }
+  }
+
+  private kill(proc: Subprocess, reason: string): void {
+    this.killReason = reason;
+    proc.kill("SIGKILL");
   }
 
   private setLimits(reports: LoadReport[]): void {
@@ -366,38 +359,5 @@ export class FunctionPool implements FunctionRunner {
         c.functions.reduce((sum, id) => sum + (timeouts.get(id) ?? this.opts.defaultTimeoutMs), 0),
       ]),
     );
-  }
-
-  private async forwardStderr(stream: ReadableStream<Uint8Array>): Promise<void> {
-    const decoder = new TextDecoder();
-    let buffered = "";
-    for await (const chunk of stream as unknown as AsyncIterable<Uint8Array>) {
-      buffered += decoder.decode(chunk, { stream: true });
-      let nl = buffered.indexOf("\n");
-      while (nl >= 0) {
-        const line = buffered.slice(0, nl).trim();
-        buffered = buffered.slice(nl + 1);
-        if (line) this.opts.logger.warn({ output: line.slice(0, 2000) }, "function host output");
-        nl = buffered.indexOf("\n");
-      }
-    }
-  }
-}
-
-/** `sluice __function-host`: through main.ts in development, the binary itself when compiled. */
-function hostCommand(): string[] {
-  const compiled =
-    import.meta.path.startsWith("/$bunfs/") || /^[A-Za-z]:[\\/]~BUN[\\/]/.test(import.meta.path);
-  if (compiled) return [process.execPath, HOST_COMMAND];
-  return [process.execPath, fileURLToPath(new URL("../main.ts", import.meta.url)), HOST_COMMAND];
-}
-
-/** Resident memory of a process from /proc (Linux); undefined where there is none. */
-function residentBytes(pid: number): number | undefined {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-    return m ? Number(m[1]) * 1024 : undefined;
-  } catch {
-    return undefined;
   }
 }

@@ -67,6 +67,8 @@ export interface RunRequest {
 export interface RunEnvelope {
   id: number;
   con: string;
+  /** The pipeline's time limit: a call still queued past it is answered with a timeout. */
+  limitMs: number;
   /** JSON of the RunRequest. */
   json: string;
 }
@@ -108,8 +110,11 @@ export type ParentMessage =
 export type HostMessage =
   | { t: "ready"; functions: LoadReport[] }
   /** `result`: the JSON text of a ChainResult. */
-  | { t: "done"; id: number; result: string }
-  | { t: "timeout"; id: number; functionId: string; timeoutMs: number }
+  | ({ t: "done" } & DoneRun)
+  /** A function ran past its timeout (or, without functionId, the call waited past its limit). */
+  | { t: "timeout"; id: number; functionId?: string; timeoutMs: number }
+  /** Sent every second: a host that stops sending is restarted. */
+  | { t: "alive" }
   | { t: "failed"; id: number; error: ErrorInfo }
   | ({ t: "store" } & StoreRequest);
 
@@ -132,14 +137,29 @@ export type FromWorker =
   | { t: "ready"; functions: LoadReport[] }
   | ({ t: "store" } & StoreRequest);
 
-/** A finished run as a worker posts it: `<id> <ChainResult JSON>`. */
-export function encodeDone(id: number, result: string): string {
-  return `${id} ${result}`;
+/** One function run of a chain, for the server's metrics: id, ms, 1 if it failed. */
+export type FunctionRun = [functionId: string, ms: number, failed: 0 | 1];
+
+/** A finished run: the id, each function's run for the metrics, the answer as JSON. */
+export interface DoneRun {
+  id: number;
+  runs: FunctionRun[];
+  result: string;
 }
 
-export function decodeDone(text: string): { id: number; result: string } {
+/** A finished run as a worker posts it: `<id> <runs JSON>\n<ChainResult JSON>`. */
+export function encodeDone(done: DoneRun): string {
+  return `${done.id} ${JSON.stringify(done.runs)}\n${done.result}`;
+}
+
+export function decodeDone(text: string): DoneRun {
   const space = text.indexOf(" ");
-  return { id: Number(text.slice(0, space)), result: text.slice(space + 1) };
+  const nl = text.indexOf("\n", space);
+  return {
+    id: Number(text.slice(0, space)),
+    runs: JSON.parse(text.slice(space + 1, nl)) as FunctionRun[],
+    result: text.slice(nl + 1),
+  };
 }
 
 /** One entry of the exec log (SPEC 7). */

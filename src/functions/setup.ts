@@ -1,6 +1,7 @@
 import { availableParallelism } from "node:os";
 import type { Logger } from "pino";
 import type { SluiceConfig } from "../config/schema.ts";
+import type { FunctionMetrics } from "../metrics/sluice.ts";
 import type { FunctionPoolOptions } from "./pool.ts";
 import type { ConnectionSpec, FunctionSpec } from "./protocol.ts";
 import type { FunctionStore } from "./store.ts";
@@ -22,6 +23,7 @@ export function functionPoolOptions(
   config: SluiceConfig,
   store: FunctionStore,
   logger: Logger,
+  metrics?: FunctionMetrics,
 ): FunctionPoolOptions {
   const sources = new Map(config.sources.map((s) => [s.id, s]));
   const connections: ConnectionSpec[] = config.connections
@@ -49,5 +51,6 @@ export function functionPoolOptions(
     loadTimeoutMs: LOAD_TIMEOUT_MS,
     store,
     logger,
+    metrics,
   };
 }

@@ -1,4 +1,5 @@
 import type { Database } from "bun:sqlite";
+import type { StoreReply, StoreRequest } from "./protocol.ts";
 
 /**
  * The persistent key-value store behind `ctx.store` (SPEC 7), shared by every function
@@ -13,6 +14,28 @@ export interface FunctionStore {
   /** Whole seconds left: -2 for a missing key, -1 for a key without expiry. */
   ttl(key: string): Promise<number>;
   close(): void;
+}
+
+/**
+ * Carries out a store request from user code. A failure reaches user code as a plain
+ * "store unavailable" (the detail goes to `onError`, i.e. the server's log).
+ */
+export async function runStoreRequest(
+  store: FunctionStore,
+  m: StoreRequest,
+  onError: (err: unknown) => void,
+): Promise<StoreReply> {
+  try {
+    let value: string | number | undefined;
+    if (m.op === "get") value = await store.get(m.key);
+    else if (m.op === "ttl") value = await store.ttl(m.key);
+    else if (m.op === "del") await store.del(m.key);
+    else await store.set(m.key, m.value ?? "null", m.ttl ?? null);
+    return { id: m.id, value };
+  } catch (err) {
+    onError(err);
+    return { id: m.id, error: { name: "Error", message: "store unavailable" } };
+  }
 }
 
 export interface SqliteFunctionStoreOptions {

@@ -1,5 +1,7 @@
+import { workerEntry } from "./entrypoints.ts";
 import { LOAD_CALL_ID, Progress } from "./progress.ts";
 import {
+  type DoneRun,
   decodeDone,
   type ErrorInfo,
   type FromWorker,
@@ -32,13 +34,14 @@ export function stepLimits(steps: { id: string; timeoutMs: number }[]): StepLimi
 
 export interface SlotEvents {
   ready(slot: WorkerSlot, functions: LoadReport[]): void;
-  done(slot: WorkerSlot, callId: number, result: string): void;
+  done(slot: WorkerSlot, done: DoneRun): void;
   timedOut(slot: WorkerSlot, callId: number, step: StepLimit): void;
   failed(slot: WorkerSlot, callId: number, error: ErrorInfo): void;
   store(slot: WorkerSlot, generation: number, request: StoreRequest): void;
 }
 
-const WORKER_URL = new URL("./worker.ts", import.meta.url);
+const WORKER_ENTRY = workerEntry();
+const RESTART_DELAY_MS = 1000;
 
 /**
  * One Bun Worker of the host and its watchdog. The worker runs one chain at a time;
@@ -86,7 +89,7 @@ export class WorkerSlot {
 
   private start(): void {
     const generation = ++this.generation;
-    const worker = new Worker(WORKER_URL, { env: {} } as WorkerOptions);
+    const worker = new Worker(WORKER_ENTRY, { env: {} } as WorkerOptions);
     this.worker = worker;
     this.progress = new Progress();
     this.state = "loading";
@@ -95,6 +98,12 @@ export class WorkerSlot {
     };
     worker.addEventListener("close", () => {
       if (generation === this.generation && !this.closed) this.died();
+    });
+    worker.addEventListener("error", (e) => {
+      if (generation === this.generation && this.state === "loading") {
+        // Goes to the server's log (the host's stderr is forwarded there).
+        console.error(`function worker failed to start: ${(e as ErrorEvent).message}`);
+      }
     });
     this.post({ t: "init", ...this.init, progress: this.progress.buffer });
     this.timer = setTimeout(this.loadTimedOut, this.loadTimeoutMs);
@@ -109,8 +118,7 @@ export class WorkerSlot {
       clearTimeout(this.timer);
       this.call = null;
       this.state = "idle";
-      const { id, result } = decodeDone(m);
-      this.events.done(this, id, result);
+      this.events.done(this, decodeDone(m));
     } else if (m.t === "store") {
       this.events.store(this, generation, m);
     } else {
@@ -154,12 +162,15 @@ export class WorkerSlot {
     this.replace();
   };
 
-  /** The worker exited on its own (user code called process.exit, or it crashed). */
+  /** The worker exited on its own (it crashed, or never started). */
   private died(): void {
     const call = this.call;
+    const starting = this.state === "loading";
     this.call = null;
     clearTimeout(this.timer);
-    this.start();
+    // A worker that cannot even start would otherwise be restarted in a tight loop.
+    if (starting) this.timer = setTimeout(() => this.start(), RESTART_DELAY_MS);
+    else this.start();
     if (call) {
       this.events.failed(this, call.id, { name: "Error", message: "function worker exited" });
     }

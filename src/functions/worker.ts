@@ -11,10 +11,11 @@ import { captureConsole, LogCapture } from "./logs.ts";
 import { LOAD_CALL_ID, Progress } from "./progress.ts";
 import {
   type ConnectionSpec,
-  encodeDone,
   type ErrorInfo,
+  encodeDone,
   errorInfo,
   type FromWorker,
+  type FunctionRun,
   type FunctionSpec,
   type RunRequest,
   type StoreReply,
@@ -136,7 +137,8 @@ async function run(m: RunRequest) {
       active = null;
     }
   }
-  post(encodeDone(m.id, serialize(output, capture)));
+  const runs = output.execLog.map((e): FunctionRun => [e.functionId, e.ms, e.error ? 1 : 0]);
+  post(encodeDone({ id: m.id, runs, result: serialize(output, capture) }));
 }
 
 /** The answer as JSON text; events JSON cannot carry (BigInt, cycles) are an error of the last function. */

@@ -57,7 +57,8 @@ export function funcsRoutes(deps: HttpDeps) {
         });
       } catch (err) {
         if (err instanceof FunctionTimeoutError) {
-          throw new HttpError("timeout", err.message, { functionId: err.functionId });
+          const body = err.functionId === undefined ? undefined : { functionId: err.functionId };
+          throw new HttpError("timeout", err.message, body);
         }
         throw err;
       }

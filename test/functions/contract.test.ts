@@ -77,8 +77,8 @@ const fn = (id: string, file: string, extra: Record<string, unknown> = {}) => ({
 const con = (id: string, functions: string[], extra: Record<string, unknown> = {}) => ({
   id,
   source: "web",
-  destination: { type: "webhook", url: "http://127.0.0.1:9/never" },
-  start: "now",
+  // Not delivered by the server: these tests call the chains only through /api/funcs.
+  destination: { type: "device" },
   functions,
   ...extra,
 });
@@ -240,7 +240,7 @@ describe("ctx", () => {
     expect(JSON.stringify(body)).not.toContain(s.keys.server);
     expect(seen.source).toEqual({ id: "web", name: "Website", type: "s2s" });
     expect(seen.connection).toEqual({ id: "c_ctx", options: { mode: "test", n: 1 } });
-    expect(seen.destination).toEqual({ id: "c_ctx", type: "webhook" });
+    expect(seen.destination).toEqual({ id: "c_ctx", type: "device" });
     expect(Date.parse(seen.receivedAt)).toBeGreaterThanOrEqual(before - 5);
     expect(seen.retries).toBe(0);
   });
@@ -320,6 +320,21 @@ describe("the endpoint", () => {
     expect(res.headers.get("x-ratelimit-limit")).toBeTruthy();
     const { storedEvents } = await import("../support/server.ts");
     expect(await storedEvents(s.dataDir)).toEqual([]);
+  });
+
+  test("function runs and errors are counted in /metrics", async () => {
+    await run("c_throw", { type: "track", event: "e", userId: "u" });
+    const metrics = await (await fetch(`${s.url}/metrics`)).text();
+    const value = (line: string) =>
+      Number(
+        metrics
+          .split("\n")
+          .find((l) => l.startsWith(line))
+          ?.split(" ")[1],
+      );
+    expect(value('sluice_function_runs_total{function="throw"}')).toBeGreaterThanOrEqual(1);
+    expect(value('sluice_function_errors_total{function="throw"}')).toBeGreaterThanOrEqual(1);
+    expect(value('sluice_function_errors_total{function="add"}')).toBe(0);
   });
 
   test("a connection without functions: 204 and no body", async () => {

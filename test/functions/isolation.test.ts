@@ -7,6 +7,7 @@ const FILES: Record<string, string> = {
   "fn/add.js": "export default (e) => { e.added = true; };",
   "fn/loop.js": "export default () => { for (;;) {} };",
   "fn/hang.js": "export default () => new Promise(() => {});",
+  "fn/slow.js": "export default () => new Promise((r) => setTimeout(r, 300));",
   "fn/bomb.js": "export default () => { const a = []; for (;;) a.push(new Array(1e6)); };",
   "fn/exit.js": "export default () => { process.exit(1); };",
   "fn/broken.js": "export default (e) => { e.x = ; };",
@@ -20,8 +21,8 @@ const FILES: Record<string, string> = {
 const con = (id: string, functions: string[]) => ({
   id,
   source: "web",
-  destination: { type: "webhook", url: "http://127.0.0.1:9/never" },
-  start: "now",
+  // Not delivered by the server: these tests call the chains only through /api/funcs.
+  destination: { type: "device" },
   functions,
 });
 
@@ -35,6 +36,7 @@ beforeAll(async () => {
         { id: "add", file: "./fn/add.js" },
         { id: "loop", file: "./fn/loop.js", timeoutMs: 500 },
         { id: "hang", file: "./fn/hang.js", timeoutMs: 300 },
+        { id: "slow", file: "./fn/slow.js", timeoutMs: 1000 },
         // Its timeout is far away: the memory limit must stop it first.
         { id: "bomb", file: "./fn/bomb.js", timeoutMs: 20_000 },
         { id: "exit", file: "./fn/exit.js" },
@@ -45,6 +47,7 @@ beforeAll(async () => {
         con("c_add", ["add"]),
         con("c_loop", ["add", "loop", "add"]),
         con("c_hang", ["hang"]),
+        con("c_slow", ["slow"]),
         con("c_bomb", ["bomb"]),
         con("c_exit", ["exit", "add"]),
         con("c_broken", ["broken", "add"]),
@@ -106,6 +109,17 @@ test("an endless loop is cut at its timeout with 504; the server answers meanwhi
 test("a function that never settles is cut at its timeout too", async () => {
   const res = await run("c_hang");
   expect(res.status).toBe(504);
+  expect((await run("c_add")).status).toBe(200);
+});
+
+test("calls queued past the pipeline's limit get 504; those in time run, the host stays", async () => {
+  // Two workers, 300 ms a call, a 1 s limit: the last of ten would start after 1.2 s.
+  const answers = await Promise.all(Array.from({ length: 10 }, () => run("c_slow")));
+  const statuses = answers.map((r) => r.status).sort();
+  expect(statuses.filter((x) => x === 200).length).toBeGreaterThanOrEqual(6);
+  expect(statuses.filter((x) => x === 504).length).toBeGreaterThanOrEqual(1);
+  expect(statuses.every((x) => x === 200 || x === 504)).toBe(true);
+  expect(readFileSync(s.logFile, "utf8")).not.toContain("restarting");
   expect((await run("c_add")).status).toBe(200);
 });
 

@@ -1,0 +1,46 @@
+import type { SourceConfig } from "../config/schema.ts";
+import type { ChainRunner } from "../delivery/consumer.ts";
+import type { StoredEvent } from "../events/schema.ts";
+import type { FunctionRunner } from "./pool.ts";
+
+/**
+ * The delivery side of functions (SPEC 8): runs a connection's chain over a stored
+ * event. A function that throws `RetryError` asks for the event to be tried again
+ * later; so does a chain the runtime could not run (timeout, host restart), since the
+ * event must not be delivered unprocessed nor be lost.
+ */
+export function deliveryChain(
+  runner: FunctionRunner | undefined,
+  sources: () => SourceConfig[],
+): ChainRunner {
+  let known: SourceConfig[] | undefined;
+  let browserKeys = new Set<string>();
+  const isBrowserKey = (keyId: string) => {
+    const current = sources();
+    if (current !== known) {
+      known = current;
+      browserKeys = new Set(
+        current.flatMap((s) => s.writeKeys.filter((k) => k.type === "browser").map((k) => k.id)),
+      );
+    }
+    return browserKeys.has(keyId);
+  };
+  return async (connection, event, retries) => {
+    if (!runner || connection.functions.length === 0) return { events: [event] };
+    try {
+      const result = await runner.run({
+        connectionId: connection.id,
+        event,
+        headers: {},
+        sourceType: isBrowserKey(event.keyId) ? "browser" : "s2s",
+        receivedAt: Date.parse(event.receivedAt) || Date.now(),
+        retries,
+      });
+      const retry = result.execLog.find((e) => e.error?.name === "RetryError");
+      if (retry) return { retry: retry.error!.message };
+      return { events: result.events as StoredEvent[] };
+    } catch (err) {
+      return { retry: `functions could not run: ${(err as Error).message}` };
+    }
+  };
+}
