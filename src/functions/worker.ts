@@ -22,17 +22,18 @@ import {
   type ToWorker,
   type WorkerInit,
 } from "./protocol.ts";
+import { RetryError } from "./sdk.ts";
 
 declare const self: Worker;
 
-/** Thrown by a function to ask for the event to be tried again later (Jitsu's RetryError). */
-class RetryError extends Error {
-  constructor(message?: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "RetryError";
-  }
-}
+// RetryError is a global, as in Jitsu, and the export of the `sluice/functions` module.
 (globalThis as Record<string, unknown>).RetryError = RetryError;
+Bun.plugin({
+  name: "sluice-functions",
+  setup(build) {
+    build.module("sluice/functions", () => ({ exports: { RetryError }, loader: "object" }));
+  },
+});
 
 const functions = new Map<string, LoadedFunction>();
 const connections = new Map<string, ConnectionSpec>();

@@ -9,7 +9,9 @@ import { startTestServer, type TestServer } from "../support/server.ts";
 const FILES = {
   "fn/tag.js": `export default (e, ctx) => { e.tagged = ctx.connection.id; e.sourceType = ctx.source.type; };`,
   "fn/filter.js": `export default (e) => (e.event === "drop me" ? "drop" : undefined);`,
-  "fn/flaky.js": `export default (e, ctx) => {
+  // RetryError from the helper module; it is also a global, as in Jitsu.
+  "fn/flaky.js": `import { RetryError } from "sluice/functions";
+  export default (e, ctx) => {
     if (ctx.retries === 0) throw new RetryError("not yet");
     e.retries = ctx.retries;
   };`,

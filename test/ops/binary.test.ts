@@ -54,7 +54,10 @@ test("the compiled binary inits, serves, stores an event, tails the log and stop
   mkdirSync(join(dir, "functions"));
   writeFileSync(
     join(dir, "functions", "tag.ts"),
-    "export default (event: Record<string, unknown>) => ({ ...event, tagged: true });\n",
+    // The helper module resolves inside the binary too.
+    'import { RetryError } from "sluice/functions";\n' +
+      "export default (event: Record<string, unknown>) =>\n" +
+      "  ({ ...event, tagged: typeof RetryError === 'function' });\n",
   );
   const config = readFileSync(join(dir, "sluice.yaml"), "utf8").replace(
     "connections: []\nfunctions: []\n",
