@@ -103,7 +103,7 @@ test("a database that is down is retried until it is back, and nothing is skippe
       },
     },
   });
-  const url = `postgres://postgres@127.0.0.1:${proxy.port}/test`;
+  const url = PG_URL.replace(/@[^/]+\//, `@127.0.0.1:${proxy.port}/`);
   const s = await startTestServer({ config: { connections: [pgConnection(table, url)] } });
   try {
     const batch = Array.from({ length: 10 }, (_, i) => ({
