@@ -6,6 +6,7 @@ import { type ReloadOutcome, reloadConfig } from "./config/reload.ts";
 import { SqliteDedupStore } from "./dedup/sqlite.ts";
 import { DeliveryManager } from "./delivery/manager.ts";
 import { deliveryChain } from "./functions/delivery-chain.ts";
+import { hideServerFromFunctions } from "./functions/harden.ts";
 import { FunctionPool } from "./functions/pool.ts";
 import { functionPoolOptions, hasFunctions } from "./functions/setup.ts";
 import { SqliteFunctionStore } from "./functions/store.ts";
@@ -82,6 +83,9 @@ export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {})
     const functionStore = new SqliteFunctionStore(db, { onError: onStateError });
     cleanup.push(() => functionStore.close());
     // User code runs in a watched child process (src/functions/host.ts), started only if needed.
+    if (hasFunctions(config) && !hideServerFromFunctions()) {
+      logger.warn("could not mark the server non-dumpable: functions may read its environment");
+    }
     const functions = hasFunctions(config)
       ? await FunctionPool.start(functionPoolOptions(config, functionStore, logger, metrics))
       : undefined;

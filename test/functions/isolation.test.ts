@@ -175,3 +175,17 @@ test("the store persists across a restart", async () => {
   await s.restart();
   expect((await answer(await run("c_count"))).events[0].runs).toBe(3);
 });
+
+test("with functions running, the server process is not dumpable (its environ is root's)", async () => {
+  // The test process is the server here: ask the kernel about it directly.
+  const { dlopen, FFIType } = await import("bun:ffi");
+  const libc = dlopen("libc.so.6", {
+    prctl: {
+      args: [FFIType.i32, FFIType.u64, FFIType.u64, FFIType.u64, FFIType.u64],
+      returns: FFIType.i32,
+    },
+  });
+  const PR_GET_DUMPABLE = 3;
+  expect(libc.symbols.prctl(PR_GET_DUMPABLE, 0n, 0n, 0n, 0n)).toBe(0);
+  libc.close();
+});
