@@ -181,6 +181,11 @@ export const FunctionRuntimeConfig = t.Object(
     maxMemoryMb: t.Integer({ minimum: 64, default: 1024 }),
     /** Timeout of a function that sets none (in the config or its module's `config`). */
     timeoutMs: t.Integer({ minimum: 1, default: 5000 }),
+    /**
+     * Run the function host as this user (a name or a numeric uid; the server must run
+     * as root): user code then cannot read the config file or the data dir.
+     */
+    user: t.Optional(t.String({ minLength: 1 })),
   },
   { default: {}, additionalProperties: false },
 );

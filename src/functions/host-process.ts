@@ -9,6 +9,28 @@ export interface HostProcessEvents {
   onExit(code: number | null, signal: unknown): void;
   /** A line the host wrote to stderr (Bun's own crash reports; user code's console is captured). */
   onOutput(line: string): void;
+  /** Run as this user instead of the server's. */
+  identity?: HostIdentity;
+}
+
+/** A user to run the function host as. */
+export interface HostIdentity {
+  uid: number;
+  gid: number;
+}
+
+/**
+ * Looks a user up by name or numeric uid in /etc/passwd (no subprocess, no NSS:
+ * system users such as `nobody` are there). Throws when there is no such user.
+ */
+export function resolveHostIdentity(user: string, passwd = "/etc/passwd"): HostIdentity {
+  const lines = readFileSync(passwd, "utf8").split("\n");
+  for (const line of lines) {
+    const [name, , uid, gid] = line.split(":");
+    if (name === user || uid === user) return { uid: Number(uid), gid: Number(gid) };
+  }
+  if (/^\d+$/.test(user)) return { uid: Number(user), gid: Number(user) };
+  throw new Error(`functionRuntime.user: no such user ${user}`);
 }
 
 /**
@@ -26,6 +48,7 @@ export function spawnHost(events: HostProcessEvents): Subprocess {
     serialization: "json",
     ipc: (batch) => events.onMessages(batch as HostMessage[]),
     onExit: (_p, code, signal) => events.onExit(code, signal),
+    ...(events.identity ?? {}),
   });
   void forwardLines(proc.stderr as ReadableStream<Uint8Array>, events.onOutput);
   return proc;

@@ -2,7 +2,7 @@ import type { Subprocess } from "bun";
 import type { Logger } from "pino";
 import type { FunctionMetrics } from "../metrics/sluice.ts";
 import { FunctionHostError, FunctionTimeoutError } from "./errors.ts";
-import { residentBytes, spawnHost } from "./host-process.ts";
+import { type HostIdentity, residentBytes, spawnHost } from "./host-process.ts";
 import {
   type ChainResult,
   type ConnectionSpec,
@@ -28,6 +28,8 @@ export interface FunctionPoolOptions {
   logger: Logger;
   /** Per-function run counts, errors and time for /metrics. */
   metrics?: FunctionMetrics;
+  /** The user the host process runs as (default: the server's). */
+  identity?: HostIdentity;
 }
 
 /** One chain run as the server asks for it. */
@@ -201,6 +203,7 @@ export class FunctionPool implements FunctionRunner {
         if (generation === this.generation) this.onExit(code, signal);
       },
       onOutput: (line) => opts.logger.warn({ output: line }, "function host output"),
+      identity: opts.identity,
     });
     this.proc = proc;
     proc.send([

@@ -2,6 +2,7 @@ import { availableParallelism } from "node:os";
 import type { Logger } from "pino";
 import type { SluiceConfig } from "../config/schema.ts";
 import type { FunctionMetrics } from "../metrics/sluice.ts";
+import { resolveHostIdentity } from "./host-process.ts";
 import type { FunctionPoolOptions } from "./pool.ts";
 import type { ConnectionSpec, FunctionSpec } from "./protocol.ts";
 import type { FunctionStore } from "./store.ts";
@@ -52,5 +53,6 @@ export function functionPoolOptions(
     store,
     logger,
     metrics,
+    identity: runtime.user === undefined ? undefined : resolveHostIdentity(runtime.user),
   };
 }
