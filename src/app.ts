@@ -106,6 +106,7 @@ export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {})
     });
     delivery.start();
     cleanup.push(() => delivery.stop());
+    metrics.connections(() => delivery.status());
 
     const lifecycle = { shuttingDown: false };
     const deps: HttpDeps = {

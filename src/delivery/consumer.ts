@@ -3,7 +3,7 @@ import type { ConnectionConfig } from "../config/schema.ts";
 import type { StoredEvent } from "../events/schema.ts";
 import type { EventLog, LogPosition } from "../log/interface.ts";
 import { backoffMs } from "./backoff.ts";
-import { writeDeadLetters } from "./dead-letter.ts";
+import { countDeadLetters, writeDeadLetters } from "./dead-letter.ts";
 import type { Destination, OffsetStore } from "./interface.ts";
 
 /** What a connection's function chain made of one event. */
@@ -50,11 +50,17 @@ export class ConnectionConsumer {
   /** Sleepers to wake: all on stop, those waiting for new events on an append. */
   private readonly sleepers = new Set<{ wake: () => void; onAppend: boolean }>();
   private unsubscribe: (() => void) | null = null;
+  /** Events in this connection's dead-letter file (read once at start, then counted). */
+  deadLetters = 0;
 
   constructor(private readonly opts: ConsumerOptions) {}
 
   get id(): string {
     return this.opts.connection.id;
+  }
+
+  get connection(): ConnectionConfig {
+    return this.opts.connection;
   }
 
   /** Where the connection has confirmed delivery up to. */
@@ -70,6 +76,7 @@ export class ConnectionConsumer {
       this.position = connection.start === "now" ? log.end() : log.start();
       offsets.set(connection.id, this.position);
     }
+    this.deadLetters = countDeadLetters(this.opts.dataDir, connection.id);
     this.unsubscribe = log.onAppend(() => {
       for (const s of this.sleepers) if (s.onAppend) s.wake();
     });
@@ -130,6 +137,7 @@ export class ConnectionConsumer {
       }
       if (!outcome.retry || attempt >= maxAttempts) {
         writeDeadLetters(this.opts.dataDir, connection.id, batch, outcome.reason, attempt);
+        this.deadLetters += batch.length;
         logger.warn(
           {
             connectionId: connection.id,
@@ -161,6 +169,7 @@ export class ConnectionConsumer {
       if ("events" in outcome) return outcome.events;
       if (retries + 1 >= maxAttempts) {
         writeDeadLetters(this.opts.dataDir, connection.id, [event], outcome.retry, retries + 1);
+        this.deadLetters += 1;
         this.opts.onDeadLetter?.(connection.id, 1);
         return [];
       }

@@ -9,6 +9,10 @@ import { WebhookDestination } from "./destinations/webhook.ts";
 import type { Destination } from "./interface.ts";
 import { SqliteOffsetStore } from "./offsets.ts";
 import { applyRetention } from "./retention.ts";
+import { type ConnectionStatus, connectionStatus } from "./status.ts";
+
+/** Records a metrics scrape reads at most per connection to count its lag. */
+const STATUS_SCAN_CAP = 20_000;
 
 export interface DeliveryOptions {
   connections: ConnectionConfig[];
@@ -44,6 +48,8 @@ export class DeliveryManager {
   readonly consumers: ConnectionConsumer[] = [];
   private readonly destinations: Destination[] = [];
   private timer: ReturnType<typeof setInterval> | null = null;
+  /** Connections that held back a segment retention would have deleted, at the last pass. */
+  private holding = new Set<string>();
 
   constructor(private readonly opts: DeliveryOptions) {}
 
@@ -77,6 +83,7 @@ export class DeliveryManager {
 
   /** One retention pass (also run on a timer). */
   retain(): number[] {
+    this.holding = new Set();
     try {
       return applyRetention({
         log: this.opts.log,
@@ -86,11 +93,28 @@ export class DeliveryManager {
           ...(this.opts.extraReaders?.() ?? []),
         ],
         logger: this.opts.logger,
+        onBehind: (ids) => {
+          this.holding = new Set(ids);
+        },
       });
     } catch (err) {
       this.opts.logger.error({ err }, "retention pass failed");
       return [];
     }
+  }
+
+  /**
+   * Each consumer's lag and dead letters, for /metrics. The lag scan stops at
+   * `STATUS_SCAN_CAP` records so a scrape stays cheap (`sluice connections` counts all).
+   */
+  status(): (ConnectionStatus & { retentionHeld: boolean })[] {
+    return this.consumers.map((c) => ({
+      ...connectionStatus(this.opts.dataDir, c.connection, c.offset(), {
+        cap: STATUS_SCAN_CAP,
+        deadLetters: c.deadLetters,
+      }),
+      retentionHeld: this.holding.has(c.id),
+    }));
   }
 
   async stop(): Promise<void> {

@@ -26,16 +26,18 @@ export function connectionStatus(
   dataDir: string,
   connection: ConnectionConfig,
   offset: LogPosition | undefined,
-  now = Date.now(),
+  opts: { now?: number; cap?: number; deadLetters?: number } = {},
 ): ConnectionStatus {
+  const now = opts.now ?? Date.now();
+  const cap = opts.cap ?? LAG_CAP;
   const dir = join(dataDir, "log");
   let lagEvents = 0;
   let oldest: number | undefined;
   if (offset) {
     let from = offset;
     let scanned = 0;
-    while (scanned < LAG_CAP) {
-      const page = readRecords(dir, from, 10_000);
+    while (scanned < cap) {
+      const page = readRecords(dir, from, Math.min(10_000, cap - scanned));
       if (page.length === 0) break;
       for (const r of page) {
         const text = decoder.decode(r.payload);
@@ -58,6 +60,6 @@ export function connectionStatus(
     lagEvents,
     lagSeconds:
       oldest === undefined || Number.isNaN(oldest) ? 0 : Math.max(0, (now - oldest) / 1000),
-    deadLetters: countDeadLetters(dataDir, connection.id),
+    deadLetters: opts.deadLetters ?? countDeadLetters(dataDir, connection.id),
   };
 }

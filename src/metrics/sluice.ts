@@ -3,6 +3,15 @@ import type { IngestResult } from "../ingest/service.ts";
 import type { SegmentInfo } from "../log/interface.ts";
 import { Counter, Gauge, Histogram, Registry } from "./registry.ts";
 
+/** What /metrics shows of one delivery connection. */
+export interface ConnectionGaugeInput {
+  id: string;
+  lagEvents: number;
+  lagSeconds: number;
+  deadLetters: number;
+  retentionHeld: boolean;
+}
+
 /** What the function runtime reports: one call per function run. */
 export interface FunctionMetrics {
   /** A function ran for `ms` milliseconds; `error` when it threw or timed out. */
@@ -141,6 +150,34 @@ export class SluiceMetrics implements FunctionMetrics {
       new Gauge("sluice_build_info", "The running sluice version (always 1).", () => [
         [{ version: opts.version }, 1],
       ]),
+    );
+  }
+
+  /** Gauges of each delivery connection, read at each scrape. */
+  connections(collect: () => ConnectionGaugeInput[]): void {
+    const gauge = (name: string, help: string, value: (c: ConnectionGaugeInput) => number) =>
+      this.registry.register(
+        new Gauge(name, help, () => collect().map((c) => [{ connection: c.id }, value(c)])),
+      );
+    gauge(
+      "sluice_connection_lag_events",
+      "Events of the connection's source not yet confirmed by its destination (counted up to 20000).",
+      (c) => c.lagEvents,
+    );
+    gauge(
+      "sluice_connection_lag_seconds",
+      "Age of the oldest event the connection's destination has not confirmed.",
+      (c) => c.lagSeconds,
+    );
+    gauge(
+      "sluice_connection_dead_letters",
+      "Events in the connection's dead-letter file.",
+      (c) => c.deadLetters,
+    );
+    gauge(
+      "sluice_connection_retention_held",
+      "1 when the connection holds back a segment retention would delete (it is behind).",
+      (c) => (c.retentionHeld ? 1 : 0),
     );
   }
 

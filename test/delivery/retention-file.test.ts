@@ -103,8 +103,11 @@ test("retention deletes consumed segments only, and keeps what a lagging connect
   expect(readFileSync(s.logFile, "utf8")).toContain(
     "segment kept because a connection has not consumed it",
   );
+  const held = 'sluice_connection_retention_held{connection="con_hook"}';
+  expect(await (await fetch(`${s.url}/metrics`)).text()).toContain(`${held} 1\n`);
   r.script.length = 0; // the receiver is back
   await r.waitFor(60);
   await until(() => segments(s!.dataDir).length === 1);
+  expect(await (await fetch(`${s.url}/metrics`)).text()).toContain(`${held} 0\n`);
   expect(new Set(r.delivered().map((e) => e.messageId)).size).toBe(60);
 }, 20_000);

@@ -161,4 +161,11 @@ test("`sluice connections` shows each connection's lag and dead letters", async 
   expect(row.lagSeconds).toBeGreaterThan(0.2);
   const table = await runCli(["connections", "--config", s.configFile]);
   expect(table.stdout).toMatch(/con_hook\s+web\s+webhook\s+3\s+[\d.]+\s+2/);
+  const metrics = await (await fetch(`${s.url}/metrics`)).text();
+  expect(metrics).toContain('sluice_connection_lag_events{connection="con_hook"} 3\n');
+  expect(metrics).toContain('sluice_connection_dead_letters{connection="con_hook"} 2\n');
+  const lagSeconds = /sluice_connection_lag_seconds\{connection="con_hook"\} ([\d.]+)/.exec(
+    metrics,
+  );
+  expect(Number(lagSeconds?.[1])).toBeGreaterThan(0.2);
 });
