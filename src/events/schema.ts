@@ -14,8 +14,13 @@ export type EventType = (typeof EVENT_TYPES)[number];
 
 const Id = (what: string) =>
   t.String({ minLength: 1, errorMessage: `${what} must be a non-empty string` });
+/**
+ * Any JSON object. Not `t.Record(t.String(), t.Unknown())`: its compiled check walks
+ * every entry (Object.entries) to test each key, which was 0.4 µs of a small event's
+ * validation against 0.02 µs for this one; arrays and null are refused by both.
+ */
 const Obj = (what: string) =>
-  t.Record(t.String(), t.Unknown(), { errorMessage: `${what} must be an object` });
+  t.Object({}, { additionalProperties: true, errorMessage: `${what} must be an object` });
 const Time = (what: string) =>
   t.String({ format: "iso-8601", errorMessage: `${what} must be an ISO-8601 date` });
 
