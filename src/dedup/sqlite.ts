@@ -55,6 +55,10 @@ export class SqliteDedupStore implements DedupStore {
   private readonly lookupMany;
   private readonly insert;
   private readonly expire;
+  private readonly sweep;
+  private readonly remove;
+  /** Where the incremental prune goes on from (primary-key order; wraps round). */
+  private sweepFrom: [string, string] = ["", ""];
 
   constructor(
     private readonly db: Database,
@@ -76,9 +80,16 @@ export class SqliteDedupStore implements DedupStore {
         "ON CONFLICT DO UPDATE SET seen_at = excluded.seen_at",
     );
     this.expire = db.query("DELETE FROM dedup_keys WHERE seen_at < ?");
-    let ticks = 0;
+    this.sweep = db.query<
+      { source_id: string; message_id: string; seen_at: number },
+      [string, string, number]
+    >(
+      "SELECT source_id, message_id, seen_at FROM dedup_keys WHERE (source_id, message_id) > (?, ?) " +
+        "ORDER BY source_id, message_id LIMIT ?",
+    );
+    this.remove = db.query("DELETE FROM dedup_keys WHERE source_id = ? AND message_id = ?");
     this.timer = setInterval(() => {
-      if (++ticks % 300 === 0) this.guard(() => this.prune());
+      this.guard(() => this.pruneStep());
       this.writer ??= this.persistInChunks()
         .catch((err) => opts.onError?.(err as Error))
         .finally(() => {
@@ -154,7 +165,28 @@ export class SqliteDedupStore implements DedupStore {
     }
   }
 
-  /** Deletes keys older than the window. */
+  /**
+   * Deletes expired keys among the next `rows` of the table, in key order, and moves on;
+   * each timer tick takes one step. A single `DELETE … WHERE seen_at < ?` has no index
+   * to use and would scan the whole table on the event loop (seconds at millions of
+   * keys); stepping keeps each tick to a few milliseconds, and a full sweep still runs
+   * far more often than once per window. Lookups ignore expired keys either way.
+   */
+  pruneStep(rows = 2000): number {
+    const page = this.sweep.all(this.sweepFrom[0], this.sweepFrom[1], rows);
+    const last = page.at(-1);
+    this.sweepFrom = page.length < rows || !last ? ["", ""] : [last.source_id, last.message_id];
+    const since = this.now() - this.opts.windowSeconds * 1000;
+    const old = page.filter((r) => r.seen_at < since);
+    if (old.length > 0) {
+      this.db.transaction(() => {
+        for (const r of old) this.remove.run(r.source_id, r.message_id);
+      })();
+    }
+    return old.length;
+  }
+
+  /** Deletes every key older than the window (a full scan: for tests and tools). */
   prune(): number {
     return this.expire.run(this.now() - this.opts.windowSeconds * 1000).changes;
   }

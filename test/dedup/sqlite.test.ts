@@ -82,3 +82,32 @@ test("close writes what is pending, and a reopened store still knows every key",
   await reopened.close();
   db2.close();
 });
+
+test("expired keys are pruned step by step, without a full-table delete; fresh ones stay", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "sluice-dedup-"));
+  dirs.push(dir);
+  const db = openStateDb(dir);
+  let now = 1_000_000;
+  const store = new SqliteDedupStore(db, {
+    windowSeconds: 60,
+    persistIntervalMs: 1_000_000,
+    now: () => now,
+  });
+  const old = ids(50, "old");
+  store.remember(keys(old), { segment: 1, offset: 10 });
+  store.remember(keys(ids(5, "other-old"), "app"), { segment: 1, offset: 20 });
+  now += 50_000;
+  const fresh = ids(20, "fresh");
+  store.remember(keys(fresh), { segment: 1, offset: 30 });
+  store.persist();
+  now += 20_000; // the first keys are now 70 s old, past the 60 s window
+  const count = () => (db.query("SELECT count(*) AS n FROM dedup_keys").get() as { n: number }).n;
+  expect(count()).toBe(75);
+  let deleted = 0;
+  for (let step = 0; step < 20; step++) deleted += store.pruneStep(7);
+  expect(deleted).toBe(55);
+  expect(count()).toBe(20);
+  expect((await store.seen("web", fresh)).size).toBe(20);
+  await store.close();
+  db.close();
+});
