@@ -131,6 +131,14 @@ export class ConnectionConsumer {
     for (let attempt = 1; !this.stopped; attempt++) {
       const outcome = await destination.deliver(batch);
       if (outcome.ok) {
+        for (const r of outcome.rejected ?? []) {
+          writeDeadLetters(this.opts.dataDir, connection.id, [r.event], r.reason, attempt);
+          this.deadLetters += 1;
+          logger.warn(
+            { connectionId: connection.id, messageId: r.event.messageId, reason: r.reason },
+            "destination refused an event; written to the dead-letter file",
+          );
+        }
         this.commit(upTo);
         this.opts.onDelivered?.(connection.id, batch.length);
         return true;

@@ -2,7 +2,8 @@ import type { StoredEvent } from "../events/schema.ts";
 
 /** What a destination says about one delivered batch. */
 export type DeliveryOutcome =
-  | { ok: true }
+  /** Confirmed; `rejected` events were refused one by one for good (dead-lettered). */
+  | { ok: true; rejected?: { event: StoredEvent; reason: string }[] }
   /** A passing failure (5xx, 429, network, database down): try the same batch again. */
   | { ok: false; retry: true; reason: string; retryAfterMs?: number }
   /** The destination refused the batch for good (4xx): it goes to the dead-letter file. */

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { rmSync } from "node:fs";
+import { existsSync, readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
 import { SQL } from "bun";
 import {
   makeTestConfig,
@@ -160,3 +161,55 @@ test("kill -9 mid-delivery: after a restart every event is in PostgreSQL exactly
     await sql`DROP TABLE IF EXISTS ${sql(table)}`;
   }
 }, 60_000);
+
+test("an event the database refuses is dead-lettered alone; NUL characters are dropped", async () => {
+  const table = tableName();
+  const s = await startTestServer({ config: { connections: [pgConnection(table)] } });
+  try {
+    const batch = [
+      {
+        type: "track",
+        event: "a\u0000b",
+        userId: "u",
+        messageId: "n-1",
+        properties: { x: "\u0000" },
+      },
+      // Year 0 is valid ISO-8601 but out of PostgreSQL's range: a data error.
+      {
+        type: "track",
+        event: "e",
+        userId: "u",
+        messageId: "n-2",
+        timestamp: "0000-01-01T00:00:00Z",
+      },
+      { type: "track", event: "e", userId: "u", messageId: "n-3" },
+    ];
+    expect((await s.post("/v1/batch", { batch }, { "x-write-key": s.keys.server })).status).toBe(
+      200,
+    );
+    expect(await waitForRows(table, 2)).toBe(2);
+    const rows =
+      await sql`SELECT message_id, event, properties FROM ${sql(table)} ORDER BY message_id`;
+    expect(rows.map((r: { message_id: string }) => r.message_id)).toEqual(["n-1", "n-3"]);
+    expect(rows[0]).toMatchObject({ event: "ab", properties: { x: "" } });
+    const file = join(s.dataDir, "dead-letter", "con_pg.ndjson");
+    const deadline = Date.now() + 5000;
+    while (!existsSync(file) && Date.now() < deadline) await Bun.sleep(20);
+    const dead = readFileSync(file, "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    expect(dead).toHaveLength(1);
+    expect(dead[0].event.messageId).toBe("n-2");
+    expect(dead[0].reason).toContain("out of range");
+    // The connection goes on delivering.
+    const more = [{ type: "track", event: "e", userId: "u", messageId: "n-4" }];
+    expect(
+      (await s.post("/v1/batch", { batch: more }, { "x-write-key": s.keys.server })).status,
+    ).toBe(200);
+    expect(await waitForRows(table, 3)).toBe(3);
+  } finally {
+    await s.cleanup();
+    await sql`DROP TABLE IF EXISTS ${sql(table)}`;
+  }
+});
