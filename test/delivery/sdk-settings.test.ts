@@ -6,6 +6,7 @@ let s: TestServer;
 beforeAll(async () => {
   s = await startTestServer({
     config: {
+      logger: { level: "info", successSampleRate: 1 },
       connections: [
         {
           id: "con_ga4",
@@ -72,4 +73,21 @@ test("an unknown key in the settings path is 401 and never logged", async () => 
   expect(res.status).toBe(401);
   expect(readFileSync(s.logFile, "utf8")).not.toContain("never-log-this-secret");
   expect(readFileSync(s.logFile, "utf8")).toContain("/v1/projects/:writeKey/settings");
+});
+
+test("a write key in a near-miss project path never reaches the log either", async () => {
+  const secret = s.keys.browser.split(":")[1]!;
+  const key = encodeURIComponent(s.keys.browser);
+  for (const path of [
+    `/v1/projects/${key}/settings/`,
+    `/v1/projects/${key}`,
+    `/v1/projects/${key}/other`,
+    `/v1/projects/${key}/settings?x=1`,
+  ]) {
+    await fetch(`${s.url}${path}`);
+  }
+  // Successful requests are logged too (every one, with successSampleRate: 1).
+  const log = readFileSync(s.logFile, "utf8");
+  expect(log).not.toContain(secret);
+  expect(log).not.toContain(encodeURIComponent(secret));
 });
