@@ -1,7 +1,7 @@
 import type { Logger } from "pino";
 import type { ConnectionConfig } from "../config/schema.ts";
 import type { StoredEvent } from "../events/schema.ts";
-import type { EventLog, LogPosition } from "../log/interface.ts";
+import { comparePositions, type EventLog, type LogPosition } from "../log/interface.ts";
 import { backoffMs } from "./backoff.ts";
 import { countDeadLetters, writeDeadLetters } from "./dead-letter.ts";
 import type { Destination, OffsetStore } from "./interface.ts";
@@ -71,7 +71,16 @@ export class ConnectionConsumer {
   start(): void {
     const { connection, log, offsets } = this.opts;
     const saved = offsets.get(connection.id);
-    if (saved) this.position = saved;
+    if (saved && comparePositions(saved, log.end()) > 0) {
+      // The log was cut back below this offset (a corrupt tail truncated at start):
+      // go on from its end, or events appended there now would be skipped.
+      this.opts.logger.warn(
+        { connectionId: connection.id, offset: saved, logEnd: log.end() },
+        "connection offset is past the end of the log; continuing from the end",
+      );
+      this.position = log.end();
+      offsets.set(connection.id, this.position);
+    } else if (saved) this.position = saved;
     else {
       this.position = connection.start === "now" ? log.end() : log.start();
       offsets.set(connection.id, this.position);

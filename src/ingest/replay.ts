@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import type { DedupStore } from "../dedup/interface.ts";
-import type { EventLog } from "../log/interface.ts";
+import { comparePositions, type EventLog } from "../log/interface.ts";
 
 const BATCH = 10_000;
 
@@ -10,7 +10,9 @@ const BATCH = 10_000;
  * events whose keys were lost, never the reverse; replaying the tail makes them agree.
  */
 export function replayDedupKeys(log: EventLog, dedup: DedupStore, logger: Logger): number {
-  let from = dedup.checkpoint() ?? log.start();
+  const checkpoint = dedup.checkpoint();
+  // A checkpoint past the end means the log was cut back (a corrupt tail): replay it all.
+  let from = checkpoint && comparePositions(checkpoint, log.end()) <= 0 ? checkpoint : log.start();
   let count = 0;
   const decoder = new TextDecoder();
   for (;;) {

@@ -1,5 +1,5 @@
 import { afterEach, expect, test } from "bun:test";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { startTestServer, storedEvents, type TestServer } from "../support/server.ts";
 import { type Receiver, startReceiver } from "./receiver.ts";
@@ -111,3 +111,36 @@ test("retention deletes consumed segments only, and keeps what a lagging connect
   expect(await (await fetch(`${s.url}/metrics`)).text()).toContain(`${held} 0\n`);
   expect(new Set(r.delivered().map((e) => e.messageId)).size).toBe(60);
 }, 20_000);
+
+test("after a corrupt tail is cut back below a connection's offset, new events still arrive", async () => {
+  r = startReceiver();
+  s = await startTestServer({
+    config: {
+      connections: [
+        {
+          id: "con_hook",
+          source: "web",
+          destination: { type: "webhook", url: r.url, batchSize: 50, maxWaitMs: 10 },
+        },
+      ],
+    },
+  });
+  await sendMany(s, "before", 20);
+  await r.waitFor(20);
+  await s.stop();
+  // Damage the segment far back: recovery truncates there, below the saved offset.
+  const seg = join(s.dataDir, "log", segments(s.dataDir)[0]!);
+  const bytes = readFileSync(seg);
+  bytes[40] = bytes[40]! ^ 0xff;
+  writeFileSync(seg, bytes);
+  await s.restart();
+  expect(readFileSync(s.logFile, "utf8")).toContain("connection offset is past the end of the log");
+  await sendMany(s, "after", 5);
+  await r.waitFor(25);
+  expect(
+    r
+      .delivered()
+      .slice(20)
+      .map((e) => e.messageId),
+  ).toEqual(Array.from({ length: 5 }, (_, i) => `after-${i}`));
+});

@@ -1,6 +1,7 @@
 import {
   closeSync,
   constants,
+  existsSync,
   fsyncSync,
   mkdirSync,
   openSync,
@@ -10,7 +11,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { type FileHandle, open } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import type { Logger } from "pino";
 import type { EventLog, LogPosition, LogRecord, SegmentInfo } from "../interface.ts";
 import { readRecords } from "./reader.ts";
@@ -65,7 +66,7 @@ export class FileEventLog implements EventLog {
   /** Opens the log, truncating a torn or corrupt tail of the last segment. */
   static async open(opts: FileEventLogOptions): Promise<FileEventLog> {
     const log = new FileEventLog(opts);
-    mkdirSync(opts.dir, { recursive: true });
+    mkdirDurable(opts.dir);
     const segments = listSegments(opts.dir);
     const last = segments.at(-1);
     if (last === undefined) {
@@ -252,6 +253,19 @@ function recoverSegment(path: string, logger: Logger): number {
     );
   }
   return scan.validEnd;
+}
+
+/**
+ * `mkdir -p`, then fsync the parent of every folder it made: a new directory entry is
+ * only durable once its parent is synced, and the first acknowledged events must not
+ * vanish with a `log/` folder that a power loss forgot.
+ */
+function mkdirDurable(dir: string): void {
+  const missing: string[] = [];
+  for (let d = resolve(dir); !existsSync(d); d = dirname(d)) missing.push(d);
+  if (missing.length === 0) return;
+  mkdirSync(dir, { recursive: true });
+  for (const d of missing) syncDir(dirname(d));
 }
 
 function syncDir(dir: string): void {
