@@ -44,3 +44,30 @@ test.if(process.platform === "linux")(
     }
   },
 );
+
+test("reads return every record in order, large ones (past a read chunk) included", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "sluice-log-"));
+  try {
+    const log = await FileEventLog.open({
+      dir: join(dir, "log"),
+      segmentBytes: 1 << 22,
+      logger: pino({ level: "silent" }),
+    });
+    const enc = new TextEncoder();
+    const sizes = [10, 200_000, 30, 70_000, 5];
+    await log.append(sizes.map((n, i) => enc.encode(`${i}:${"x".repeat(n)}`)));
+    const got: number[] = [];
+    let from = log.start();
+    for (;;) {
+      const page = log.read(from, 1);
+      if (page.length === 0) break;
+      got.push(page[0]!.payload.byteLength);
+      from = page[0]!.next;
+    }
+    expect(got).toEqual(sizes.map((n) => n + 2));
+    expect(log.read(log.start(), 100).map((r) => r.payload.byteLength)).toEqual(got);
+    await log.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

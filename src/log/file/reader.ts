@@ -3,6 +3,7 @@ import { HEADER_BYTES, scanRecords } from "./record.ts";
 import { listSegments, readSegmentBytes, segmentPath } from "./segments.ts";
 
 const READ_CHUNK = 4 * 1024 * 1024;
+const MIN_CHUNK = 64 * 1024;
 
 /**
  * Reads up to `max` records from `from` on, across segments, never past `limit` (the
@@ -22,7 +23,10 @@ export function readRecords(
     const end = limit && seg === limit.segment ? limit.offset : Number.POSITIVE_INFINITY;
     let offset = seg === from.segment ? from.offset : 0;
     while (out.length < max && offset < end) {
-      const want = Math.min(READ_CHUNK, end - offset);
+      // Read about what `max` records need (events are mostly under 2 KB), not a fixed
+      // 4 MB: a consumer asking for 100 records should not copy megabytes each time.
+      const guess = Math.max(MIN_CHUNK, (max - out.length) * 2048);
+      const want = Math.min(READ_CHUNK, guess, end - offset);
       const { buf } = readSegmentBytes(segmentPath(dir, seg), offset, want);
       if (buf.byteLength === 0) break;
       let scan = scanRecords(buf, offset, max - out.length);
