@@ -86,6 +86,12 @@ export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {})
     if (hasFunctions(config) && !hideServerFromFunctions()) {
       logger.warn("could not mark the server non-dumpable: functions may read its environment");
     }
+    if (hasFunctions(config) && config.functionRuntime.user === undefined) {
+      logger.warn(
+        "functions run as the server's user and can read what it can (the config file, the data dir); " +
+          "set functionRuntime.user to run them as another user",
+      );
+    }
     const functions = hasFunctions(config)
       ? await FunctionPool.start(functionPoolOptions(config, functionStore, logger, metrics))
       : undefined;

@@ -119,7 +119,10 @@ export class DeliveryManager {
 
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
-    await Promise.all(this.consumers.map((c) => c.stop()));
+    // Consumers first mark themselves stopped; closing the destinations then cuts short a
+    // delivery in flight (it is retried after the restart), so shutdown stays quick.
+    const stopped = Promise.all(this.consumers.map((c) => c.stop()));
     await Promise.all(this.destinations.map((d) => d.close()));
+    await stopped;
   }
 }

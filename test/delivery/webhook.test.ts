@@ -169,3 +169,35 @@ test("`sluice connections` shows each connection's lag and dead letters", async 
   );
   expect(Number(lagSeconds?.[1])).toBeGreaterThan(0.2);
 });
+
+test("shutdown does not wait out a slow receiver; the batch is delivered after the restart", async () => {
+  let hang = true;
+  const received: string[] = [];
+  const release = Promise.withResolvers<void>();
+  const slow = Bun.serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    async fetch(req) {
+      const events = (await req.json()) as { messageId: string }[];
+      if (hang) await release.promise; // never answers while hanging
+      received.push(...events.map((e) => e.messageId));
+      return new Response("ok");
+    },
+  });
+  try {
+    s = await startTestServer({ config: hook(`http://127.0.0.1:${slow.port}/hook`) });
+    await send(s, ["slow-1"]);
+    await Bun.sleep(200); // the delivery is now waiting on the receiver
+    const started = performance.now();
+    await s.stop();
+    expect(performance.now() - started).toBeLessThan(2000);
+    hang = false;
+    await s.restart();
+    const deadline = Date.now() + 5000;
+    while (!received.includes("slow-1") && Date.now() < deadline) await Bun.sleep(20);
+    expect(received).toContain("slow-1");
+  } finally {
+    release.resolve();
+    slow.stop(true);
+  }
+});

@@ -11,6 +11,8 @@ export interface WebhookOptions {
 /** POSTs each batch as a JSON array. 2xx confirms; 5xx, 429 and network errors retry. */
 export class WebhookDestination implements Destination {
   readonly type = "webhook";
+  /** Aborted by close(): shutdown does not wait out a slow receiver. */
+  private readonly closing = new AbortController();
 
   constructor(private readonly opts: WebhookOptions) {}
 
@@ -21,7 +23,10 @@ export class WebhookDestination implements Destination {
         method: "POST",
         headers: { "content-type": "application/json", ...this.opts.headers },
         body: JSON.stringify(events),
-        signal: AbortSignal.timeout(this.opts.timeoutMs ?? 10_000),
+        signal: AbortSignal.any([
+          AbortSignal.timeout(this.opts.timeoutMs ?? 10_000),
+          this.closing.signal,
+        ]),
       });
       await res.arrayBuffer(); // drain, so the connection can be reused
     } catch (err) {
@@ -40,5 +45,8 @@ export class WebhookDestination implements Destination {
     return { ok: false, retry: false, reason };
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    // An unconfirmed batch is simply delivered again after the restart (at-least-once).
+    this.closing.abort();
+  }
 }
