@@ -83,19 +83,23 @@ export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {})
     const functionStore = new SqliteFunctionStore(db, { onError: onStateError });
     cleanup.push(() => functionStore.close());
     // User code runs in a watched child process (src/functions/host.ts), started only if needed.
-    if (hasFunctions(config) && !hideServerFromFunctions()) {
-      logger.warn("could not mark the server non-dumpable: functions may read its environment");
-    }
-    if (hasFunctions(config) && config.functionRuntime.user === undefined) {
-      logger.warn(
-        "functions run as the server's user and can read what it can (the config file, the data dir); " +
-          "set functionRuntime.user to run them as another user",
+    let functions: FunctionPool | undefined;
+    if (hasFunctions(config)) {
+      if (!hideServerFromFunctions()) {
+        logger.warn("could not mark the server non-dumpable: functions may read its environment");
+      }
+      if (config.functionRuntime.user === undefined) {
+        logger.warn(
+          "functions run as the server's user and can read what it can (the config file, " +
+            "the data dir); set functionRuntime.user to run them as another user",
+        );
+      }
+      const pool = await FunctionPool.start(
+        functionPoolOptions(config, functionStore, logger, metrics),
       );
+      cleanup.push(() => pool.close());
+      functions = pool;
     }
-    const functions = hasFunctions(config)
-      ? await FunctionPool.start(functionPoolOptions(config, functionStore, logger, metrics))
-      : undefined;
-    if (functions) cleanup.push(() => functions.close());
     const delivery = new DeliveryManager({
       connections: config.connections,
       log,
