@@ -1,8 +1,9 @@
-import { afterEach, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { expect, test } from "bun:test";
+import { existsSync, mkdtempSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
+  cleanedAfterEach,
   exitCode,
   freePort,
   type RunningCli,
@@ -21,12 +22,7 @@ import {
 // SPEC 2: environment overrides PORT, SLUICE_DATA_DIR, SLUICE_LOG_LEVEL; relative paths
 // in the config are relative to the config file's folder, environment variables are not.
 
-const dirs: string[] = [];
-const procs: (SpawnedServer | RunningCli)[] = [];
-afterEach(() => {
-  for (const p of procs.splice(0)) p.proc.kill(9);
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
+const { dirs, procs } = cleanedAfterEach();
 
 function tempDir() {
   const dir = mkdtempSync(join(tmpdir(), "sluice-env-"));

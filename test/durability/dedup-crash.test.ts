@@ -1,23 +1,12 @@
-import { afterEach, expect, test } from "bun:test";
-import { rmSync } from "node:fs";
-import { exitCode, postBatch, trackEvents } from "../support/process.ts";
-import {
-  makeTestConfig,
-  type SpawnedServer,
-  spawnServer,
-  storedEvents,
-} from "../support/server.ts";
+import { expect, test } from "bun:test";
+import { cleanedAfterEach, exitCode, postBatch, trackEvents } from "../support/process.ts";
+import { makeTestConfig, spawnServer, storedEvents } from "../support/server.ts";
 
 // SPEC 5: a duplicate inside the window is answered like an accepted event and not
 // stored again, also when the first copy's dedup key was lost in a crash (the key is
 // rebuilt from the log tail on start).
 
-const dirs: string[] = [];
-const procs: SpawnedServer[] = [];
-afterEach(() => {
-  for (const s of procs.splice(0)) s.proc.kill(9);
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
+const { dirs, procs } = cleanedAfterEach();
 
 async function spawn(configFile: string) {
   const s = await spawnServer(configFile);

@@ -1,22 +1,11 @@
-import { afterEach, expect, test } from "bun:test";
-import { rmSync } from "node:fs";
-import { exitCode, startCli } from "../support/process.ts";
-import {
-  makeTestConfig,
-  type SpawnedServer,
-  spawnServer,
-  storedEvents,
-} from "../support/server.ts";
+import { expect, test } from "bun:test";
+import { cleanedAfterEach, exitCode, startCli } from "../support/process.ts";
+import { makeTestConfig, spawnServer, storedEvents } from "../support/server.ts";
 
 // SPEC 5: one process owns a data dir; a second `sluice serve` on it refuses to start
 // with a clear message. The lock is the OS's, so it goes away with a killed process.
 
-const dirs: string[] = [];
-const procs: SpawnedServer[] = [];
-afterEach(() => {
-  for (const s of procs.splice(0)) s.proc.kill(9);
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
+const { dirs, procs } = cleanedAfterEach();
 
 async function spawn(configFile: string, env: Record<string, string> = {}) {
   const s = await spawnServer(configFile, env);

@@ -1,23 +1,12 @@
-import { afterEach, expect, test } from "bun:test";
-import { rmSync } from "node:fs";
+import { expect, test } from "bun:test";
 import { connect, type Socket } from "node:net";
-import { exitCode, postBatch, trackEvents } from "../support/process.ts";
-import {
-  makeTestConfig,
-  type SpawnedServer,
-  spawnServer,
-  storedEvents,
-} from "../support/server.ts";
+import { cleanedAfterEach, exitCode, postBatch, trackEvents } from "../support/process.ts";
+import { makeTestConfig, spawnServer, storedEvents } from "../support/server.ts";
 
 // SPEC 10: SIGTERM / SIGINT stop accepting, finish in-flight requests, flush, close;
 // exit 0. The data dir is free again afterwards.
 
-const dirs: string[] = [];
-const procs: SpawnedServer[] = [];
-afterEach(() => {
-  for (const s of procs.splice(0)) s.proc.kill(9);
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
+const { dirs, procs } = cleanedAfterEach();
 
 function setup() {
   const made = makeTestConfig({

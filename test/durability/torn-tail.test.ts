@@ -1,18 +1,19 @@
-import { afterEach, expect, test } from "bun:test";
-import { appendFileSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
+import { expect, test } from "bun:test";
+import { appendFileSync, readFileSync, truncateSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
-import { exitCode, segmentFiles, sendBatch, trackEvents } from "../support/process.ts";
+import {
+  cleanedAfterEach,
+  exitCode,
+  segmentFiles,
+  sendBatch,
+  trackEvents,
+} from "../support/process.ts";
 import { makeTestConfig, runCli, type SpawnedServer, spawnServer } from "../support/server.ts";
 
 // SPEC 5: on start a torn or corrupt tail is detected, truncated and reported, never
 // served; `log verify` checks every record's checksum.
 
-const dirs: string[] = [];
-const procs: SpawnedServer[] = [];
-afterEach(() => {
-  for (const s of procs.splice(0)) s.proc.kill(9);
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
+const { dirs, procs } = cleanedAfterEach();
 
 type Made = ReturnType<typeof makeTestConfig>;
 

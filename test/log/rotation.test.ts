@@ -1,17 +1,18 @@
-import { afterEach, expect, test } from "bun:test";
-import { rmSync } from "node:fs";
-import { exitCode, postBatch, segmentFiles, sendBatch, trackEvents } from "../support/process.ts";
-import { makeTestConfig, runCli, type SpawnedServer, spawnServer } from "../support/server.ts";
+import { expect, test } from "bun:test";
+import {
+  cleanedAfterEach,
+  exitCode,
+  postBatch,
+  segmentFiles,
+  sendBatch,
+  trackEvents,
+} from "../support/process.ts";
+import { makeTestConfig, runCli, spawnServer } from "../support/server.ts";
 
 // SPEC 5: segments rotate by size; records are read back in order across segments.
 
 const SEGMENT_BYTES = 4096;
-const dirs: string[] = [];
-const procs: SpawnedServer[] = [];
-afterEach(() => {
-  for (const s of procs.splice(0)) s.proc.kill(9);
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
+const { dirs, procs } = cleanedAfterEach();
 
 function setup() {
   const made = makeTestConfig({ config: { log: { segmentBytes: SEGMENT_BYTES } } });

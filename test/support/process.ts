@@ -1,4 +1,5 @@
-import { readdirSync, statSync } from "node:fs";
+import { afterEach } from "bun:test";
+import { readdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { BUN, MAIN } from "./server.ts";
 
@@ -122,4 +123,18 @@ export async function exitCode(
     throw new Error(`process ${proc.pid} did not exit within ${timeoutMs} ms`);
   }
   return code;
+}
+
+/**
+ * The temp dirs and spawned processes of a test file, registered for cleanup: after each
+ * test every process still running is killed (-9) and every dir deleted.
+ */
+export function cleanedAfterEach() {
+  const dirs: string[] = [];
+  const procs: { proc: { kill(signal?: number): void } }[] = [];
+  afterEach(() => {
+    for (const p of procs.splice(0)) p.proc.kill(9);
+    for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  });
+  return { dirs, procs };
 }
