@@ -72,7 +72,7 @@ const cpu = process.cpuUsage(cpu0);
 console.log(
   `sequential: p50 ${q(0.5)} ms, p99 ${q(0.99)} ms over ${calls} calls\n` +
     `64 in flight: ${Math.round(calls / secs)} calls/s, ` +
-    `server CPU ${(((cpu.user + cpu.system) / calls) | 0)} µs per call`,
+    `server CPU ${((cpu.user + cpu.system) / calls) | 0} µs per call`,
 );
 await pool.close();
 store.close?.();
