@@ -4,7 +4,7 @@
 #   docker run -d --name sluice -p 8080:8080 -v sluice-data:/var/lib/sluice sluice
 #   docker logs sluice            # first start: the generated write keys, shown once
 #
-# See docs/operations.md ("Docker") for configuration, keys and reloads.
+# See README.md ("Deploying", "Docker") for configuration, keys and reloads.
 
 # Build stage: the toolchain as the project pins it (Bun comes from npm), then
 # `npm run build` = `bun build --compile` → dist/sluice.
