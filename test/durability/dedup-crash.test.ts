@@ -1,18 +1,12 @@
 import { expect, test } from "bun:test";
 import { cleanedAfterEach, exitCode, postBatch, trackEvents } from "../support/process.ts";
-import { makeTestConfig, spawnServer, storedEvents } from "../support/server.ts";
+import { makeTestConfig, storedEvents } from "../support/server.ts";
 
 // SPEC 5: a duplicate inside the window is answered like an accepted event and not
 // stored again, also when the first copy's dedup key was lost in a crash (the key is
 // rebuilt from the log tail on start).
 
-const { dirs, procs } = cleanedAfterEach();
-
-async function spawn(configFile: string) {
-  const s = await spawnServer(configFile);
-  procs.push(s);
-  return s;
-}
+const { dirs, spawn } = cleanedAfterEach();
 
 function track(url: string, key: string, messageId: string) {
   return fetch(`${url}/v1/track`, {

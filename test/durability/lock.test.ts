@@ -1,17 +1,11 @@
 import { expect, test } from "bun:test";
 import { cleanedAfterEach, exitCode, startCli } from "../support/process.ts";
-import { makeTestConfig, spawnServer, storedEvents } from "../support/server.ts";
+import { makeTestConfig, storedEvents } from "../support/server.ts";
 
 // SPEC 5: one process owns a data dir; a second `sluice serve` on it refuses to start
 // with a clear message. The lock is the OS's, so it goes away with a killed process.
 
-const { dirs, procs } = cleanedAfterEach();
-
-async function spawn(configFile: string, env: Record<string, string> = {}) {
-  const s = await spawnServer(configFile, env);
-  procs.push(s);
-  return s;
-}
+const { dirs, spawn } = cleanedAfterEach();
 
 function track(url: string, key: string, messageId: string) {
   return fetch(`${url}/v1/track`, {

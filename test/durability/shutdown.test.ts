@@ -1,12 +1,12 @@
 import { expect, test } from "bun:test";
 import { connect, type Socket } from "node:net";
 import { cleanedAfterEach, exitCode, postBatch, trackEvents } from "../support/process.ts";
-import { makeTestConfig, spawnServer, storedEvents } from "../support/server.ts";
+import { makeTestConfig, storedEvents } from "../support/server.ts";
 
 // SPEC 10: SIGTERM / SIGINT stop accepting, finish in-flight requests, flush, close;
 // exit 0. The data dir is free again afterwards.
 
-const { dirs, procs } = cleanedAfterEach();
+const { dirs, spawn } = cleanedAfterEach();
 
 function setup() {
   const made = makeTestConfig({
@@ -14,12 +14,6 @@ function setup() {
   });
   dirs.push(made.dir);
   return made;
-}
-
-async function spawn(configFile: string) {
-  const s = await spawnServer(configFile);
-  procs.push(s);
-  return s;
 }
 
 /** A raw HTTP/1.1 connection, so a request body can be sent in parts. */

@@ -7,23 +7,17 @@ import {
   sendBatch,
   trackEvents,
 } from "../support/process.ts";
-import { makeTestConfig, runCli, spawnServer } from "../support/server.ts";
+import { makeTestConfig, runCli } from "../support/server.ts";
 
 // SPEC 5: segments rotate by size; records are read back in order across segments.
 
 const SEGMENT_BYTES = 4096;
-const { dirs, procs } = cleanedAfterEach();
+const { dirs, spawn } = cleanedAfterEach();
 
 function setup() {
   const made = makeTestConfig({ config: { log: { segmentBytes: SEGMENT_BYTES } } });
   dirs.push(made.dir);
   return made;
-}
-
-async function spawn(configFile: string) {
-  const s = await spawnServer(configFile);
-  procs.push(s);
-  return s;
 }
 
 async function tailIds(configFile: string, ...args: string[]): Promise<string[]> {

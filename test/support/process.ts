@@ -1,7 +1,7 @@
 import { afterEach } from "bun:test";
 import { readdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { BUN, MAIN } from "./server.ts";
+import { BUN, MAIN, spawnServer } from "./server.ts";
 
 /** A sluice CLI command running as a child process, with its output collected. */
 export interface RunningCli {
@@ -127,7 +127,8 @@ export async function exitCode(
 
 /**
  * The temp dirs and spawned processes of a test file, registered for cleanup: after each
- * test every process still running is killed (-9) and every dir deleted.
+ * test every process still running is killed (-9) and every dir deleted. `spawn`
+ * starts a server and registers it.
  */
 export function cleanedAfterEach() {
   const dirs: string[] = [];
@@ -136,5 +137,11 @@ export function cleanedAfterEach() {
     for (const p of procs.splice(0)) p.proc.kill(9);
     for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
   });
-  return { dirs, procs };
+  /** `sluice serve` on `configFile`, killed after the test if it still runs. */
+  const spawn = async (configFile: string, env: Record<string, string> = {}) => {
+    const s = await spawnServer(configFile, env);
+    procs.push(s);
+    return s;
+  };
+  return { dirs, procs, spawn };
 }
