@@ -1,3 +1,4 @@
+import { isJsonObject } from "./json.ts";
 import type { StoredEvent } from "./schema.ts";
 
 /** Request facts the server adds to each event (SPEC 4). */
@@ -73,5 +74,5 @@ function str(v: unknown): string | undefined {
 }
 
 function obj(v: unknown): Json | undefined {
-  return typeof v === "object" && v !== null && !Array.isArray(v) ? (v as Json) : undefined;
+  return isJsonObject(v) ? v : undefined;
 }

@@ -1,5 +1,6 @@
 import type { TSchema } from "@sinclair/typebox";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
+import { isJsonObject } from "./json.ts";
 import { EVENT_SCHEMAS, EVENT_TYPES, type EventType } from "./schema.ts";
 
 export type Validation =
@@ -22,7 +23,7 @@ export function isEventType(value: unknown): value is EventType {
  * (Jitsu's client sends `"userId": null`; an empty string is absent too). The event object is normalised in place.
  */
 export function validateEvent(raw: unknown, type?: EventType): Validation {
-  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+  if (!isJsonObject(raw)) {
     return { ok: false, error: "event must be a JSON object" };
   }
   const event = raw as Record<string, unknown>;

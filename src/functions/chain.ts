@@ -1,3 +1,4 @@
+import { isJsonObject } from "../events/json.ts";
 import type { FunctionContext } from "./ctx.ts";
 import { type ErrorInfo, type ExecLogEntry, errorInfo } from "./protocol.ts";
 
@@ -74,12 +75,12 @@ export async function runChain(
           name: "Error",
           message: "only the last function of a chain may return several events",
         };
-      } else if (!result.every(isEvent)) {
+      } else if (!result.every(isJsonObject)) {
         entry.error = { name: "TypeError", message: "returned array must hold event objects" };
       } else {
         return { events: result, execLog };
       }
-    } else if (isEvent(result)) {
+    } else if (isJsonObject(result)) {
       current = result;
     } else {
       entry.error = {
@@ -98,10 +99,6 @@ function isDrop(result: unknown): boolean {
     result === false ||
     (Array.isArray(result) && result.length === 0)
   );
-}
-
-function isEvent(value: unknown): value is Event {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 /**

@@ -1,11 +1,10 @@
 import { Elysia } from "elysia";
+import { isJsonObject } from "../events/json.ts";
 import { isIsoDate } from "../events/schema.ts";
 import type { IngestResult } from "../ingest/service.ts";
 import type { HttpDeps } from "./deps.ts";
 import { badRequest, HttpError } from "./errors.ts";
 import { authenticate, chargeRate, clientIp } from "./request.ts";
-
-type Json = Record<string, unknown>;
 
 /**
  * `POST /v1/batch` and `/batch`: many events with a shared context, integrations and
@@ -70,7 +69,7 @@ export function batchBody(result: IngestResult, success: boolean) {
 }
 
 function readBatch(body: unknown, maxEvents: number) {
-  if (!isObject(body)) throw badRequest("body must be a JSON object with a batch array");
+  if (!isJsonObject(body)) throw badRequest("body must be a JSON object with a batch array");
   const items = body.batch;
   if (!Array.isArray(items)) throw badRequest("batch must be an array of events");
   if (items.length === 0) throw badRequest("batch is empty");
@@ -78,16 +77,13 @@ function readBatch(body: unknown, maxEvents: number) {
     throw badRequest(`batch has ${items.length} events; the limit is ${maxEvents}`);
   }
   const { context, integrations, sentAt } = body;
-  if (context !== undefined && !isObject(context)) throw badRequest("context must be an object");
-  if (integrations !== undefined && !isObject(integrations)) {
+  if (context !== undefined && !isJsonObject(context))
+    throw badRequest("context must be an object");
+  if (integrations !== undefined && !isJsonObject(integrations)) {
     throw badRequest("integrations must be an object");
   }
   if (sentAt !== undefined && (typeof sentAt !== "string" || !isIsoDate(sentAt))) {
     throw badRequest("sentAt must be an ISO-8601 date");
   }
   return { items, context, integrations, sentAt: sentAt as string | undefined };
-}
-
-function isObject(v: unknown): v is Json {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
 }

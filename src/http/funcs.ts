@@ -1,4 +1,5 @@
 import { Elysia } from "elysia";
+import { isJsonObject } from "../events/json.ts";
 import { FunctionTimeoutError } from "../functions/errors.ts";
 import { STRICT_JSON_TYPES } from "./body.ts";
 import type { HttpDeps } from "./deps.ts";
@@ -33,7 +34,7 @@ export function funcsRoutes(deps: HttpDeps) {
         throw unauthorized("unknown connection for this write key");
       }
       await chargeRate(deps, key, 1, set.headers);
-      if (typeof body !== "object" || body === null || Array.isArray(body)) {
+      if (!isJsonObject(body)) {
         throw badRequest("body must be a JSON object (one event)");
       }
       if (bytes > deps.config.limits.maxEventBytes) {

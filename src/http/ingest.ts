@@ -1,4 +1,5 @@
 import { Elysia } from "elysia";
+import { isJsonObject } from "../events/json.ts";
 import { EVENT_TYPES, type EventType } from "../events/schema.ts";
 import type { HttpDeps } from "./deps.ts";
 import { badRequest, HttpError, tooLarge } from "./errors.ts";
@@ -31,7 +32,7 @@ export function ingestRoutes(deps: HttpDeps) {
       throw new HttpError("unauthorized", "this endpoint needs a server write key");
     }
     await chargeRate(deps, key, 1, headers);
-    if (typeof body !== "object" || body === null || Array.isArray(body)) {
+    if (!isJsonObject(body)) {
       throw badRequest("body must be a JSON object (one event)");
     }
     if (bytes > deps.config.limits.maxEventBytes) {
