@@ -1,10 +1,9 @@
 import { Elysia } from "elysia";
-import { isJsonObject } from "../events/json.ts";
 import { FunctionTimeoutError } from "../functions/errors.ts";
 import { STRICT_JSON_TYPES } from "./body.ts";
 import type { HttpDeps } from "./deps.ts";
-import { badRequest, HttpError, tooLarge, unauthorized } from "./errors.ts";
-import { authenticate, chargeRate } from "./request.ts";
+import { HttpError, unauthorized } from "./errors.ts";
+import { authenticate, chargeRate, singleEvent } from "./request.ts";
 
 /** Request headers user code never sees (SPEC 7: ctx.headers has credentials removed). */
 const CREDENTIAL_HEADERS = new Set([
@@ -34,23 +33,18 @@ export function funcsRoutes(deps: HttpDeps) {
         throw unauthorized("unknown connection for this write key");
       }
       await chargeRate(deps, key, 1, set.headers);
-      if (!isJsonObject(body)) {
-        throw badRequest("body must be a JSON object (one event)");
-      }
-      if (bytes > deps.config.limits.maxEventBytes) {
-        throw tooLarge(`event exceeds ${deps.config.limits.maxEventBytes} bytes`);
-      }
+      const event = singleEvent(body, bytes, deps.config.limits.maxEventBytes);
       if (connection.functions.length === 0) {
         set.status = 204;
         return "";
       }
       if (!deps.functions) throw new Error("the function runtime is not running");
-      const { writeKey: _key, ...event } = body as Record<string, unknown>;
+      const { writeKey: _key, ...userEvent } = event;
       let result: string;
       try {
         result = await deps.functions.runJson({
           connectionId: connection.id,
-          event,
+          event: userEvent,
           headers: visibleHeaders(request.headers),
           sourceType: key.type === "browser" ? "browser" : "s2s",
           receivedAt: Date.now(),

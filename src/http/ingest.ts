@@ -1,9 +1,8 @@
 import { Elysia } from "elysia";
-import { isJsonObject } from "../events/json.ts";
 import { EVENT_TYPES, type EventType } from "../events/schema.ts";
 import type { HttpDeps } from "./deps.ts";
-import { badRequest, HttpError, tooLarge } from "./errors.ts";
-import { authenticate, chargeRate, clientIp } from "./request.ts";
+import { badRequest, HttpError } from "./errors.ts";
+import { authenticate, chargeRate, clientIp, singleEvent } from "./request.ts";
 
 /** Jitsu's one-letter type aliases, and `event` (take the type from the payload). */
 const JITSU_TYPES: Record<string, EventType | "event"> = {
@@ -32,15 +31,10 @@ export function ingestRoutes(deps: HttpDeps) {
       throw new HttpError("unauthorized", "this endpoint needs a server write key");
     }
     await chargeRate(deps, key, 1, headers);
-    if (!isJsonObject(body)) {
-      throw badRequest("body must be a JSON object (one event)");
-    }
-    if (bytes > deps.config.limits.maxEventBytes) {
-      throw tooLarge(`event exceeds ${deps.config.limits.maxEventBytes} bytes`);
-    }
+    const event = singleEvent(body, bytes, deps.config.limits.maxEventBytes);
     const result = await deps.ingest.ingest({
       key,
-      items: [body],
+      items: [event],
       itemBytes: [bytes],
       type: pathType,
       receivedAt: Date.now(),

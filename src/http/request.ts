@@ -1,11 +1,12 @@
 import type { Server } from "bun";
 import type { ResolvedKey } from "../auth/resolve.ts";
 import { keyFromBody, keyFromHeaders } from "../auth/resolve.ts";
+import { isJsonObject } from "../events/json.ts";
 import { rateLimitHeaders } from "../ratelimit/interface.ts";
 import { readJsonBody } from "./body.ts";
 import { originAllowed } from "./cors.ts";
 import type { HttpDeps } from "./deps.ts";
-import { HttpError, unauthorized } from "./errors.ts";
+import { badRequest, HttpError, tooLarge, unauthorized } from "./errors.ts";
 
 export interface AuthenticatedBody {
   key: ResolvedKey;
@@ -89,4 +90,14 @@ export function authenticateKey(request: Request, deps: HttpDeps, pathKey?: stri
   const key = given === undefined ? undefined : deps.keys.resolve(given);
   if (!key) throw unauthorized();
   return key;
+}
+
+/**
+ * The body of a single-event endpoint: one JSON object (400 otherwise) of at most
+ * `maxEventBytes` (413 otherwise).
+ */
+export function singleEvent(body: unknown, bytes: number, maxEventBytes: number) {
+  if (!isJsonObject(body)) throw badRequest("body must be a JSON object (one event)");
+  if (bytes > maxEventBytes) throw tooLarge(`event exceeds ${maxEventBytes} bytes`);
+  return body;
 }
