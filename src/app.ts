@@ -185,14 +185,6 @@ export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {})
           await app.stop(false);
           await closeAll();
           logger.info("sluice stopped");
-          // The destination is asynchronous: wait for the last lines before the caller exits.
-          await new Promise<void>((resolve) => {
-            const timer = setTimeout(resolve, 1000);
-            logger.flush(() => {
-              clearTimeout(timer);
-              resolve();
-            });
-          });
         })();
         return stopping;
       },

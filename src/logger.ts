@@ -35,3 +35,23 @@ export function createLogger(level: string, destination?: pino.DestinationStream
     destination ?? defaultDestination(),
   );
 }
+
+/**
+ * Waits until every line the logger was given is written, then closes its stream: for
+ * a process about to exit. (An asynchronous destination's `flush(cb)` answers at once
+ * while a write may still be in flight; `end()` waits for it.)
+ */
+export async function drainLogger(logger: Logger, timeoutMs = 2000): Promise<void> {
+  const stream = (logger as unknown as Record<symbol, unknown>)[pino.symbols.streamSym] as
+    | { end?: () => void; once?: (event: string, fn: () => void) => void }
+    | undefined;
+  if (!stream?.end || !stream.once) return;
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, timeoutMs);
+    stream.once?.("close", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    stream.end?.();
+  });
+}

@@ -11,6 +11,7 @@ import { writeInitialConfig } from "./config/init.ts";
 import { ConfigError, configPath, type LoadedConfig, loadConfig } from "./config/load.ts";
 import { checkFunctions } from "./functions/check.ts";
 import { HOST_COMMAND } from "./functions/entrypoints.ts";
+import { drainLogger } from "./logger.ts";
 import { DataDirLockedError } from "./state/lock.ts";
 
 /** Exit codes: 0 ok, 1 runtime failure, 2 bad config or usage. */
@@ -107,6 +108,8 @@ async function serve(args: Args): Promise<number> {
     const sluice = await started;
     sluice.logger.info({ signal }, "shutting down");
     await sluice.stop();
+    // The last lines ("sluice stopped") must reach stdout before the process ends.
+    await drainLogger(sluice.logger);
     process.exit(0);
   };
   process.on("SIGTERM", () => void shutdown("SIGTERM"));
