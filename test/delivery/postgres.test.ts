@@ -9,7 +9,7 @@ import {
   type TestServer,
 } from "../support/server.ts";
 
-const PG_URL = process.env.SLUICE_TEST_PG ?? "postgres://postgres@127.0.0.1:5432/test";
+const PG_URL = process.env.SLUICE_TEST_PG ?? "postgres://postgres:postgres@127.0.0.1:5432/test";
 let sql: SQL;
 beforeAll(() => {
   sql = new SQL(PG_URL);
