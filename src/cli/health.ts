@@ -1,5 +1,4 @@
-import { configPath, loadConfig } from "../config/load.ts";
-import { type Args, flag } from "./args.ts";
+import { loadConfig } from "../config/load.ts";
 
 /** The default health URL: the port from $PORT, else the config file, else 8080. */
 export function healthUrl(configFile: string, env = process.env): string {
@@ -27,9 +26,4 @@ export async function checkHealth(url: string): Promise<number> {
     console.error(`${url}: ${(err as Error).message}`);
     return 1;
   }
-}
-
-/** `sluice health` from parsed arguments. */
-export function runHealth(args: Args): Promise<number> {
-  return checkHealth(flag(args, "url") ?? healthUrl(configPath(flag(args, "config")).file));
 }

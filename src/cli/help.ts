@@ -19,10 +19,11 @@ Commands:
   log verify            check every record's checksum; exit 1 on a bad record
   connections [--json]  each connection's delivery lag (events, seconds) and dead letters
   health                ask a running server's /health; exit 0 if it answers (for Docker)
+  help COMMAND          the same as sluice COMMAND --help
 
 Options:
 ${CONFIG}
-  --help                help for any command: sluice keys create --help
+  --help, -h            help for any command: sluice keys create --help
   --version             print the version
 
 Environment: PORT, SLUICE_DATA_DIR, SLUICE_LOG_LEVEL, SLUICE_LOG_FORMAT (json|pretty),
@@ -156,4 +157,18 @@ export function helpText(words: string[]): string {
     if (text) return text;
   }
   return HELP;
+}
+
+/**
+ * The short usage shown under a command-line mistake: the first paragraph of the
+ * command's help (its Usage line) and where the rest is.
+ */
+export function usageOf(words: string[]): string {
+  const text = helpText(words);
+  if (text === HELP) return HELP;
+  // A group (keys, log): its help is the list of its subcommands.
+  if (Object.keys(COMMANDS).some((name) => name.startsWith(`${words.join(" ")} `))) return text;
+  const usage = text.split("\n\n")[0]!;
+  const more = ["sluice", ...words, "--help"].join(" ");
+  return `${usage}\n\nMore: ${more}`;
 }

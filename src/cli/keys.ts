@@ -1,11 +1,9 @@
 import { readFileSync } from "node:fs";
 import { generateWriteKey, hashWriteKey, newKeyId } from "../auth/keys.ts";
 import { addWriteKey, formatEntry, removeWriteKey, type WriteKeyEntry } from "../config/edit.ts";
-import { configPath, loadConfig, parseConfig } from "../config/load.ts";
+import { loadConfig, parseConfig } from "../config/load.ts";
 import { WriteKeyConfig } from "../config/schema.ts";
 import { replaceConfigFile } from "../config/write.ts";
-import { type Args, flag } from "./args.ts";
-import { helpText } from "./help.ts";
 
 /** Exit code when the key was made but the file could not be edited: add the printed line. */
 export const EXIT_EDIT_BY_HAND = 3;
@@ -152,25 +150,4 @@ function editAndCheck(
     };
   }
   return { ok: true };
-}
-
-/** `sluice keys <list|create|revoke>` from parsed arguments. */
-export function runKeys(args: Args): number {
-  const file = configPath(flag(args, "config")).file;
-  switch (args.positional[1]) {
-    case "list":
-      return listKeys(file, { source: flag(args, "source"), json: args.flags.json === true });
-    case "create":
-      return createKey(file, {
-        source: flag(args, "source"),
-        type: flag(args, "type"),
-        id: flag(args, "id"),
-        quiet: args.flags.quiet === true,
-      });
-    case "revoke":
-      return revokeKey(file, { id: flag(args, "id") });
-    default:
-      console.error(helpText(["keys"]));
-      return 2;
-  }
 }

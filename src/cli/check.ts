@@ -1,0 +1,21 @@
+import { configPath, loadConfig } from "../config/load.ts";
+import { checkFunctions } from "../functions/check.ts";
+
+/** `sluice check`: validates the config and loads every function; 2 when anything fails. */
+export async function check(configFlag: string | undefined): Promise<number> {
+  const loaded = loadConfig(configPath(configFlag).file);
+  const broken = await checkFunctions(loaded.config);
+  for (const f of broken) {
+    console.error(
+      `function ${f.id} failed to load from ${f.file}: ${f.error!.name}: ${f.error!.message}`,
+    );
+  }
+  if (broken.length > 0) return 2;
+  const { config } = loaded;
+  console.log(
+    `config ${loaded.file} is valid: ${config.sources.length} source(s), ` +
+      `${config.connections.length} connection(s), ${config.functions.length} function(s)`,
+  );
+  for (const w of loaded.warnings) console.log(`warning: ${w}`);
+  return 0;
+}

@@ -1,0 +1,93 @@
+import { configPath, loadConfig } from "../config/load.ts";
+import { HOST_COMMAND } from "../functions/entrypoints.ts";
+import { check } from "./check.ts";
+import { type Command, command } from "./command.ts";
+import { connectionsReport, formatConnections } from "./connections.ts";
+import { checkHealth, healthUrl } from "./health.ts";
+import { HELP, helpText } from "./help.ts";
+import { init } from "./init.ts";
+import { createKey, listKeys, revokeKey } from "./keys.ts";
+import { tail, verify } from "./log-commands.ts";
+import { serve } from "./serve.ts";
+
+// Every command names its options; util.parseArgs (strict) refuses any other. To add a
+// command: an entry here, its help text in help.ts (test/ops/cli.test.ts checks both).
+
+const string = { type: "string" } as const;
+const boolean = { type: "boolean" } as const;
+const config = { config: string } as const;
+
+const file = (flag: string | undefined) => configPath(flag).file;
+
+/** The `sluice` commands, by the words that name them. */
+export const COMMANDS: Command[] = [
+  command({ name: "serve", options: config, run: (v) => serve(v.config) }),
+  command({ name: "init", options: config, run: (v) => init(v.config) }),
+  command({ name: "check", options: config, run: (v) => check(v.config) }),
+  command({
+    name: "keys list",
+    options: { ...config, source: string, json: boolean },
+    run: (v) => listKeys(file(v.config), { source: v.source, json: v.json }),
+  }),
+  command({
+    name: "keys create",
+    options: { ...config, source: string, type: string, id: string, quiet: boolean },
+    run: (v) => createKey(file(v.config), v),
+  }),
+  command({
+    name: "keys revoke",
+    options: { ...config, id: string },
+    run: (v) => revokeKey(file(v.config), { id: v.id }),
+  }),
+  command({
+    name: "log tail",
+    options: {
+      ...config,
+      "from-start": boolean,
+      follow: { type: "boolean", short: "f" },
+      source: string,
+      n: { type: "string", short: "n" },
+    },
+    run: (v) => tail(v),
+  }),
+  command({ name: "log verify", options: config, run: (v) => verify(v) }),
+  command({
+    name: "connections",
+    options: { ...config, json: boolean },
+    run: (v) => {
+      const rows = connectionsReport(loadConfig(file(v.config)).config);
+      console.log(v.json ? JSON.stringify(rows, null, 2) : formatConnections(rows));
+      return 0;
+    },
+  }),
+  command({
+    name: "health",
+    options: { ...config, url: string },
+    run: (v) => checkHealth(v.url ?? healthUrl(file(v.config))),
+  }),
+  command({
+    name: "help",
+    options: {},
+    operands: true,
+    run: (_, words) => {
+      const text = helpText(words);
+      if (words.length > 0 && text === HELP) {
+        console.error(`unknown command: ${words.join(" ")}\n\n${HELP}`);
+        return 2;
+      }
+      console.log(text);
+      return 0;
+    },
+  }),
+  command({
+    // The function host process the server starts (src/functions/host.ts).
+    name: HOST_COMMAND,
+    options: {},
+    hidden: true,
+    run: async () => {
+      const { runFunctionHost } = await import("../functions/host.ts");
+      runFunctionHost();
+      return new Promise<number>(() => {});
+    },
+  }),
+];

@@ -1,0 +1,52 @@
+import { configPath, loadConfig } from "../config/load.ts";
+import { UsageError } from "./command.ts";
+import { usageOf } from "./help.ts";
+import { tailLog, verifyLog } from "./log.ts";
+
+/** `sluice log tail`: stored events as NDJSON; with `follow`, until SIGINT/SIGTERM. */
+export async function tail(opts: {
+  config?: string;
+  "from-start"?: boolean;
+  follow?: boolean;
+  source?: string;
+  n?: string;
+}): Promise<number> {
+  const lines = count(opts.n ?? "10");
+  const { config } = loadConfig(configPath(opts.config).file);
+  const controller = new AbortController();
+  process.on("SIGINT", () => controller.abort());
+  process.on("SIGTERM", () => controller.abort());
+  await tailLog({
+    dataDir: config.server.dataDir,
+    fromStart: opts["from-start"] === true,
+    follow: opts.follow === true,
+    source: opts.source,
+    lines,
+    write: (line) => process.stdout.write(`${line}\n`),
+    signal: controller.signal,
+  });
+  return 0;
+}
+
+/** `sluice log verify`: every record's checksum; 1 when one is bad. */
+export function verify(opts: { config?: string }): number {
+  const { config } = loadConfig(configPath(opts.config).file);
+  const report = verifyLog(config.server.dataDir);
+  for (const p of report.problems) {
+    console.error(`segment ${p.segment} offset ${p.offset}: ${p.reason}`);
+  }
+  console.log(
+    `${report.segments} segment(s), ${report.records} record(s), ${report.bytes} bytes: ` +
+      (report.problems.length === 0 ? "ok" : `${report.problems.length} bad`),
+  );
+  return report.problems.length === 0 ? 0 : 1;
+}
+
+/** A non-negative whole number from the command line; a usage error otherwise. */
+function count(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || value.trim() === "") {
+    throw new UsageError(`-n expects a whole number, got ${value}`, usageOf(["log", "tail"]));
+  }
+  return n;
+}
