@@ -20,8 +20,8 @@ export interface ReloadTarget {
 
 /**
  * Re-reads the config file (SIGHUP) and applies what can change while running:
- * sources (write keys, rate limits, allowed origins, names), `server.trustProxy` and
- * `logger`. Listener, data dir, limits, dedup, log, connections and functions keep
+ * sources (write keys, rate limits, allowed origins, names), `server.trustProxy`,
+ * `server.publicUrl` and `logger`. Listener, data dir, limits, dedup, log, connections and functions keep
  * their running values until a restart; a change to them is logged as such. A file
  * that does not load or validate is refused and the running config kept.
  */
@@ -45,7 +45,11 @@ export function reloadConfig(target: ReloadTarget): ReloadOutcome {
   const current = target.current();
   const applied: SluiceConfig = {
     ...current,
-    server: { ...current.server, trustProxy: next.server.trustProxy },
+    server: {
+      ...current.server,
+      trustProxy: next.server.trustProxy,
+      publicUrl: next.server.publicUrl,
+    },
     logger: next.logger,
     sources: next.sources,
   };
@@ -80,6 +84,11 @@ export function describeChanges(before: SluiceConfig, after: SluiceConfig): stri
   for (const id of old.keys()) if (!now.has(id)) out.push(`source ${id} removed`);
   if (before.server.trustProxy !== after.server.trustProxy) {
     out.push(`server.trustProxy: ${before.server.trustProxy} -> ${after.server.trustProxy}`);
+  }
+  if (before.server.publicUrl !== after.server.publicUrl) {
+    out.push(
+      `server.publicUrl: ${before.server.publicUrl ?? "none"} -> ${after.server.publicUrl ?? "none"}`,
+    );
   }
   if (before.logger.level !== after.logger.level) {
     out.push(`logger.level: ${before.logger.level} -> ${after.logger.level}`);

@@ -7,6 +7,11 @@ export const ServerConfig = t.Object(
     host: t.String({ default: "0.0.0.0" }),
     dataDir: t.String({ minLength: 1, default: "./data" }),
     trustProxy: t.Boolean({ default: false }),
+    /**
+     * The URL browsers reach this server at (behind a proxy or under a path), e.g.
+     * `https://collect.example.com`: where the SDK settings send the SDKs' events.
+     */
+    publicUrl: t.Optional(t.String({ pattern: "^https?://[^/?#\\s]+(/[^?#\\s]*)?$" })),
   },
   { default: {}, additionalProperties: false },
 );

@@ -12,49 +12,58 @@ import { authenticate, chargeRate, clientIp } from "./request.ts";
  * valid, the answer is 400 with the same body.
  */
 export function batchRoutes(deps: HttpDeps) {
-  const handle = async (
-    request: Request,
-    server: Parameters<typeof clientIp>[1],
-    headers: Record<string, string | number>,
-  ) => {
-    const { key, body } = await authenticate(request, deps, headers);
-    const batch = readBatch(body, deps.config.limits.maxBatchEvents);
-    await chargeRate(deps, key, batch.items.length, headers);
-    const result = await deps.ingest.ingest({
-      key,
-      items: batch.items,
-      receivedAt: Date.now(),
-      requestIp: clientIp(request, server, deps.config.server.trustProxy),
-      userAgent: request.headers.get("user-agent") ?? undefined,
-      batch: { context: batch.context, integrations: batch.integrations, sentAt: batch.sentAt },
-    });
-    if (result.rejected.length > 0) {
-      // SPEC 3: invalid events in a batch are skipped, logged and listed.
-      deps.logger.info(
-        {
-          requestId: headers["x-request-id"],
-          sourceId: key.source.id,
-          keyId: key.keyId,
-          rejected: result.rejected,
-        },
-        "batch events rejected",
-      );
-    }
-    if (result.accepted + result.duplicates === 0) {
-      throw new HttpError("bad_request", "every event in the batch is invalid", {
-        ...batchBody(result, false),
-      });
-    }
-    return batchBody(result, true);
-  };
-
   return new Elysia({ name: "batch" })
-    .post("/v1/batch", ({ request, server, set }) => handle(request, server, set.headers), {
-      parse: "none",
-    })
-    .post("/batch", ({ request, server, set }) => handle(request, server, set.headers), {
+    .post(
+      "/v1/batch",
+      ({ request, server, set }) => acceptBatch(deps, request, server, set.headers),
+      {
+        parse: "none",
+      },
+    )
+    .post("/batch", ({ request, server, set }) => acceptBatch(deps, request, server, set.headers), {
       parse: "none",
     });
+}
+
+/**
+ * Accepts a batch (`{ batch: [...], context?, integrations?, sentAt? }`): invalid events
+ * are skipped, logged and listed; 400 with the same body when none is valid.
+ */
+export async function acceptBatch(
+  deps: HttpDeps,
+  request: Request,
+  server: Parameters<typeof clientIp>[1],
+  headers: Record<string, string | number>,
+) {
+  const { key, body } = await authenticate(request, deps, headers);
+  const batch = readBatch(body, deps.config.limits.maxBatchEvents);
+  await chargeRate(deps, key, batch.items.length, headers);
+  const result = await deps.ingest.ingest({
+    key,
+    items: batch.items,
+    receivedAt: Date.now(),
+    requestIp: clientIp(request, server, deps.config.server.trustProxy),
+    userAgent: request.headers.get("user-agent") ?? undefined,
+    batch: { context: batch.context, integrations: batch.integrations, sentAt: batch.sentAt },
+  });
+  if (result.rejected.length > 0) {
+    // SPEC 3: invalid events in a batch are skipped, logged and listed.
+    deps.logger.info(
+      {
+        requestId: headers["x-request-id"],
+        sourceId: key.source.id,
+        keyId: key.keyId,
+        rejected: result.rejected,
+      },
+      "batch events rejected",
+    );
+  }
+  if (result.accepted + result.duplicates === 0) {
+    throw new HttpError("bad_request", "every event in the batch is invalid", {
+      ...batchBody(result, false),
+    });
+  }
+  return batchBody(result, true);
 }
 
 export function batchBody(result: IngestResult, success: boolean) {

@@ -15,37 +15,42 @@ const JITSU_TYPES: Record<string, EventType | "event"> = {
 export const SINGLE_OK = { ok: true, success: true } as const;
 
 /**
+ * Accepts one event on a single-event route: authenticates, charges the rate limit,
+ * stores it with `pathType` (when given) as its type. 200 `SINGLE_OK`, or an HttpError.
+ */
+export async function acceptOne(
+  deps: HttpDeps,
+  request: Request,
+  server: Parameters<typeof clientIp>[1],
+  headers: Record<string, string | number>,
+  pathType: EventType | undefined,
+  serverOnly = false,
+) {
+  const { key, body, bytes } = await authenticate(request, deps, headers);
+  if (serverOnly && key.type !== "server") {
+    throw new HttpError("unauthorized", "this endpoint needs a server write key");
+  }
+  await chargeRate(deps, key, 1, headers);
+  const event = singleEvent(body, bytes, deps.config.limits.maxEventBytes);
+  const result = await deps.ingest.ingest({
+    key,
+    items: [event],
+    itemBytes: [bytes],
+    type: pathType,
+    receivedAt: Date.now(),
+    requestIp: clientIp(request, server, deps.config.server.trustProxy),
+    userAgent: request.headers.get("user-agent") ?? undefined,
+  });
+  const rejection = result.rejected[0];
+  if (rejection) throw badRequest(rejection.error);
+  return SINGLE_OK;
+}
+
+/**
  * Single-event endpoints: Jitsu's `/api/s/{type}` and `/api/s/s2s/{type}`, and
  * Segment's `/v1/{type}`. The path's type overrides the payload's, except `event`.
  */
 export function ingestRoutes(deps: HttpDeps) {
-  const single = async (
-    request: Request,
-    server: Parameters<typeof clientIp>[1],
-    headers: Record<string, string | number>,
-    pathType: EventType | undefined,
-    serverOnly: boolean,
-  ) => {
-    const { key, body, bytes } = await authenticate(request, deps, headers);
-    if (serverOnly && key.type !== "server") {
-      throw new HttpError("unauthorized", "this endpoint needs a server write key");
-    }
-    await chargeRate(deps, key, 1, headers);
-    const event = singleEvent(body, bytes, deps.config.limits.maxEventBytes);
-    const result = await deps.ingest.ingest({
-      key,
-      items: [event],
-      itemBytes: [bytes],
-      type: pathType,
-      receivedAt: Date.now(),
-      requestIp: clientIp(request, server, deps.config.server.trustProxy),
-      userAgent: request.headers.get("user-agent") ?? undefined,
-    });
-    const rejection = result.rejected[0];
-    if (rejection) throw badRequest(rejection.error);
-    return SINGLE_OK;
-  };
-
   const jitsuType = (name: string): EventType | undefined => {
     const t = JITSU_TYPES[name];
     if (!t) throw new HttpError("not_found", `unknown event type: ${name}`);
@@ -56,19 +61,19 @@ export function ingestRoutes(deps: HttpDeps) {
     .post(
       "/api/s/s2s/:type",
       ({ request, server, set, params }) =>
-        single(request, server, set.headers, jitsuType(params.type), true),
+        acceptOne(deps, request, server, set.headers, jitsuType(params.type), true),
       { parse: "none" },
     )
     .post(
       "/api/s/:type",
       ({ request, server, set, params }) =>
-        single(request, server, set.headers, jitsuType(params.type), false),
+        acceptOne(deps, request, server, set.headers, jitsuType(params.type), false),
       { parse: "none" },
     );
   for (const type of EVENT_TYPES) {
     app.post(
       `/v1/${type}`,
-      ({ request, server, set }) => single(request, server, set.headers, type, false),
+      ({ request, server, set }) => acceptOne(deps, request, server, set.headers, type, false),
       { parse: "none" },
     );
   }

@@ -66,6 +66,30 @@ export const SegmentSettings = t.Object(
 );
 export type SegmentSettings = Static<typeof SegmentSettings>;
 
+/** `/sourceConfig`: RudderStack's JS SDK v3 start-up config. */
+export const RudderSourceConfig = t.Object({
+  source: t.Object({
+    id: t.String(),
+    name: t.String(),
+    enabled: t.Literal(true),
+    workspaceId: t.String(),
+    config: t.Record(t.String(), t.Unknown()),
+    destinations: t.Array(
+      t.Object({
+        id: t.String(),
+        name: t.String(),
+        enabled: t.Boolean(),
+        config: t.Record(t.String(), t.Unknown()),
+        destinationDefinitionId: t.String(),
+        destinationDefinition: t.Object({ name: t.String(), displayName: t.String() }),
+        shouldApplyDeviceModeTransformation: t.Boolean(),
+        propagateEventsUntransformedOnError: t.Boolean(),
+      }),
+    ),
+  }),
+});
+export type RudderSourceConfig = Static<typeof RudderSourceConfig>;
+
 /** `/api/funcs/{conId}`: the chain's output events, its exec log and captured logs. */
 export const FunctionRunResult = t.Object({
   events: t.Array(t.Record(t.String(), t.Unknown())),

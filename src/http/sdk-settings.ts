@@ -1,51 +1,45 @@
 import { Elysia } from "elysia";
-import type { ConnectionConfig } from "../config/schema.ts";
 import type { HttpDeps } from "./deps.ts";
+import { deviceDestinations } from "./devices.ts";
+import { publicBase } from "./public-url.ts";
 import { authenticateKey, chargeRate } from "./request.ts";
-
-/** A device-mode destination as browser SDKs are told about it. */
-function deviceDestination(c: ConnectionConfig) {
-  const d = c.destination.type === "device" ? c.destination : undefined;
-  return { id: c.id, type: "device", name: d?.name ?? c.id, options: d?.options ?? {} };
-}
 
 /**
  * `GET /v1/config?writeKey=…` (the source's device-mode destinations) and
  * `GET /v1/projects/{writeKey}/settings` (the same in Segment's settings shape, with a
- * "Segment.io" entry pointing back here, so analytics.js can load from sluice).
- * Neither echoes the write key.
+ * "Segment.io" entry pointing back here, so analytics.js loads from sluice and sends
+ * its events here). The settings carry the key only back to whoever put it in the
+ * path: analytics.js takes its write key from `apiKey` and sends nothing without one.
  */
 export function sdkSettingsRoutes(deps: HttpDeps) {
-  const devices = (sourceId: string) =>
-    deps.config.connections
-      .filter((c) => c.source === sourceId && c.destination.type === "device")
-      .map(deviceDestination);
-
   return new Elysia({ name: "sdk-settings" })
     .get("/v1/config", async ({ request, set }) => {
       const key = authenticateKey(request, deps);
       await chargeRate(deps, key, 0, set.headers);
-      return { sourceId: key.source.id, destinations: devices(key.source.id) };
+      const destinations = deviceDestinations(deps.config, key.source.id).map((d) => ({
+        ...d,
+        type: "device" as const,
+      }));
+      return { sourceId: key.source.id, destinations };
     })
     .get("/v1/projects/:writeKey/settings", async ({ request, set, params }) => {
-      const key = authenticateKey(request, deps, decodeURIComponent(params.writeKey));
+      const given = decodeURIComponent(params.writeKey);
+      const key = authenticateKey(request, deps, given);
       await chargeRate(deps, key, 0, set.headers);
-      const url = new URL(request.url);
-      const forwardedProto = deps.config.server.trustProxy
-        ? request.headers.get("x-forwarded-proto")
-        : null;
-      const protocol = (forwardedProto ?? url.protocol).replace(":", "");
-      const host =
-        (deps.config.server.trustProxy && request.headers.get("x-forwarded-host")) || url.host;
+      const { protocol, host } = publicBase(request, deps.config.server);
+      const apiHost = `${host}/v1`;
       const integrations: Record<string, unknown> = {
         "Segment.io": {
-          apiHost: `${host}/v1`,
+          apiKey: given,
+          apiHost,
           protocol,
           addBundledMetadata: false,
           unbundledIntegrations: [],
         },
       };
-      for (const d of devices(key.source.id)) integrations[d.name] = d.options;
+      for (const d of deviceDestinations(deps.config, key.source.id)) {
+        integrations[d.name] = d.options;
+      }
       return {
         integrations,
         plan: {
@@ -57,7 +51,9 @@ export function sdkSettingsRoutes(deps: HttpDeps) {
         analyticsNextEnabled: true,
         middlewareSettings: {},
         enabledMiddleware: {},
-        metrics: { sampleRate: 0 },
+        // Sampling 0 keeps analytics.js from posting its own metrics; were it on, they
+        // would go to /v1/m here (answered, ignored), never to Segment.
+        metrics: { sampleRate: 0, host: apiHost },
         legacyVideoPluginsEnabled: false,
         remotePlugins: [],
       };

@@ -10,6 +10,9 @@ import { requestIdOf, requestObserver } from "./observe.ts";
 import { openapiRoutes } from "./openapi.ts";
 import { opsRoutes } from "./ops.ts";
 import { loggablePath } from "./redact.ts";
+import { jitsuScriptRoutes } from "./sdk-jitsu.ts";
+import { rudderstackRoutes } from "./sdk-rudderstack.ts";
+import { segmentShortRoutes } from "./sdk-segment.ts";
 import { sdkSettingsRoutes } from "./sdk-settings.ts";
 
 /**
@@ -77,5 +80,8 @@ export function buildHttpApp(deps: HttpDeps) {
     .use(batchRoutes(deps))
     .use(funcsRoutes(deps))
     .use(sdkSettingsRoutes(deps))
+    .use(segmentShortRoutes(deps))
+    .use(rudderstackRoutes(deps))
+    .use(jitsuScriptRoutes())
     .use(openapiRoutes());
 }

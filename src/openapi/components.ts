@@ -7,6 +7,7 @@ import {
   FunctionRunResult,
   HealthBody,
   OkResponse,
+  RudderSourceConfig,
   SegmentSettings,
 } from "../http/responses.ts";
 
@@ -62,6 +63,7 @@ function schemas(): Json {
     Health: jsonSchema(HealthBody),
     DeviceConfig: jsonSchema(DeviceConfig),
     SegmentSettings: jsonSchema(SegmentSettings),
+    RudderSourceConfig: jsonSchema(RudderSourceConfig),
     FunctionRunResult: jsonSchema(FunctionRunResult),
   };
 }

@@ -1,5 +1,6 @@
 import { components } from "./components.ts";
 import { OPERATIONS, preflight } from "./operations.ts";
+import { SDK_OPERATIONS } from "./sdk-operations.ts";
 
 type Json = Record<string, unknown>;
 
@@ -27,7 +28,7 @@ export function openApiDocument(routes: RouteRef[], version: string): Json {
     paths[openApiPath(path)]![method.toLowerCase()] = doc;
   };
   const done = new Set<string>();
-  for (const op of OPERATIONS) {
+  for (const op of [...OPERATIONS, ...SDK_OPERATIONS]) {
     if (!served.has(routeKey(op))) continue;
     add(op.method, op.path, op.doc);
     done.add(routeKey(op));

@@ -17,10 +17,10 @@ export interface Operation {
   doc: Json;
 }
 
-const REQUEST_ID = { "X-Request-Id": { $ref: "#/components/headers/RequestId" } };
+export const REQUEST_ID = { "X-Request-Id": { $ref: "#/components/headers/RequestId" } };
 const r = (name: string) => ({ $ref: `#/components/responses/${name}` });
 
-const ok = (description: string, schema: Json, headers: Json = RATE_LIMIT_HEADERS) => ({
+export const ok = (description: string, schema: Json, headers: Json = RATE_LIMIT_HEADERS) => ({
   description,
   headers: { ...REQUEST_ID, ...headers },
   content: { "application/json": { schema } },
@@ -33,7 +33,7 @@ const jsonBody = (schema: Json, description: string) => ({
   content: { "application/json": { schema }, "text/plain": { schema } },
 });
 
-const authErrors = {
+export const authErrors = {
   "401": r("Unauthorized"),
   "429": r("RateLimited"),
   "500": r("Internal"),
@@ -74,7 +74,7 @@ const jitsu = (serverOnly: boolean): Json => ({
   },
 });
 
-const segment = (type: (typeof EVENT_TYPES)[number]): Operation => ({
+export const segment = (type: (typeof EVENT_TYPES)[number]): Operation => ({
   method: "POST",
   path: `/v1/${type}`,
   doc: {
@@ -91,7 +91,7 @@ const segment = (type: (typeof EVENT_TYPES)[number]): Operation => ({
   },
 });
 
-const batch = (path: string, operationId: string): Operation => ({
+export const batch = (path: string, operationId: string): Operation => ({
   method: "POST",
   path,
   doc: {

@@ -79,7 +79,15 @@ for (const ep of ENDPOINTS) {
 }
 
 describe("unknown event types", () => {
-  for (const path of ["/api/s/purchase", "/api/s/x", "/api/s/s2s/purchase", "/v1/purchase"]) {
+  for (const path of [
+    "/api/s/purchase",
+    "/api/s/x",
+    "/api/s/s2s/purchase",
+    "/v1/purchase",
+    "/v1/x",
+    "/v1/e",
+    "/v1/tr",
+  ]) {
     test(`POST ${path} is 404 with an error body`, async () => {
       const id = newId(path);
       await expectError(await s.post(path, sampleEvent(id), { "x-write-key": s.keys.server }), 404);

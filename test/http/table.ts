@@ -34,6 +34,12 @@ export const ENDPOINTS: Endpoint[] = [
   ),
   { path: "/v1/batch", kind: "batch", serverOnly: false },
   { path: "/batch", kind: "batch", serverOnly: false },
+  // Segment analytics.js 2.0's short paths, and RudderStack's sendBeacon transport.
+  ...EVENT_TYPES.map(
+    (t): Endpoint => ({ path: `/v1/${t[0]}`, kind: "single", pathType: t, serverOnly: false }),
+  ),
+  { path: "/v1/b", kind: "batch", serverOnly: false },
+  { path: "/beacon/v1/batch", kind: "batch", serverOnly: false },
 ];
 
 /**

@@ -110,6 +110,12 @@ functions:
     ]);
     expect((await fetch(`${url}/metrics`)).status).toBe(200);
     expect((await fetch(`${url}/openapi.json`)).status).toBe(200);
+    // Jitsu's p.js is embedded: no node_modules beside the binary here.
+    const pjs = await fetch(`${url}/p.js`, { headers: { "accept-encoding": "identity" } });
+    expect(pjs.headers.get("content-type")).toBe("application/javascript; charset=utf-8");
+    expect(await pjs.text()).toBe(
+      readFileSync(join(ROOT, "node_modules/@jitsu/js/dist/web/p.js.txt"), "utf8"),
+    );
     expect((await run(["health"], { PORT: String(port) })).code).toBe(0);
 
     const tail = await run(["log", "tail", "--from-start"]);

@@ -75,6 +75,12 @@ async function sendWithEveryAuthForm() {
     );
     await call("device config", `/v1/config?writeKey=${encodeURIComponent(key)}`);
     await call("segment settings", `/v1/projects/${encodeURIComponent(key)}/settings`);
+    await call("rudderstack config", `/sourceConfig/?writeKey=${encodeURIComponent(key)}`, {
+      headers: { authorization: `Basic ${b64(`${key}:`)}` },
+    });
+    // RudderStack's beacon puts the key in the query unencoded.
+    await post("beacon", `/beacon/v1/batch?writeKey=${key}`, { batch: [ev(n++)] });
+    await post("segment short path", "/v1/t", { ...ev(n++), writeKey: key });
     await call("not found", `/nowhere?writeKey=${encodeURIComponent(key)}`);
   }
   await post("browser", "/v1/track", ev(n++), {

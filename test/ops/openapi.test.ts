@@ -22,6 +22,9 @@ const INGEST = [
   ...["track", "identify", "page", "screen", "group", "alias"].map((t) => `/v1/${t}`),
   "/v1/batch",
   "/batch",
+  ...["t", "i", "p", "s", "g", "a"].map((t) => `/v1/${t}`),
+  "/v1/b",
+  "/beacon/v1/batch",
 ];
 const EXPECTED: [string, string][] = [
   ...INGEST.flatMap((p): [string, string][] => [
@@ -32,12 +35,16 @@ const EXPECTED: [string, string][] = [
   ["options", "/api/funcs/{conId}"],
   ["get", "/v1/config"],
   ["get", "/v1/projects/{writeKey}/settings"],
+  ["post", "/v1/m"],
+  ["options", "/v1/m"],
+  ["get", "/sourceConfig"],
+  ["get", "/p.js"],
   ["get", "/health"],
   ["get", "/ready"],
   ["get", "/metrics"],
   ["get", "/openapi.json"],
 ];
-const OPEN = ["/health", "/ready", "/metrics", "/openapi.json"];
+const OPEN = ["/health", "/ready", "/metrics", "/openapi.json", "/p.js"];
 
 test("lists every public endpoint, and documents each route the app serves", () => {
   expect(doc.openapi).toBe("3.1.0");
@@ -75,7 +82,7 @@ test("auth schemes: basic, bearer, X-Write-Key header and writeKey query", () =>
   const any = ["basicAuth", "bearerAuth", "writeKeyHeader", "writeKeyQuery"].map((n) => ({
     [n]: [],
   }));
-  for (const p of [...INGEST, "/api/funcs/{conId}", "/v1/config"]) {
+  for (const p of [...INGEST, "/api/funcs/{conId}", "/v1/config", "/sourceConfig"]) {
     const op = doc.paths[p].post ?? doc.paths[p].get;
     expect(op.security).toEqual(any);
     expect(Object.keys(op.responses)).toEqual(expect.arrayContaining(["200", "401", "429"]));

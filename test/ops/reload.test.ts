@@ -110,3 +110,20 @@ test("a change that needs a restart is applied live where it can be, and the res
   });
   expect(res.headers.get("x-ratelimit-limit")).toBe("7");
 });
+
+test("SIGHUP applies server.publicUrl live: the Segment settings point at the new URL", async () => {
+  const settings = async () => {
+    const res = await fetch(
+      `${server.url}/v1/projects/${encodeURIComponent(made.keys.browser)}/settings`,
+    );
+    const body = (await res.json()) as { integrations: Record<string, { apiHost: string }> };
+    return body.integrations["Segment.io"]!.apiHost;
+  };
+  expect(await settings()).toBe(`127.0.0.1:${server.port}/v1`);
+  const config = JSON.parse(readFileSync(made.configFile, "utf8"));
+  config.server.publicUrl = "https://collect.example.com";
+  writeFileSync(made.configFile, JSON.stringify(config, null, 2));
+  const line = JSON.parse(await hangUp(6));
+  expect(line.changes).toEqual(["server.publicUrl: none -> https://collect.example.com"]);
+  expect(await settings()).toBe("collect.example.com/v1");
+});
