@@ -1,5 +1,6 @@
 import { isJsonObject } from "./json.ts";
 import type { StoredEvent } from "./schema.ts";
+import { inStorableRange, parseIsoTime } from "./time.ts";
 
 /** Request facts the server adds to each event (SPEC 4). */
 export interface EnrichInput {
@@ -36,8 +37,7 @@ export function enrichEvent(event: Json, input: EnrichInput): StoredEvent {
     // Segment's skew correction: the client's clock is off by (sentAt - receivedAt).
     out.originalTimestamp = clientTime;
     out.sentAt = sentAt;
-    const skewed = input.receivedAt - (Date.parse(sentAt) - Date.parse(clientTime));
-    out.timestamp = new Date(skewed).toISOString();
+    out.timestamp = correctedTime(input.receivedAt, sentAt, clientTime) ?? receivedAt;
   } else if (clientTime !== undefined) {
     out.timestamp = clientTime;
   } else {
@@ -62,6 +62,20 @@ export function enrichEvent(event: Json, input: EnrichInput): StoredEvent {
   out.sourceId = input.sourceId;
   out.keyId = input.keyId;
   return out as StoredEvent;
+}
+
+/**
+ * `receivedAt - (sentAt - clientTime)` as an ISO timestamp, or undefined when either
+ * time does not parse or the result leaves the years 1970–9999 (a year-0 clock with a
+ * current sentAt would give `+012026-…`, which downstream databases refuse): the
+ * caller then stores receivedAt.
+ */
+function correctedTime(receivedAt: number, sentAt: string, clientTime: string) {
+  const sent = parseIsoTime(sentAt);
+  const client = parseIsoTime(clientTime);
+  if (sent === undefined || client === undefined) return undefined;
+  const corrected = receivedAt - (sent - client);
+  return inStorableRange(corrected) ? new Date(corrected).toISOString() : undefined;
 }
 
 function merge(under: Json | undefined, over: Json | undefined): Json | undefined {

@@ -1,12 +1,6 @@
 import { FormatRegistry, type Static, Type as t } from "@sinclair/typebox";
+import { isIsoDate } from "./time.ts";
 
-const ISO_8601 =
-  /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?$/i;
-
-/** ISO-8601 date or date-time, as Segment's libraries send it. */
-export function isIsoDate(value: string): boolean {
-  return ISO_8601.test(value) && !Number.isNaN(Date.parse(value));
-}
 FormatRegistry.Set("iso-8601", isIsoDate);
 
 export const EVENT_TYPES = ["track", "page", "identify", "group", "alias", "screen"] as const;
@@ -22,7 +16,10 @@ const Id = (what: string) =>
 const Obj = (what: string) =>
   t.Object({}, { additionalProperties: true, errorMessage: `${what} must be an object` });
 const Time = (what: string) =>
-  t.String({ format: "iso-8601", errorMessage: `${what} must be an ISO-8601 date` });
+  t.String({
+    format: "iso-8601",
+    errorMessage: `${what} must be an ISO-8601 date in the years 1970–9999`,
+  });
 
 /** Fields every event may carry (Segment's common fields). Unknown fields are kept. */
 const common = {

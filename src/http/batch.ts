@@ -1,6 +1,6 @@
 import { Elysia } from "elysia";
 import { isJsonObject } from "../events/json.ts";
-import { isIsoDate } from "../events/schema.ts";
+import { isIsoDate } from "../events/time.ts";
 import type { IngestResult } from "../ingest/service.ts";
 import type { HttpDeps } from "./deps.ts";
 import { badRequest, HttpError } from "./errors.ts";
@@ -92,7 +92,7 @@ function readBatch(body: unknown, maxEvents: number) {
     throw badRequest("integrations must be an object");
   }
   if (sentAt !== undefined && (typeof sentAt !== "string" || !isIsoDate(sentAt))) {
-    throw badRequest("sentAt must be an ISO-8601 date");
+    throw badRequest("sentAt must be an ISO-8601 date in the years 1970–9999");
   }
   return { items, context, integrations, sentAt: sentAt as string | undefined };
 }

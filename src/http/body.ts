@@ -1,6 +1,6 @@
 import { gunzipSync, inflateSync } from "node:zlib";
 import type { LimitsConfig } from "../config/schema.ts";
-import { badRequest, tooLarge } from "./errors.ts";
+import { badRequest, HttpError, tooLarge } from "./errors.ts";
 
 const JSON_TYPES = new Set([
   "",
@@ -28,8 +28,13 @@ export async function readJsonBody(
   limits: LimitsConfig,
   types: Set<string> = JSON_TYPES,
 ): Promise<ReadBody> {
-  const mediaType = (request.headers.get("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
+  const contentType = request.headers.get("content-type") ?? "";
+  const semicolon = contentType.indexOf(";");
+  const mediaType = (semicolon < 0 ? contentType : contentType.slice(0, semicolon))
+    .trim()
+    .toLowerCase();
   if (!types.has(mediaType)) throw badRequest(`unsupported content type: ${mediaType}`);
+  if (semicolon >= 0) checkCharset(contentType.slice(semicolon + 1));
   const max = limits.maxBodyBytes;
   const declared = Number(request.headers.get("content-length") ?? Number.NaN);
   if (declared > max) throw tooLarge(`body exceeds ${max} bytes`);
@@ -46,6 +51,35 @@ export async function readJsonBody(
     return { value: JSON.parse(raw.toString("utf8")), bytes: raw.byteLength };
   } catch {
     throw badRequest("malformed JSON");
+  }
+}
+
+/** The WHATWG Encoding labels of UTF-8: the one charset a JSON body may declare (RFC 8259). */
+const UTF8_LABELS = new Set([
+  "utf-8",
+  "utf8",
+  "unicode-1-1-utf-8",
+  "unicode11utf8",
+  "unicode20utf8",
+  "x-unicode20utf8",
+]);
+
+/**
+ * 415 when the Content-Type parameters name a charset other than UTF-8: the body
+ * is decoded as UTF-8, and a UTF-16 or Latin-1 body read that way would store garbage.
+ */
+function checkCharset(parameters: string): void {
+  for (const parameter of parameters.split(";")) {
+    const eq = parameter.indexOf("=");
+    if (eq < 0 || parameter.slice(0, eq).trim().toLowerCase() !== "charset") continue;
+    const charset = parameter
+      .slice(eq + 1)
+      .trim()
+      .replace(/^"(.*)"$/, "$1")
+      .toLowerCase();
+    if (!UTF8_LABELS.has(charset)) {
+      throw new HttpError("unsupported_media_type", "unsupported charset: the body must be UTF-8");
+    }
   }
 }
 

@@ -1,8 +1,9 @@
 import { Elysia } from "elysia";
+import { UNSERIALISABLE } from "../events/json.ts";
 import { FunctionTimeoutError } from "../functions/errors.ts";
 import { STRICT_JSON_TYPES } from "./body.ts";
 import type { HttpDeps } from "./deps.ts";
-import { HttpError, unauthorized } from "./errors.ts";
+import { badRequest, HttpError, unauthorized } from "./errors.ts";
 import { authenticate, chargeRate, singleEvent } from "./request.ts";
 
 /** Request headers user code never sees (SPEC 7: ctx.headers has credentials removed). */
@@ -55,6 +56,8 @@ export function funcsRoutes(deps: HttpDeps) {
           const body = err.functionId === undefined ? undefined : { functionId: err.functionId };
           throw new HttpError("timeout", err.message, body);
         }
+        // The call is serialised for the function host; only that throws a RangeError.
+        if (err instanceof RangeError) throw badRequest(UNSERIALISABLE);
         throw err;
       }
       // Already the JSON of {events, execLog, logs}, as the worker wrote it.

@@ -4,13 +4,16 @@ import type { HttpDeps } from "./deps.ts";
 import { badRequest, HttpError } from "./errors.ts";
 import { authenticate, chargeRate, clientIp, singleEvent } from "./request.ts";
 
-/** Jitsu's one-letter type aliases, and `event` (take the type from the payload). */
-const JITSU_TYPES: Record<string, EventType | "event"> = {
-  ...Object.fromEntries(EVENT_TYPES.map((t) => [t, t])),
-  ...Object.fromEntries(EVENT_TYPES.map((t) => [t[0], t])),
-  event: "event",
-  e: "event",
-};
+/**
+ * Jitsu's one-letter type aliases, and `event` (take the type from the payload). A Map,
+ * not an object literal: `/api/s/constructor` must not find Object.prototype's.
+ */
+const JITSU_TYPES = new Map<string, EventType | "event">([
+  ...EVENT_TYPES.map((t): [string, EventType] => [t, t]),
+  ...EVENT_TYPES.map((t): [string, EventType] => [t[0]!, t]),
+  ["event", "event"],
+  ["e", "event"],
+]);
 
 export const SINGLE_OK = { ok: true, success: true } as const;
 
@@ -52,8 +55,9 @@ export async function acceptOne(
  */
 export function ingestRoutes(deps: HttpDeps) {
   const jitsuType = (name: string): EventType | undefined => {
-    const t = JITSU_TYPES[name];
-    if (!t) throw new HttpError("not_found", `unknown event type: ${name}`);
+    const t = JITSU_TYPES.get(name);
+    // Not echoed: a client that puts its write key in the path would see it logged.
+    if (!t) throw new HttpError("not_found", "unknown event type");
     return t === "event" ? undefined : t;
   };
 

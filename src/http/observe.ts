@@ -1,5 +1,4 @@
 import type { HttpDeps } from "./deps.ts";
-import { loggablePath } from "./redact.ts";
 
 /** The part of Elysia's per-request context the observer reads and writes. */
 interface ObservedContext {
@@ -21,6 +20,11 @@ const PREFIX = Array.from(crypto.getRandomValues(new Uint8Array(4)), (b) =>
   b.toString(16).padStart(2, "0"),
 ).join("");
 let sequence = 0;
+
+/** The matched route's pattern for logs and metrics (`/api/s/:type`), or `unmatched`. */
+export function routeOf(ctx: { route?: string }): string {
+  return ctx.route || "unmatched";
+}
 
 /** The request id set on a response (and on every log line about its request). */
 export function requestIdOf(set: { headers: Record<string, unknown> }): string | undefined {
@@ -63,7 +67,7 @@ export function requestObserver(deps: HttpDeps) {
     const started = ctx.sluiceStartedAt;
     const seconds = started === undefined ? 0 : (performance.now() - started) / 1000;
     const status = typeof ctx.set.status === "number" ? ctx.set.status : 200;
-    const route = ctx.route ?? "unmatched";
+    const route = routeOf(ctx);
     const method = ctx.request.method;
     deps.metrics?.request(method, route, status, seconds);
     if (status < 400 && sampled(deps.config.logger.successSampleRate)) {
@@ -72,7 +76,6 @@ export function requestObserver(deps: HttpDeps) {
           requestId: requestIdOf(ctx.set),
           method,
           route,
-          path: loggablePath(ctx.request.url),
           status,
           ms: Math.round(seconds * 10_000) / 10,
         },

@@ -6,10 +6,9 @@ import { errorId, HttpError, ShuttingDownError, StorageError } from "./errors.ts
 import { funcsRoutes } from "./funcs.ts";
 import { ingestRoutes } from "./ingest.ts";
 import { metricsRoutes } from "./metrics.ts";
-import { requestIdOf, requestObserver } from "./observe.ts";
+import { requestIdOf, requestObserver, routeOf } from "./observe.ts";
 import { openapiRoutes } from "./openapi.ts";
 import { opsRoutes } from "./ops.ts";
-import { loggablePath } from "./redact.ts";
 import { jitsuScriptRoutes } from "./sdk-jitsu.ts";
 import { rudderstackRoutes } from "./sdk-rudderstack.ts";
 import { segmentShortRoutes } from "./sdk-segment.ts";
@@ -31,14 +30,17 @@ export function buildHttpApp(deps: HttpDeps) {
       }
       if (deps.lifecycle.shuttingDown && request.method !== "GET") throw new ShuttingDownError();
     })
-    .onError(({ error, code, set, request }) => {
-      const path = loggablePath(request.url);
+    .onError((ctx) => {
+      const { error, code, set, request } = ctx;
+      // The route pattern, never the path: a path may hold a write key (`/v1/KEY`,
+      // `/api/s/KEY`, `//v1/projects/KEY/settings`), matched or not.
+      const route = routeOf(ctx);
       const requestId = requestIdOf(set);
       if (error instanceof HttpError) {
         set.status = error.status;
         if (error.headers) Object.assign(set.headers, error.headers);
         logger.info(
-          { requestId, method: request.method, path, status: error.status, reason: error.message },
+          { requestId, method: request.method, route, status: error.status, reason: error.message },
           "request failed",
         );
         return { error: error.message, ...(error.body ?? {}) };
@@ -46,7 +48,7 @@ export function buildHttpApp(deps: HttpDeps) {
       const fail = (status: number, message: string) => {
         set.status = status;
         logger.info(
-          { requestId, method: request.method, path, status, reason: message },
+          { requestId, method: request.method, route, status, reason: message },
           "request failed",
         );
         return { error: message };
@@ -60,7 +62,7 @@ export function buildHttpApp(deps: HttpDeps) {
       const status = error instanceof StorageError && deps.lifecycle.shuttingDown ? 503 : 500;
       set.status = status;
       logger.error(
-        { requestId, errorId: id, method: request.method, path, status, err: error },
+        { requestId, errorId: id, method: request.method, route, status, err: error },
         "request failed: internal error",
       );
       return { error: `error# ${id}: internal error` };

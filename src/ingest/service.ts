@@ -2,7 +2,8 @@ import type { Logger } from "pino";
 import type { ResolvedKey } from "../auth/resolve.ts";
 import type { DedupStore } from "../dedup/interface.ts";
 import { type EnrichInput, enrichEvent } from "../events/enrich.ts";
-import type { EventType } from "../events/schema.ts";
+import { isJsonObject, UNSERIALISABLE } from "../events/json.ts";
+import type { EventType, StoredEvent } from "../events/schema.ts";
 import { validateEvent } from "../events/validate.ts";
 import { StorageError } from "../http/errors.ts";
 import type { EventLog } from "../log/interface.ts";
@@ -55,26 +56,39 @@ export class IngestService {
 
   constructor(private readonly deps: IngestDeps) {}
 
+  /**
+   * One item, validated, enriched and serialised once (the record the log stores, and
+   * the measure of its size), or why it is rejected. `known`: its size as sent, when
+   * the caller has it (a single event's body).
+   */
+  private prepare(
+    item: unknown,
+    known: number | undefined,
+    type: EventType | undefined,
+    enrich: EnrichInput,
+  ): { event: StoredEvent; record: Uint8Array } | string {
+    const max = this.deps.maxEventBytes;
+    if (known !== undefined && known > max) return `event exceeds ${max} bytes`;
+    const slack = known === undefined && isJsonObject(item) ? droppedBytesBound(item) : 0;
+    const v = validateEvent(item, type);
+    if (!v.ok) return v.error;
+    const event = enrichEvent(v.event, enrich);
+    const record = serialise(event, this.encoder);
+    if (!record) return UNSERIALISABLE;
+    if (known === undefined && record.byteLength + slack > max) {
+      // Near the limit (or a large batch context): measure the event as sent.
+      const sent = jsonBytes(item);
+      if (sent === undefined) return UNSERIALISABLE;
+      if (sent > max) return `event exceeds ${max} bytes`;
+    }
+    return { event, record };
+  }
+
   async ingest(input: IngestInput): Promise<IngestResult> {
     const sourceId = input.key.source.id;
     const rejected: Rejection[] = [];
-    const valid: { index: number; event: Record<string, unknown> }[] = [];
-    input.items.forEach((item, index) => {
-      const max = this.deps.maxEventBytes;
-      const bytes = input.itemBytes?.[index];
-      if (bytes !== undefined ? bytes > max : exceedsBytes(item, max)) {
-        rejected.push({
-          index,
-          messageId: messageIdOf(item),
-          error: `event exceeds ${this.deps.maxEventBytes} bytes`,
-        });
-        return;
-      }
-      const v = validateEvent(item, input.type);
-      if (v.ok) valid.push({ index, event: v.event });
-      else rejected.push({ index, messageId: messageIdOf(item), error: v.error });
-    });
-
+    const events: StoredEvent[] = [];
+    const records: Uint8Array[] = [];
     const enrich: EnrichInput = {
       receivedAt: input.receivedAt,
       sourceId,
@@ -84,44 +98,52 @@ export class IngestService {
       userAgent: input.userAgent,
       batch: input.batch,
     };
-    const events = valid.map((v) => enrichEvent(v.event, enrich));
+    for (let index = 0; index < input.items.length; index++) {
+      const item = input.items[index];
+      const prepared = this.prepare(item, input.itemBytes?.[index], input.type, enrich);
+      if (typeof prepared === "string") {
+        rejected.push({ index, messageId: messageIdOf(item), error: prepared });
+      } else {
+        events.push(prepared.event);
+        records.push(prepared.record);
+      }
+    }
 
     // Claim each messageId before anything async: a concurrent request with the same
     // id then waits for this one's outcome instead of racing it to the store.
-    const claimed: typeof events = [];
+    const claimed: number[] = [];
     const waitFor: Promise<unknown>[] = [];
     const inRequest = new Set<string>();
     const claim = Promise.withResolvers<void>();
     claim.promise.catch(() => {}); // waiters handle it; an unawaited rejection is no crash
     let duplicates = 0;
-    for (const e of events) {
-      const k = `${sourceId}\u0000${e.messageId}`;
-      const pending = this.inFlight.get(k);
-      if (inRequest.has(e.messageId)) duplicates++;
+    for (let i = 0; i < events.length; i++) {
+      const id = events[i]!.messageId;
+      const pending = this.inFlight.get(`${sourceId}\u0000${id}`);
+      if (inRequest.has(id)) duplicates++;
       else if (pending) {
         duplicates++;
         waitFor.push(pending);
       } else {
-        inRequest.add(e.messageId);
-        this.inFlight.set(k, claim.promise);
-        claimed.push(e);
+        inRequest.add(id);
+        this.inFlight.set(`${sourceId}\u0000${id}`, claim.promise);
+        claimed.push(i);
       }
     }
 
-    let fresh: typeof events = [];
+    let fresh: number[] = [];
     try {
       const stored = await this.deps.dedup.seen(
         sourceId,
-        claimed.map((e) => e.messageId),
+        claimed.map((i) => events[i]!.messageId),
       );
-      fresh = claimed.filter((e) => !stored.has(e.messageId));
+      fresh =
+        stored.size === 0 ? claimed : claimed.filter((i) => !stored.has(events[i]!.messageId));
       duplicates += claimed.length - fresh.length;
       if (fresh.length > 0) {
-        const upTo = await this.deps.log.append(
-          fresh.map((e) => this.encoder.encode(JSON.stringify(e))),
-        );
+        const upTo = await this.deps.log.append(fresh.map((i) => records[i]!));
         this.deps.dedup.remember(
-          fresh.map((e) => ({ sourceId, messageId: e.messageId })),
+          fresh.map((i) => ({ sourceId, messageId: events[i]!.messageId })),
           upTo,
         );
       }
@@ -130,7 +152,7 @@ export class IngestService {
       claim.reject(err);
       throw new StorageError(err);
     } finally {
-      for (const e of claimed) this.inFlight.delete(`${sourceId}\u0000${e.messageId}`);
+      for (const i of claimed) this.inFlight.delete(`${sourceId}\u0000${events[i]!.messageId}`);
     }
     // A duplicate of an event another request is writing is acknowledged only once
     // that write is durable; if it failed, this request fails too and is retried.
@@ -147,11 +169,54 @@ export class IngestService {
   }
 }
 
-/** Whether an event's JSON is longer than `max` bytes (counted exactly only near the limit). */
-function exceedsBytes(item: unknown, max: number): boolean {
-  const text = JSON.stringify(item) ?? "";
-  if (text.length > max) return true;
-  return text.length * 3 > max && Buffer.byteLength(text) > max;
+/** The event's JSON as UTF-8, or undefined when it cannot be serialised (e.g. nested too deeply). */
+function serialise(event: unknown, encoder: TextEncoder): Uint8Array | undefined {
+  try {
+    return encoder.encode(JSON.stringify(event));
+  } catch {
+    return undefined;
+  }
+}
+
+/** The size of a value's JSON in UTF-8 bytes, or undefined when it cannot be serialised. */
+function jsonBytes(value: unknown): number | undefined {
+  try {
+    return Buffer.byteLength(JSON.stringify(value) ?? "");
+  } catch {
+    return undefined;
+  }
+}
+
+/** Fields whose client-sent value the server replaces or removes (enrichEvent, validateEvent). */
+const SERVER_FIELDS = [
+  "writeKey",
+  "type",
+  "messageId",
+  "timestamp",
+  "receivedAt",
+  "requestIp",
+  "sourceId",
+  "keyId",
+] as const;
+
+/**
+ * An upper bound on the bytes of an item's JSON that its stored form may lack, so
+ * that `stored + bound <= max` proves the item as sent is within `max` without
+ * serialising it a second time. The stored event keeps every other field as sent
+ * (context and integrations only gain keys); dropped null or empty ids fit in the
+ * base allowance. A string costs at most 6 bytes a character in JSON (`\u0000`).
+ * Infinite (measure exactly) when a server field holds an object or array.
+ */
+function droppedBytesBound(item: Record<string, unknown>): number {
+  let bound = 128;
+  for (const field of SERVER_FIELDS) {
+    const v = item[field];
+    if (v === undefined) continue;
+    if (typeof v === "string") bound += field.length + 6 + 6 * v.length;
+    else if (typeof v === "object" && v !== null) return Number.POSITIVE_INFINITY;
+    else bound += field.length + 32;
+  }
+  return bound;
 }
 
 function messageIdOf(item: unknown): string | undefined {

@@ -162,6 +162,33 @@ for (const ep of ENDPOINTS) {
         expect(await storedWithId(s, ids[MAX_EVENTS - 1]!)).toHaveLength(1);
       });
 
+      test("measures each event as sent, not as stored: a batch context does not count", async () => {
+        /** An event whose JSON is exactly `bytes` long (ASCII), with a writeKey the server drops. */
+        const sized = (id: string, bytes: number) => {
+          const e = sampleEvent(id, "track", { writeKey: "wk_x:dropped", properties: { pad: "" } });
+          const pad = bytes - JSON.stringify(e).length;
+          return { ...e, properties: { pad: "x".repeat(pad) } };
+        };
+        const at = newId(`${ep.path} at limit`);
+        const over = newId(`${ep.path} over limit`);
+        expect(JSON.stringify(sized(at, MAX_EVENT)).length).toBe(MAX_EVENT);
+        const res = await s.post(
+          ep.path,
+          {
+            batch: [sized(at, MAX_EVENT), sized(over, MAX_EVENT + 1)],
+            // Merged into every stored event: each stored event is over the limit.
+            context: { library: { name: "x".repeat(MAX_EVENT) } },
+          },
+          { "x-write-key": s.keys.server },
+        );
+        const body = await batchAnswer(res);
+        expect(body).toMatchObject({ received: 2, accepted: 1 });
+        expect(body.rejected).toEqual([
+          { index: 1, messageId: over, error: `event exceeds ${MAX_EVENT} bytes` },
+        ]);
+        expect(await storedWithId(s, at)).toHaveLength(1);
+      });
+
       test("lists an event over maxEventBytes as rejected and stores the rest", async () => {
         const small = newId(`${ep.path} small`);
         const big = newId(`${ep.path} oversized`);

@@ -111,7 +111,7 @@ test("every response has a request id, and every line about a request carries it
   const ids = responses.map((r) => r.requestId);
   expect(ids.every((id) => typeof id === "string" && id.length > 0)).toBe(true);
   expect(new Set(ids).size).toBe(ids.length);
-  const requestLines = lines.filter((l) => "path" in l || "status" in l || "keyId" in l);
+  const requestLines = lines.filter((l) => "route" in l || "status" in l || "keyId" in l);
   expect(requestLines.length).toBeGreaterThan(0);
   for (const l of requestLines) expect(typeof l.requestId).toBe("string");
 });
@@ -138,6 +138,8 @@ test("one line per failed request with status and reason; sampled success lines"
   }
   const limited = lines.find((l) => l.msg === "rate limited");
   expect(limited).toMatchObject({ sourceId: "dev", keyId: "wk_plain" });
-  const settings = lines.find((l) => String(l.path).includes("/settings"));
-  expect(settings?.path).toBe("/v1/projects/:writeKey/settings");
+  // The route pattern, never the path (which holds the key here).
+  const settings = lines.find((l) => String(l.route).includes("/settings"));
+  expect(settings?.route).toBe("/v1/projects/:writeKey/settings");
+  expect(lines.some((l) => "path" in l)).toBe(false);
 });
