@@ -164,6 +164,14 @@ test("kill -9 mid-delivery: after a restart every event is in PostgreSQL exactly
 
 test("an event the database refuses is dead-lettered alone; NUL characters are dropped", async () => {
   const table = tableName();
+  // The table as sluice creates it, plus a constraint the database enforces: the one
+  // kind of refusal left once ingest admits only values PostgreSQL takes (year 0, once
+  // an example, is refused at ingest since issue 13).
+  await sql.unsafe(`CREATE TABLE ${table} (
+    message_id TEXT PRIMARY KEY, type TEXT NOT NULL, event TEXT, user_id TEXT,
+    anonymous_id TEXT, timestamp TIMESTAMPTZ, received_at TIMESTAMPTZ, source_id TEXT,
+    properties JSONB, traits JSONB, context JSONB, data JSONB NOT NULL,
+    CONSTRAINT no_refused CHECK (event IS DISTINCT FROM 'refused'))`);
   const s = await startTestServer({ config: { connections: [pgConnection(table)] } });
   try {
     const batch = [
@@ -174,14 +182,7 @@ test("an event the database refuses is dead-lettered alone; NUL characters are d
         messageId: "n-1",
         properties: { x: "\u0000" },
       },
-      // Year 0 is valid ISO-8601 but out of PostgreSQL's range: a data error.
-      {
-        type: "track",
-        event: "e",
-        userId: "u",
-        messageId: "n-2",
-        timestamp: "0000-01-01T00:00:00Z",
-      },
+      { type: "track", event: "refused", userId: "u", messageId: "n-2" },
       { type: "track", event: "e", userId: "u", messageId: "n-3" },
     ];
     expect((await s.post("/v1/batch", { batch }, { "x-write-key": s.keys.server })).status).toBe(
@@ -201,7 +202,7 @@ test("an event the database refuses is dead-lettered alone; NUL characters are d
       .map((l) => JSON.parse(l));
     expect(dead).toHaveLength(1);
     expect(dead[0].event.messageId).toBe("n-2");
-    expect(dead[0].reason).toContain("out of range");
+    expect(dead[0].reason).toContain("no_refused");
     // The connection goes on delivering.
     const more = [{ type: "track", event: "e", userId: "u", messageId: "n-4" }];
     expect(
