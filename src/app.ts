@@ -1,5 +1,12 @@
 import { join } from "node:path";
 import type { Logger } from "pino";
+import { FunctionRunLog } from "./admin/delivery/function-runs.ts";
+import { ManagerDeliveryControl } from "./admin/delivery/manager-control.ts";
+import { LiveHub } from "./admin/live/hub.ts";
+import { LiveAttempts } from "./admin/live/producers.ts";
+import { LiveTickets } from "./admin/live/tickets.ts";
+import { SourceRates } from "./admin/rates.ts";
+import type { AdminServices } from "./admin/services.ts";
 import { KeyRing } from "./auth/resolve.ts";
 import type { LoadedConfig } from "./config/load.ts";
 import { type ReloadOutcome, reloadConfig } from "./config/reload.ts";
@@ -35,6 +42,9 @@ export interface Sluice {
   /** Stops accepting, lets in-flight requests finish, flushes, releases the data dir. */
   stop(): Promise<void>;
 }
+
+/** How long a graceful stop waits for in-flight requests before closing connections. */
+const STOP_GRACE_MS = 5000;
 
 export interface StartOptions {
   logger?: Logger;
@@ -100,6 +110,7 @@ export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {})
       cleanup.push(() => pool.close());
       functions = pool;
     }
+    const functionRuns = new FunctionRunLog();
     const delivery = new DeliveryManager({
       connections: config.connections,
       log,
@@ -107,7 +118,7 @@ export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {})
       dataDir,
       retention: config.log.retention,
       retentionIntervalMs: config.log.retention.intervalSeconds * 1000,
-      chain: deliveryChain(functions, () => config.sources),
+      chain: deliveryChain(functions && functionRuns.wrap(functions), () => config.sources),
       logger,
       extraReaders: () => {
         const checkpoint = dedup.checkpoint();
@@ -119,6 +130,19 @@ export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {})
     metrics.connections(() => delivery.status());
 
     const lifecycle = { shuttingDown: false };
+    // The inspector (SPEC 11): live attempts, per-minute rates, delivery state.
+    const admin: AdminServices = {
+      live: new LiveHub(),
+      tickets: new LiveTickets(),
+      rates: new SourceRates(),
+      delivery: new ManagerDeliveryControl(delivery, dataDir, functionRuns),
+    };
+    cleanup.push(() => admin.live.close());
+    metrics.liveClients(() => ({
+      clients: admin.live.clients,
+      dropped: admin.live.droppedClients,
+    }));
+    const attempts = new LiveAttempts(admin.live, () => deps);
     const deps: HttpDeps = {
       config,
       keys: new KeyRing(config.sources),
@@ -127,7 +151,11 @@ export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {})
         dedup,
         logger,
         maxEventBytes: config.limits.maxEventBytes,
-        onResult: metrics.eventsIngested,
+        onResult: (sourceId, result) => {
+          metrics.eventsIngested(sourceId, result);
+          admin.rates.ingested(sourceId, result);
+        },
+        watcher: attempts,
       }),
       limiter,
       log,
@@ -135,10 +163,14 @@ export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {})
       lifecycle,
       onRateLimited: (key, cost, requestId) => {
         metrics.rateLimited(key, cost);
+        admin.rates.rateLimited(key.source.id, cost);
+        attempts.rateLimited(key, cost, requestId);
         logger.warn({ requestId, sourceId: key.source.id, keyId: key.keyId, cost }, "rate limited");
       },
+      onRequestFailed: (failure) => attempts.requestFailed(failure),
       metrics,
       functions,
+      admin,
     };
     const app = buildHttpApp(deps);
     app.listen({
@@ -182,7 +214,13 @@ export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {})
       stop() {
         stopping ??= (async () => {
           lifecycle.shuttingDown = true;
-          await app.stop(false);
+          // Live streams never end by themselves: a graceful stop would wait for them. One
+          // whose client stopped reading still holds unsent bytes until the idle timeout,
+          // so after a grace period the listener is closed hard.
+          admin.live.close();
+          const graceful = app.stop(false);
+          const grace = Bun.sleep(STOP_GRACE_MS).then(() => "late" as const);
+          if ((await Promise.race([graceful, grace])) === "late") await app.stop(true);
           await closeAll();
           logger.info("sluice stopped");
         })();

@@ -1,3 +1,4 @@
+import { createAdminToken, listAdminTokens } from "../admin/token-command.ts";
 import { configPath, loadConfig } from "../config/load.ts";
 import { HOST_COMMAND } from "../functions/entrypoints.ts";
 import { check } from "./check.ts";
@@ -38,6 +39,16 @@ export const COMMANDS: Command[] = [
     name: "keys revoke",
     options: { ...config, id: string },
     run: (v) => revokeKey(file(v.config), { id: v.id }),
+  }),
+  command({
+    name: "admin token create",
+    options: { ...config, id: string, quiet: boolean },
+    run: (v) => createAdminToken(file(v.config), { id: v.id, quiet: v.quiet }),
+  }),
+  command({
+    name: "admin token list",
+    options: { ...config, json: boolean },
+    run: (v) => listAdminTokens(file(v.config), { json: v.json }),
   }),
   command({
     name: "log tail",

@@ -1,3 +1,4 @@
+import { ADMIN_CREATE_HELP, ADMIN_HELP, ADMIN_LIST_HELP } from "../admin/token-command.ts";
 import { VERSION } from "../version.ts";
 
 const CONFIG = `  --config PATH         config file (else $SLUICE_CONFIG, else ./sluice.yaml)`;
@@ -14,6 +15,8 @@ Commands:
   keys create           make a write key for a source and record its hash in the config
       --source ID --type browser|server [--id ID]
   keys revoke --id ID   remove a write key from the config
+  admin token create    make an admin token for the event inspector (printed once)
+  admin token list      list admin token ids
   log tail              print stored events as NDJSON
       [--from-start] [--follow|-f] [--source ID] [-n N (default 10)]
   log verify            check every record's checksum; exit 1 on a bad record
@@ -38,9 +41,10 @@ both keys once, and starts.
 
 Signals: SIGTERM / SIGINT stop gracefully (in-flight requests finish, the log is
 flushed; exit 0). SIGHUP reloads the config file: sources, write keys, rate limits,
-allowed origins, server.trustProxy and logger apply at once and the log says what
-changed; a config that does not validate is refused and the running one kept. Port,
-host, data dir, limits, dedup, log, connections and functions need a restart.
+allowed origins, server.trustProxy, logger and admin tokens apply at once and the
+log says what changed; a config that does not validate is refused and the running
+one kept. Port, host, data dir, limits, dedup, log, connections and functions need
+a restart.
 
 Options:
 ${CONFIG}
@@ -139,6 +143,10 @@ dead letters.
 Options:
   --json                JSON instead of a table
 ${CONFIG}`,
+  admin: ADMIN_HELP,
+  "admin token": ADMIN_HELP,
+  "admin token create": ADMIN_CREATE_HELP,
+  "admin token list": ADMIN_LIST_HELP,
   health: `Usage: sluice health [--url URL] [--config PATH]
 
 Asks a running server's /health and exits 0 when it answers 200, 1 otherwise (a
@@ -152,7 +160,7 @@ ${CONFIG}`,
 
 /** Help for `sluice <words…>`: the most specific text known, else the overview. */
 export function helpText(words: string[]): string {
-  for (let n = Math.min(words.length, 2); n > 0; n--) {
+  for (let n = Math.min(words.length, 3); n > 0; n--) {
     const text = COMMANDS[words.slice(0, n).join(" ")];
     if (text) return text;
   }

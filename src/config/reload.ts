@@ -21,9 +21,10 @@ export interface ReloadTarget {
 /**
  * Re-reads the config file (SIGHUP) and applies what can change while running:
  * sources (write keys, rate limits, allowed origins, names), `server.trustProxy`,
- * `server.publicUrl` and `logger`. Listener, data dir, limits, dedup, log, connections and functions keep
- * their running values until a restart; a change to them is logged as such. A file
- * that does not load or validate is refused and the running config kept.
+ * `server.publicUrl`, `logger` and `admin` (inspector tokens). Listener, data dir,
+ * limits, dedup, log, connections and functions keep their running values until a
+ * restart; a change to them is logged as such. A file that does not load or validate
+ * is refused and the running config kept.
  */
 export function reloadConfig(target: ReloadTarget): ReloadOutcome {
   const { logger, file } = target;
@@ -52,6 +53,7 @@ export function reloadConfig(target: ReloadTarget): ReloadOutcome {
     },
     logger: next.logger,
     sources: next.sources,
+    admin: next.admin,
   };
   const changes = describeChanges(current, applied);
   const restartNeeded = restartOnlyChanges(current, next);
@@ -89,6 +91,10 @@ export function describeChanges(before: SluiceConfig, after: SluiceConfig): stri
     out.push(
       `server.publicUrl: ${before.server.publicUrl ?? "none"} -> ${after.server.publicUrl ?? "none"}`,
     );
+  }
+  const tokenIds = (c: SluiceConfig) => c.admin.tokens.map((t) => `${t.id}=${t.hash}`).join();
+  if (tokenIds(before) !== tokenIds(after)) {
+    out.push(`admin tokens: ${after.admin.tokens.map((t) => t.id).join(", ") || "none"}`);
   }
   if (before.logger.level !== after.logger.level) {
     out.push(`logger.level: ${before.logger.level} -> ${after.logger.level}`);

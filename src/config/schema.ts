@@ -196,6 +196,26 @@ export const FunctionRuntimeConfig = t.Object(
 );
 export type FunctionRuntimeConfig = Static<typeof FunctionRuntimeConfig>;
 
+/** One admin token of the event inspector: its id and `sha256:<hex>` of the whole token. */
+export const AdminTokenConfig = t.Object(
+  {
+    id: t.String({ minLength: 1, pattern: "^[A-Za-z0-9_.-]+$" }),
+    hash: t.String({ pattern: "^sha256:[0-9a-f]{64}$" }),
+  },
+  { additionalProperties: false },
+);
+export type AdminTokenConfig = Static<typeof AdminTokenConfig>;
+
+/**
+ * The inspector's admin API (SPEC 11): tokens made by `sluice admin token create`.
+ * With none, the inspector and its API answer only on loopback.
+ */
+export const AdminConfig = t.Object(
+  { tokens: t.Array(AdminTokenConfig, { default: [] }) },
+  { default: {}, additionalProperties: false },
+);
+export type AdminConfig = Static<typeof AdminConfig>;
+
 /** The whole `sluice.yaml`. */
 export const SluiceConfig = t.Object(
   {
@@ -208,6 +228,7 @@ export const SluiceConfig = t.Object(
     connections: t.Array(ConnectionConfig, { default: [] }),
     functions: t.Array(FunctionConfig, { default: [] }),
     functionRuntime: FunctionRuntimeConfig,
+    admin: AdminConfig,
   },
   { additionalProperties: false },
 );

@@ -42,6 +42,7 @@ export async function acceptBatch(
     key,
     items: batch.items,
     receivedAt: Date.now(),
+    requestId: headers["x-request-id"] as string | undefined,
     requestIp: clientIp(request, server, deps.config.server.trustProxy),
     userAgent: request.headers.get("user-agent") ?? undefined,
     batch: { context: batch.context, integrations: batch.integrations, sentAt: batch.sentAt },

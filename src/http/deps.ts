@@ -1,4 +1,6 @@
 import type { Logger } from "pino";
+import type { FailedRequest } from "../admin/live/producers.ts";
+import type { AdminServices } from "../admin/services.ts";
 import type { KeyRing, ResolvedKey } from "../auth/resolve.ts";
 import type { SluiceConfig } from "../config/schema.ts";
 import type { FunctionRunner } from "../functions/pool.ts";
@@ -26,4 +28,8 @@ export interface HttpDeps {
   metrics?: SluiceMetrics;
   /** The function runtime; absent when no connection has functions. */
   functions?: FunctionRunner;
+  /** A request answered with an error (the inspector's live view shows refused ingest). */
+  onRequestFailed?: (failure: FailedRequest) => void;
+  /** The event inspector's services; absent when the admin API is not served. */
+  admin?: AdminServices;
 }

@@ -39,6 +39,7 @@ export async function acceptOne(
     key,
     items: [event],
     itemBytes: [bytes],
+    requestId: headers["x-request-id"] as string | undefined,
     type: pathType,
     receivedAt: Date.now(),
     requestIp: clientIp(request, server, deps.config.server.trustProxy),

@@ -82,6 +82,16 @@ export function requestObserver(deps: HttpDeps) {
         "request",
       );
     }
+    if (status >= 400 && deps.onRequestFailed !== undefined) {
+      const body = ctx.responseValue as { error?: unknown } | undefined;
+      deps.onRequestFailed({
+        request: ctx.request,
+        route,
+        status,
+        error: typeof body?.error === "string" ? body.error : `status ${status}`,
+        requestId: requestIdOf(ctx.set),
+      });
+    }
     // Typed as Response by Elysia; any value passes through its mapping unchanged.
     return ctx.responseValue as Response | undefined;
   };

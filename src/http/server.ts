@@ -1,4 +1,5 @@
 import { Elysia } from "elysia";
+import { adminApiRoutes } from "../admin/http/index.ts";
 import { batchRoutes } from "./batch.ts";
 import { anySourceAllows, corsHeaders, preflightHeaders } from "./cors.ts";
 import type { HttpDeps } from "./deps.ts";
@@ -85,5 +86,6 @@ export function buildHttpApp(deps: HttpDeps) {
     .use(segmentShortRoutes(deps))
     .use(rudderstackRoutes(deps))
     .use(jitsuScriptRoutes())
+    .use(deps.admin ? adminApiRoutes(deps, deps.admin) : new Elysia({ name: "no-admin" }))
     .use(openapiRoutes());
 }

@@ -27,6 +27,8 @@ export interface IngestInput {
   batch?: EnrichInput["batch"];
   /** Per-item JSON size in bytes, when the caller already knows it. */
   itemBytes?: number[];
+  /** The request's id, for whoever watches (the inspector ties attempts to log lines by it). */
+  requestId?: string;
 }
 
 export interface IngestResult {
@@ -36,12 +38,33 @@ export interface IngestResult {
   rejected: Rejection[];
 }
 
+/** One request's events as the inspector's live view sees them. */
+export interface IngestOutcome {
+  input: IngestInput;
+  /** Enriched events just stored. */
+  stored: Record<string, unknown>[];
+  /** Enriched events that were already stored (or twice in this request). */
+  duplicates: Record<string, unknown>[];
+  rejected: Rejection[];
+}
+
+/**
+ * Someone watching ingest (the inspector's live view, SPEC 11). Rejections are
+ * always told; stored and duplicate events only while `watching`, so with nobody
+ * watching ingest builds nothing for it.
+ */
+export interface IngestWatcher {
+  readonly watching: boolean;
+  observe(outcome: IngestOutcome): void;
+}
+
 export interface IngestDeps {
   log: EventLog;
   dedup: DedupStore;
   logger: Logger;
   maxEventBytes: number;
   onResult?: (sourceId: string, result: IngestResult) => void;
+  watcher?: IngestWatcher;
 }
 
 /**
@@ -165,8 +188,30 @@ export class IngestService {
     }
     const result = { received: input.items.length, accepted: fresh.length, duplicates, rejected };
     this.deps.onResult?.(sourceId, result);
+    const watcher = this.deps.watcher;
+    if (watcher !== undefined && (watcher.watching || rejected.length > 0)) {
+      watcher.observe(watched(input, events, fresh, rejected, watcher.watching));
+    }
     return result;
   }
+}
+
+/** What a watcher is told: rejections always, stored and duplicate events only when `all`. */
+function watched(
+  input: IngestInput,
+  events: StoredEvent[],
+  fresh: number[],
+  rejected: Rejection[],
+  all: boolean,
+): IngestOutcome {
+  if (!all) return { input, stored: [], duplicates: [], rejected };
+  const stored = new Set(fresh);
+  return {
+    input,
+    stored: fresh.map((i) => events[i]!),
+    duplicates: events.filter((_, i) => !stored.has(i)),
+    rejected,
+  };
 }
 
 /** The event's JSON as UTF-8, or undefined when it cannot be serialised (e.g. nested too deeply). */

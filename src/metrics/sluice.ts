@@ -181,6 +181,16 @@ export class SluiceMetrics implements FunctionMetrics {
     );
   }
 
+  /** The inspector's live view: clients connected now, and those dropped for reading too slowly. */
+  liveClients(collect: () => { clients: number; dropped: number }): void {
+    this.registry.register(
+      new Gauge("sluice_live_clients", "Clients of the inspector's live stream.", () => [
+        [{ state: "connected" }, collect().clients],
+        [{ state: "dropped" }, collect().dropped],
+      ]),
+    );
+  }
+
   /** Makes every event series of these sources exist at 0, so rates work from the start. */
   declareSources(sourceIds: string[]): void {
     for (const id of sourceIds) for (const o of OUTCOMES) this.events.inc(0, id, o);

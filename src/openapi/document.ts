@@ -1,3 +1,4 @@
+import { ADMIN_SECURITY_SCHEME, declaredOperation } from "../admin/http/openapi.ts";
 import { components } from "./components.ts";
 import { OPERATIONS, preflight } from "./operations.ts";
 import { SDK_OPERATIONS } from "./sdk-operations.ts";
@@ -8,6 +9,8 @@ type Json = Record<string, unknown>;
 export interface RouteRef {
   method: string;
   path: string;
+  /** The schemas and `detail` a route was declared with (documents routes not in OPERATIONS). */
+  hooks?: Parameters<typeof declaredOperation>[0]["hooks"];
 }
 
 /** `/api/s/:type` → `/api/s/{type}`. */
@@ -39,6 +42,11 @@ export function openApiDocument(routes: RouteRef[], version: string): Json {
   }
   for (const r of routes) {
     if (done.has(routeKey(r))) continue;
+    const declared = declaredOperation(r);
+    if (declared) {
+      add(r.method, r.path, declared);
+      continue;
+    }
     add(r.method, r.path, {
       summary: `${r.method} ${r.path}`,
       "x-undocumented": true,
@@ -66,12 +74,17 @@ export function openApiDocument(routes: RouteRef[], version: string): Json {
       { name: "functions", description: "User functions" },
       { name: "operations", description: "Health, readiness, metrics, this document" },
       { name: "cors", description: "CORS preflights" },
+      { name: "inspector", description: "The event inspector's admin API (admin token)" },
     ],
     paths,
-    components: components(),
+    components: withAdminScheme(components()),
   };
 }
 
 function routeKey(r: RouteRef): string {
   return `${r.method} ${r.path}`;
+}
+
+function withAdminScheme(c: Json): Json {
+  return { ...c, securitySchemes: { ...(c.securitySchemes as Json), ...ADMIN_SECURITY_SCHEME } };
 }
