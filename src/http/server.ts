@@ -1,5 +1,6 @@
 import { Elysia } from "elysia";
 import { adminApiRoutes } from "../admin/http/index.ts";
+import { pageRoutes } from "../admin/http/page-routes.ts";
 import { batchRoutes } from "./batch.ts";
 import { anySourceAllows, corsHeaders, preflightHeaders } from "./cors.ts";
 import type { HttpDeps } from "./deps.ts";
@@ -87,5 +88,6 @@ export function buildHttpApp(deps: HttpDeps) {
     .use(rudderstackRoutes(deps))
     .use(jitsuScriptRoutes())
     .use(deps.admin ? adminApiRoutes(deps, deps.admin) : new Elysia({ name: "no-admin" }))
+    .use(deps.admin ? pageRoutes(deps) : new Elysia({ name: "no-inspector" }))
     .use(openapiRoutes());
 }

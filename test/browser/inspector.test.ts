@@ -1,0 +1,188 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import type { Browser, Page } from "playwright-core";
+import { ADMIN_TOKEN, startAdminServer } from "../admin/support.ts";
+import type { TestServer } from "../support/server.ts";
+import {
+  axeViolations,
+  DESKTOP,
+  haveChromium,
+  launch,
+  openPage,
+  PHONE,
+  shot,
+} from "./inspector-support.ts";
+
+const FUNCTION = `export default function (event, ctx) {
+  ctx.log.info("tagged by the inspector test", { messageId: event.messageId });
+  event.properties = { ...event.properties, tagged: true };
+}
+`;
+
+let server: TestServer;
+let browser: Browser;
+
+describe.skipIf(!haveChromium)("the inspector in Chromium", () => {
+  beforeAll(async () => {
+    server = await startAdminServer({
+      files: { "functions/tagger.js": FUNCTION },
+      config: {
+        functions: [{ id: "tagger", file: "./functions/tagger.js" }],
+        connections: [
+          {
+            id: "con_archive",
+            source: "web",
+            destination: { type: "file", path: "./out/web.ndjson", maxWaitMs: 50 },
+            functions: ["tagger"],
+          },
+        ],
+      },
+    });
+    browser = await launch();
+  }, 60_000);
+  afterAll(async () => {
+    await browser?.close();
+    await server?.cleanup();
+  });
+
+  const post = (path: string, body: unknown) =>
+    server.post(path, body, { "x-write-key": server.keys.server });
+  const track = (messageId: string, event = "Signed Up") => ({
+    type: "track",
+    event,
+    userId: "user-42",
+    messageId,
+    properties: { plan: "pro" },
+  });
+
+  /** A page at `size`, signed in with the admin token, on the live view. */
+  async function signedIn(size = DESKTOP, scheme: "light" | "dark" = "light"): Promise<Page> {
+    const page = await openPage(browser, size, scheme);
+    await page.goto(`${server.url}/inspector/`);
+    await page.getByLabel("Admin token").fill(ADMIN_TOKEN);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("heading", { name: "Live events" }).waitFor();
+    await page.locator(".conn-live").waitFor();
+    return page;
+  }
+
+  async function expectAccessible(page: Page, view: string) {
+    const violations = await axeViolations(page);
+    expect({ view, violations }).toEqual({ view, violations: [] });
+  }
+
+  test("GET / leads to the page, which asks for the token and refuses a wrong one", async () => {
+    const page = await openPage(browser, DESKTOP);
+    await page.goto(`${server.url}/`);
+    expect(new URL(page.url()).pathname).toBe("/inspector/");
+    await page.getByRole("heading", { name: "Sign in to the inspector" }).waitFor();
+    await expectAccessible(page, "sign-in");
+    await shot(page, "signin-desktop-light");
+    await page.getByLabel("Admin token").fill("adm_test:wrong");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByText("That token was not accepted.").waitFor();
+    await page.getByLabel("Admin token").fill(ADMIN_TOKEN);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("heading", { name: "Live events" }).waitFor();
+    await page.context().close();
+  }, 60_000);
+
+  test("live: accepted within 2 s, rejected with its reason, duplicate marked", async () => {
+    const page = await signedIn();
+    const started = Date.now();
+    expect((await post("/v1/track", track("live-1"))).status).toBe(200);
+    const row = page.locator('li.row[data-status="accepted"][data-message-id="live-1"]');
+    await row.waitFor({ timeout: 2000 });
+    expect(Date.now() - started).toBeLessThan(2000);
+    await expect(row.textContent()).resolves.toContain("Signed Up");
+
+    expect(
+      (await post("/v1/track", { type: "track", userId: "u", messageId: "bad-1" })).status,
+    ).toBe(400);
+    const rejected = page.locator('li.row[data-status="rejected"][data-message-id="bad-1"]');
+    await rejected.waitFor({ timeout: 2000 });
+    const text = (await rejected.textContent()) ?? "";
+    expect(text).toContain("track needs event");
+    await rejected.getByRole("button", { name: "Details" }).click();
+    await rejected.getByText('"messageId": "bad-1"').waitFor();
+
+    expect((await post("/v1/track", track("live-1"))).status).toBe(200);
+    await page
+      .locator('li.row[data-status="duplicate"][data-message-id="live-1"]')
+      .waitFor({ timeout: 2000 });
+    await page.getByTestId("rate").filter({ hasNotText: /^0$/ }).waitFor({ timeout: 3000 });
+    await expectAccessible(page, "live");
+    await shot(page, "live-desktop-light");
+
+    // Filters: only rejected attempts.
+    for (const s of ["accepted", "duplicate"]) {
+      await page.getByRole("checkbox", { name: s, exact: true }).uncheck();
+    }
+    expect(await page.locator('li.row[data-status="accepted"]').count()).toBe(0);
+    expect(await page.locator('li.row[data-status="rejected"]').count()).toBe(1);
+    await page.context().close();
+  }, 60_000);
+
+  test("pause holds new attempts back, resume shows them", async () => {
+    const page = await signedIn();
+    await page.getByRole("button", { name: "Pause" }).click();
+    expect((await post("/v1/track", track("held-1"))).status).toBe(200);
+    await page.getByRole("button", { name: "Resume (1 new)" }).waitFor({ timeout: 3000 });
+    expect(await page.locator('li.row[data-message-id="held-1"]').count()).toBe(0);
+    await page.getByRole("button", { name: "Resume (1 new)" }).click();
+    await page.locator('li.row[data-message-id="held-1"]').waitFor({ timeout: 2000 });
+    await page.context().close();
+  }, 60_000);
+
+  test("connections: state, lag and the actions (not available until delivery control lands)", async () => {
+    const page = await signedIn();
+    await page.getByRole("link", { name: "Connections" }).click();
+    const card = page.locator('[data-connection="con_archive"]');
+    await card.waitFor();
+    await expect(card.textContent()).resolves.toContain("running");
+    await expectAccessible(page, "connections");
+    await shot(page, "connections-desktop-light");
+    await card.getByRole("button", { name: "Pause" }).click();
+    await page.getByText("pause con_archive: not available yet").waitFor();
+    await page.context().close();
+  }, 60_000);
+
+  test("sources: keys and the last hour's chart", async () => {
+    await post("/v1/batch", { batch: [track("s-1"), track("s-2"), { type: "track" }] });
+    const page = await signedIn();
+    await page.getByRole("link", { name: "Sources" }).click();
+    const web = page.locator('[data-source="web"]');
+    await web.waitFor();
+    await expect(web.textContent()).resolves.toContain("wk_server");
+    const chart = web.getByRole("img");
+    expect(await chart.getAttribute("aria-label")).toMatch(/[1-9]\d* accepted/);
+    await expectAccessible(page, "sources");
+    await shot(page, "sources-desktop-light");
+    await page.context().close();
+  }, 60_000);
+
+  test("every view at phone size and in dark mode", async () => {
+    for (const [size, name] of [
+      [DESKTOP, "desktop"],
+      [PHONE, "phone"],
+    ] as const) {
+      for (const scheme of ["light", "dark"] as const) {
+        if (name === "desktop" && scheme === "light") continue;
+        const page = await signedIn(size, scheme);
+        await post("/v1/track", track(`${name}-${scheme}`));
+        await post("/v1/track", { type: "track", userId: "u" });
+        await page.locator(`li.row[data-message-id="${name}-${scheme}"]`).waitFor();
+        await page.locator('li.row[data-status="rejected"]').first().waitFor();
+        await expectAccessible(page, `live ${name} ${scheme}`);
+        await shot(page, `live-${name}-${scheme}`);
+        for (const view of ["Connections", "Sources"]) {
+          await page.getByRole("link", { name: view }).click();
+          await page.getByRole("heading", { name: view }).waitFor();
+          await page.waitForLoadState("networkidle");
+          await expectAccessible(page, `${view} ${name} ${scheme}`);
+          await shot(page, `${view.toLowerCase()}-${name}-${scheme}`);
+        }
+        await page.context().close();
+      }
+    }
+  }, 120_000);
+});
