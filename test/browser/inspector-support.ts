@@ -56,9 +56,10 @@ export async function shot(page: Page, name: string): Promise<void> {
 export async function axeViolations(page: Page): Promise<string[]> {
   await page.addScriptTag({ path: AXE });
   const violations = await page.evaluate(async () => {
+    // Runs in the page: its globals are not in this (server-side) program's types.
     // biome-ignore lint/suspicious/noExplicitAny: axe is injected at run time
-    const axe = (window as any).axe;
-    const result = await axe.run(document, {
+    const g = globalThis as any;
+    const result = await g.axe.run(g.document, {
       runOnly: {
         type: "tag",
         values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"],
