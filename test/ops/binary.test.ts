@@ -110,6 +110,13 @@ functions:
     ]);
     expect((await fetch(`${url}/metrics`)).status).toBe(200);
     expect((await fetch(`${url}/openapi.json`)).status).toBe(200);
+    // The inspector page is in the binary, bundled at build time (no build step at run time).
+    const inspector = await fetch(`${url}/`);
+    expect(inspector.url).toEndWith("/inspector/");
+    expect(await inspector.text()).toContain('<script type="module" src="/inspector/app.js');
+    const appJs = await fetch(`${url}/inspector/app.js`);
+    expect(appJs.headers.get("content-type")).toStartWith("text/javascript");
+    expect((await appJs.text()).length).toBeGreaterThan(10_000);
     // Jitsu's p.js is embedded: no node_modules beside the binary here.
     const pjs = await fetch(`${url}/p.js`, { headers: { "accept-encoding": "identity" } });
     expect(pjs.headers.get("content-type")).toBe("application/javascript; charset=utf-8");
