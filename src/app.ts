@@ -1,7 +1,5 @@
 import { join } from "node:path";
 import type { Logger } from "pino";
-import { FunctionRunLog } from "./admin/delivery/function-runs.ts";
-import { ManagerDeliveryControl } from "./admin/delivery/manager-control.ts";
 import { LiveHub } from "./admin/live/hub.ts";
 import { LiveAttempts } from "./admin/live/producers.ts";
 import { LiveTickets } from "./admin/live/tickets.ts";
@@ -11,7 +9,12 @@ import { KeyRing } from "./auth/resolve.ts";
 import type { LoadedConfig } from "./config/load.ts";
 import { type ReloadOutcome, reloadConfig } from "./config/reload.ts";
 import { SqliteDedupStore } from "./dedup/sqlite.ts";
+import type { Clock } from "./delivery/clock.ts";
+import { ManagerControl } from "./delivery/control.ts";
+import { SqliteDeadLetterStore } from "./delivery/dead-letters/sqlite.ts";
 import { DeliveryManager } from "./delivery/manager.ts";
+import { SqlitePauseStore } from "./delivery/paused.ts";
+import { SqliteDeliveryTrace } from "./delivery/trace/sqlite.ts";
 import { deliveryChain } from "./functions/delivery-chain.ts";
 import { hideServerFromFunctions } from "./functions/harden.ts";
 import { FunctionPool } from "./functions/pool.ts";
@@ -48,6 +51,8 @@ const STOP_GRACE_MS = 5000;
 
 export interface StartOptions {
   logger?: Logger;
+  /** Delivery's clock (retry waits and windows); the system clock unless a test compresses time. */
+  clock?: Clock;
 }
 
 /** The composition root: builds storage, services and the HTTP app from a config, and listens. */
@@ -110,7 +115,10 @@ export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {})
       cleanup.push(() => pool.close());
       functions = pool;
     }
-    const functionRuns = new FunctionRunLog();
+    const deadLetters = SqliteDeadLetterStore.open(dataDir);
+    cleanup.push(() => deadLetters.close());
+    const trace = new SqliteDeliveryTrace(db, { logger });
+    cleanup.push(() => trace.close());
     const delivery = new DeliveryManager({
       connections: config.connections,
       log,
@@ -118,24 +126,25 @@ export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {})
       dataDir,
       retention: config.log.retention,
       retentionIntervalMs: config.log.retention.intervalSeconds * 1000,
-      chain: deliveryChain(functions && functionRuns.wrap(functions), () => config.sources),
+      // Read through deps on each event: a reload (SIGHUP) replaces the config.
+      chain: deliveryChain(functions, () => deps.config.sources),
       logger,
+      deadLetters,
+      trace,
+      paused: new SqlitePauseStore(db),
+      clock: opts.clock,
       extraReaders: () => {
         const checkpoint = dedup.checkpoint();
         return checkpoint ? [{ id: "dedup", position: checkpoint }] : [];
       },
     });
-    delivery.start();
-    cleanup.push(() => delivery.stop());
-    metrics.connections(() => delivery.status());
-
     const lifecycle = { shuttingDown: false };
     // The inspector (SPEC 11): live attempts, per-minute rates, delivery state.
     const admin: AdminServices = {
       live: new LiveHub(),
       tickets: new LiveTickets(),
       rates: new SourceRates(),
-      delivery: new ManagerDeliveryControl(delivery, dataDir, functionRuns),
+      delivery: new ManagerControl(delivery, trace, deadLetters),
     };
     cleanup.push(() => admin.live.close());
     metrics.liveClients(() => ({
@@ -172,6 +181,11 @@ export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {})
       functions,
       admin,
     };
+    // Started once deps exist: the chain reads the live config through them.
+    await delivery.start();
+    cleanup.push(() => delivery.stop());
+    metrics.connections(() => delivery.connectionStates());
+
     const app = buildHttpApp(deps);
     app.listen({
       port: config.server.port,
@@ -202,10 +216,13 @@ export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {})
           file: loaded.file,
           logger,
           current: () => deps.config,
+          // The function runtime knows the connections it started with (it does not reload).
+          functionConnections: () => config.connections,
           apply: (next) => {
             deps.config = next;
             deps.keys = new KeyRing(next.sources);
             metrics.declareSources(next.sources.map((s) => s.id));
+            void delivery.applyConnections(next.connections);
           },
         });
         metrics.configReloaded(outcome.applied);

@@ -4,6 +4,7 @@ import { HOST_COMMAND } from "../functions/entrypoints.ts";
 import { check } from "./check.ts";
 import { type Command, command } from "./command.ts";
 import { connectionsReport, formatConnections } from "./connections.ts";
+import { listDeadLetters, redrive } from "./deadletters.ts";
 import { checkHealth, healthUrl } from "./health.ts";
 import { HELP, helpText } from "./help.ts";
 import { init } from "./init.ts";
@@ -65,11 +66,21 @@ export const COMMANDS: Command[] = [
   command({
     name: "connections",
     options: { ...config, json: boolean },
-    run: (v) => {
-      const rows = connectionsReport(loadConfig(file(v.config)).config);
+    run: async (v) => {
+      const rows = await connectionsReport(loadConfig(file(v.config)).config);
       console.log(v.json ? JSON.stringify(rows, null, 2) : formatConnections(rows));
       return 0;
     },
+  }),
+  command({
+    name: "deadletters list",
+    options: { ...config, connection: string, json: boolean, limit: string },
+    run: (v) => listDeadLetters(loadConfig(file(v.config)).config, v),
+  }),
+  command({
+    name: "deadletters redrive",
+    options: { ...config, connection: string, all: boolean, id: string },
+    run: (v) => redrive(loadConfig(file(v.config)).config, v),
   }),
   command({
     name: "health",

@@ -2,6 +2,7 @@ import { Database } from "bun:sqlite";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { SluiceConfig } from "../config/schema.ts";
+import { SqliteDeadLetterStore } from "../delivery/dead-letters/sqlite.ts";
 import { isServerSide } from "../delivery/manager.ts";
 import { type ConnectionStatus, connectionStatus } from "../delivery/status.ts";
 import type { LogPosition } from "../log/interface.ts";
@@ -28,11 +29,15 @@ function readOffsets(dataDir: string): Map<string, LogPosition> {
 }
 
 /** `sluice connections`: each server-side connection's lag and dead letters. */
-export function connectionsReport(config: SluiceConfig): ConnectionStatus[] {
+export async function connectionsReport(config: SluiceConfig): Promise<ConnectionStatus[]> {
   const offsets = readOffsets(config.server.dataDir);
-  return config.connections
-    .filter(isServerSide)
-    .map((c) => connectionStatus(config.server.dataDir, c, offsets.get(c.id)));
+  const store = SqliteDeadLetterStore.openReadOnly(config.server.dataDir);
+  const counts = await store.counts().finally(() => store.close());
+  return config.connections.filter(isServerSide).map((c) =>
+    connectionStatus(config.server.dataDir, c, offsets.get(c.id), {
+      deadLetters: counts.get(c.id)?.events ?? 0,
+    }),
+  );
 }
 
 export function formatConnections(rows: ConnectionStatus[]): string {

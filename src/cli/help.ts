@@ -21,6 +21,8 @@ Commands:
       [--from-start] [--follow|-f] [--source ID] [-n N (default 10)]
   log verify            check every record's checksum; exit 1 on a bad record
   connections [--json]  each connection's delivery lag (events, seconds) and dead letters
+  deadletters list      a connection's dead letters: --connection ID [--json]
+  deadletters redrive   send them again: --connection ID (--all | --id ID[,ID…])
   health                ask a running server's /health; exit 0 if it answers (for Docker)
   help COMMAND          the same as sluice COMMAND --help
 
@@ -41,10 +43,11 @@ both keys once, and starts.
 
 Signals: SIGTERM / SIGINT stop gracefully (in-flight requests finish, the log is
 flushed; exit 0). SIGHUP reloads the config file: sources, write keys, rate limits,
-allowed origins, server.trustProxy, logger and admin tokens apply at once and the
-log says what changed; a config that does not validate is refused and the running
-one kept. Port, host, data dir, limits, dedup, log, connections and functions need
-a restart.
+allowed origins, server.trustProxy, logger, admin tokens and connections (added,
+removed, a changed destination) apply at once and the log says what changed; a
+config that does not validate is refused and the running one kept. Port, host, data
+dir, limits, dedup, log, functions and a connection's functions/options/env need a
+restart.
 
 Options:
 ${CONFIG}
@@ -147,6 +150,38 @@ ${CONFIG}`,
   "admin token": ADMIN_HELP,
   "admin token create": ADMIN_CREATE_HELP,
   "admin token list": ADMIN_LIST_HELP,
+  deadletters: `Usage: sluice deadletters list|redrive --connection ID [options]
+
+  deadletters list --connection ID [--json] [--limit N]
+  deadletters redrive --connection ID (--all | --id ID[,ID…])
+
+See sluice deadletters <subcommand> --help.`,
+  "deadletters list": `Usage: sluice deadletters list --connection ID [--json] [--limit N] [--config PATH]
+
+The batches the connection could not deliver, oldest first: id, when, events,
+attempts, what refused them (the destination, or the functions) and its answer.
+Reads the data dir; works whether the server runs or not. Exit code 2 for an
+unknown connection (the known ids are listed).
+
+Options:
+  --connection ID       the connection
+  --json                the letters as JSON, events included
+  --limit N             at most N letters (default 1000)
+${CONFIG}`,
+  "deadletters redrive": `Usage: sluice deadletters redrive --connection ID (--all | --id ID[,ID…]) [--config PATH]
+
+Sends dead letters again, once each, through the connection's functions (when they
+were what failed) to its destination; a webhook gets the same Idempotency-Key as
+before. Delivered letters are removed; one that fails again stays with the new
+error; a destination still down ends the redrive and the rest stay as they are.
+Works whether the server runs or not (it never moves a connection's offset).
+Exit code 0 when every letter asked for was delivered, 1 otherwise.
+
+Options:
+  --connection ID       the connection
+  --all                 every dead letter of the connection
+  --id ID[,ID…]         these letters (ids from sluice deadletters list)
+${CONFIG}`,
   health: `Usage: sluice health [--url URL] [--config PATH]
 
 Asks a running server's /health and exits 0 when it answers 200, 1 otherwise (a

@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
+import { planConnectionReload } from "../delivery/reload.ts";
 import { ConfigError, loadConfig } from "./load.ts";
-import type { SluiceConfig, SourceConfig } from "./schema.ts";
+import type { ConnectionConfig, SluiceConfig, SourceConfig } from "./schema.ts";
 
 /** What a reload did: applied (with the changes) or refused (with the problems). */
 export type ReloadOutcome =
@@ -13,18 +14,21 @@ export interface ReloadTarget {
   logger: Logger;
   /** The config the server runs with now. */
   current(): SluiceConfig;
-  /** Makes `next` the running config (swaps the key ring and sources). */
+  /** Makes `next` the running config (swaps the key ring and sources, restarts connections). */
   apply(next: SluiceConfig): void;
+  /** The connections the function runtime runs functions for (default: the current ones). */
+  functionConnections?: () => ConnectionConfig[];
   env?: NodeJS.ProcessEnv;
 }
 
 /**
  * Re-reads the config file (SIGHUP) and applies what can change while running:
  * sources (write keys, rate limits, allowed origins, names), `server.trustProxy`,
- * `server.publicUrl`, `logger` and `admin` (inspector tokens). Listener, data dir,
- * limits, dedup, log, connections and functions keep their running values until a
- * restart; a change to them is logged as such. A file that does not load or validate
- * is refused and the running config kept.
+ * `server.publicUrl`, `logger`, `admin` (inspector tokens) and connections
+ * (src/delivery/reload.ts: not their functions). Listener, data dir, limits, dedup,
+ * log and functions keep their running values until a restart; a change to them is
+ * logged as such. A file that does not load or validate is refused and the running
+ * config kept.
  */
 export function reloadConfig(target: ReloadTarget): ReloadOutcome {
   const { logger, file } = target;
@@ -44,6 +48,11 @@ export function reloadConfig(target: ReloadTarget): ReloadOutcome {
     return { applied: false, problems };
   }
   const current = target.current();
+  const connections = planConnectionReload(
+    current.connections,
+    next.connections,
+    target.functionConnections?.() ?? current.connections,
+  );
   const applied: SluiceConfig = {
     ...current,
     server: {
@@ -54,9 +63,10 @@ export function reloadConfig(target: ReloadTarget): ReloadOutcome {
     logger: next.logger,
     sources: next.sources,
     admin: next.admin,
+    connections: connections.connections,
   };
-  const changes = describeChanges(current, applied);
-  const restartNeeded = restartOnlyChanges(current, next);
+  const changes = [...describeChanges(current, applied), ...connections.changes];
+  const restartNeeded = [...restartOnlyChanges(current, next), ...connections.restartNeeded];
   target.apply(applied);
   logger.level = applied.logger.level;
   for (const w of warnings) logger.warn(w);
@@ -138,7 +148,7 @@ function restartOnlyChanges(running: SluiceConfig, next: SluiceConfig): string[]
   for (const field of ["port", "host", "dataDir"] as const) {
     if (running.server[field] !== next.server[field]) out.push(`server.${field}`);
   }
-  for (const section of ["limits", "dedup", "log", "connections", "functions"] as const) {
+  for (const section of ["limits", "dedup", "log", "functions"] as const) {
     if (!Bun.deepEquals(running[section], next[section])) out.push(section);
   }
   return out;

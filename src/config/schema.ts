@@ -102,12 +102,18 @@ export const SourceConfig = t.Object(
 );
 export type SourceConfig = Static<typeof SourceConfig>;
 
+/** Batching and retries of a server-side destination (defaults: src/delivery/retry.ts). */
 const delivery = {
   batchSize: t.Optional(t.Integer({ minimum: 1, maximum: 10_000 })),
   maxWaitMs: t.Optional(t.Integer({ minimum: 0 })),
+  /** At most this many attempts per batch (default: no limit, the retry window decides). */
   maxAttempts: t.Optional(t.Integer({ minimum: 1 })),
-  /** First retry wait; later ones double (with jitter) up to a minute. */
+  /** First retry wait (default 1000); later ones double, with jitter. */
   retryBaseMs: t.Optional(t.Integer({ minimum: 1 })),
+  /** Longest wait between retries (default 60000). */
+  retryMaxDelayMs: t.Optional(t.Integer({ minimum: 1 })),
+  /** How long a failing destination is retried before batches go to the dead letters (default 86400). */
+  retryForSeconds: t.Optional(t.Number({ minimum: 0 })),
 };
 
 export const WebhookDestination = t.Object(
@@ -115,6 +121,9 @@ export const WebhookDestination = t.Object(
     type: t.Literal("webhook"),
     url: t.String({ pattern: "^https?://" }),
     headers: t.Optional(t.Record(t.String(), t.String())),
+    /** Signs each request (`X-Sluice-Signature`, HMAC-SHA256); never logged. */
+    secret: t.Optional(t.String({ minLength: 1 })),
+    timeoutMs: t.Optional(t.Integer({ minimum: 1 })),
     ...delivery,
   },
   { additionalProperties: false },

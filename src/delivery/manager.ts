@@ -1,15 +1,24 @@
 import type { Database } from "bun:sqlite";
 import type { Logger } from "pino";
-import type { ConnectionConfig, DestinationConfig, EventLogConfig } from "../config/schema.ts";
+import type { ConnectionConfig, EventLogConfig } from "../config/schema.ts";
 import type { EventLog, LogPosition } from "../log/interface.ts";
-import { type ChainRunner, ConnectionConsumer } from "./consumer.ts";
-import { FileDestination } from "./destinations/file.ts";
-import { PostgresDestination } from "./destinations/postgres.ts";
-import { WebhookDestination } from "./destinations/webhook.ts";
-import type { Destination } from "./interface.ts";
+import type { ChainRunner } from "./chain.ts";
+import { type Clock, systemClock } from "./clock.ts";
+import { ConnectionConsumer } from "./consumer.ts";
+import type { DeadLetter, DeadLetterStore } from "./dead-letters/interface.ts";
+import { importLegacyDeadLetters } from "./dead-letters/legacy.ts";
+import { createDestination, type ServerSideDestination } from "./destinations/create.ts";
+import { ConnectionHealth } from "./health.ts";
+import type { Destination, OffsetStore } from "./interface.ts";
 import { SqliteOffsetStore } from "./offsets.ts";
+import type { PauseStore } from "./paused.ts";
+import { ConnectionPipeline } from "./pipeline.ts";
+import { type RedriveReport, type RedriveSelection, redriveDeadLetters } from "./redrive.ts";
 import { applyRetention } from "./retention.ts";
-import { type ConnectionStatus, connectionStatus } from "./status.ts";
+import { retryPolicy } from "./retry.ts";
+import { type ConnectionState, connectionState } from "./state.ts";
+import { connectionStatus } from "./status.ts";
+import type { DeliveryTrace } from "./trace/interface.ts";
 
 /** Records a metrics scrape reads at most per connection to count its lag. */
 const STATUS_SCAN_CAP = 20_000;
@@ -22,9 +31,29 @@ export interface DeliveryOptions {
   retention: EventLogConfig["retention"];
   chain: ChainRunner;
   logger: Logger;
+  deadLetters: DeadLetterStore;
+  trace: DeliveryTrace;
+  paused: PauseStore;
+  clock?: Clock;
   /** Other positions retention must respect (the dedup checkpoint). */
   extraReaders?: () => { id: string; position: LogPosition }[];
   retentionIntervalMs?: number;
+  /** How often dead letters are counted again (the CLI may redrive beside the server). */
+  countIntervalMs?: number;
+}
+
+/** A connection id that is not configured (or has no server-side destination). */
+export class UnknownConnectionError extends Error {
+  constructor(
+    readonly connectionId: string,
+    /** The ids that are. */
+    readonly known: string[],
+  ) {
+    super(
+      `unknown connection ${connectionId}; connections: ${known.length > 0 ? known.join(", ") : "none"}`,
+    );
+    this.name = "UnknownConnectionError";
+  }
 }
 
 /** A connection with a server-side destination has a consumer; `device` ones do not. */
@@ -32,53 +61,166 @@ export function isServerSide(c: ConnectionConfig): boolean {
   return c.destination.type !== "device";
 }
 
-function createDestination(d: Exclude<DestinationConfig, { type: "device" }>): Destination {
-  switch (d.type) {
-    case "webhook":
-      return new WebhookDestination({ url: d.url, headers: d.headers });
-    case "postgres":
-      return new PostgresDestination({ url: d.url, table: d.table });
-    case "file":
-      return new FileDestination({ path: d.path, maxBytes: d.maxBytes });
-  }
+/** One configured connection as it runs: its destination, pipeline and (unless paused) consumer. */
+interface Running {
+  connection: ConnectionConfig;
+  destination: Destination;
+  pipeline: ConnectionPipeline;
+  consumer: ConnectionConsumer | null;
 }
 
-/** Starts one consumer per server-side connection, and applies log retention. */
+/**
+ * Runs delivery (SPEC 8): one consumer per server-side connection, log retention, and
+ * what people do to connections while the server runs (reload, pause, resume,
+ * redrive). Its `connectionStates()` is the one place their state is read from.
+ */
 export class DeliveryManager {
-  readonly consumers: ConnectionConsumer[] = [];
-  private readonly destinations: Destination[] = [];
-  private timer: ReturnType<typeof setInterval> | null = null;
+  private readonly running = new Map<string, Running>();
+  /** Kept across a connection's restarts (pause, reload). */
+  private readonly health = new Map<string, ConnectionHealth>();
+  private paused = new Set<string>();
+  /** Events in each connection's dead letters. */
+  private deadLetterEvents = new Map<string, number>();
+  private readonly offsets: OffsetStore;
+  private readonly clock: Clock;
+  private timers: ReturnType<typeof setInterval>[] = [];
   /** Connections that held back a segment retention would have deleted, at the last pass. */
   private holding = new Set<string>();
+  /** Starts and stops of consumers, one at a time. */
+  private lifecycle: Promise<unknown> = Promise.resolve();
+  private readonly redriving = new Map<string, Promise<unknown>>();
 
-  constructor(private readonly opts: DeliveryOptions) {}
+  constructor(private readonly opts: DeliveryOptions) {
+    this.offsets = new SqliteOffsetStore(opts.db);
+    this.clock = opts.clock ?? systemClock;
+  }
 
-  start(): void {
-    const offsets = new SqliteOffsetStore(this.opts.db);
-    for (const connection of this.opts.connections.filter(isServerSide)) {
-      const d = connection.destination as Exclude<DestinationConfig, { type: "device" }>;
-      const destination = createDestination(d);
-      this.destinations.push(destination);
-      // Databases and disks are retried for ever: a passing outage never skips events.
-      const defaultAttempts = d.type === "webhook" ? 8 : Number.POSITIVE_INFINITY;
-      const consumer = new ConnectionConsumer({
-        connection,
-        log: this.opts.log,
-        offsets,
-        destination,
-        chain: this.opts.chain,
-        logger: this.opts.logger,
-        dataDir: this.opts.dataDir,
-        batchSize: d.batchSize ?? 100,
-        maxWaitMs: d.maxWaitMs ?? 1000,
-        maxAttempts: d.maxAttempts ?? defaultAttempts,
-        retryBaseMs: d.retryBaseMs ?? 500,
+  async start(): Promise<void> {
+    await importLegacyDeadLetters(this.opts.dataDir, this.opts.deadLetters, this.opts.logger);
+    this.paused = await this.opts.paused.paused();
+    await this.refreshCounts();
+    for (const connection of this.opts.connections.filter(isServerSide)) this.add(connection);
+    this.timers = [
+      setInterval(() => this.retain(), this.opts.retentionIntervalMs ?? 60_000),
+      setInterval(() => void this.refreshCounts(), this.opts.countIntervalMs ?? 5000),
+    ];
+    for (const t of this.timers) t.unref?.();
+  }
+
+  /** Ids of the server-side connections that run. */
+  ids(): string[] {
+    return [...this.running.keys()];
+  }
+
+  /**
+   * Makes `connections` the running set (a config reload): added ones start, removed
+   * ones stop, changed ones restart with their new config. Returns at once; the
+   * changes happen in order behind it.
+   */
+  applyConnections(connections: ConnectionConfig[]): Promise<void> {
+    return this.serially(async () => {
+      const next = new Map(connections.filter(isServerSide).map((c) => [c.id, c]));
+      for (const [id, r] of this.running) {
+        const wanted = next.get(id);
+        if (wanted && Bun.deepEquals(wanted, r.connection)) continue;
+        await this.remove(r);
+      }
+      for (const [id, c] of next) if (!this.running.has(id)) this.add(c);
+    });
+  }
+
+  /** Stops delivering to a connection (it keeps its offset), until resumed; kept across restarts. */
+  pause(connectionId: string): Promise<void> {
+    const r = this.get(connectionId);
+    return this.serially(async () => {
+      await this.opts.paused.set(connectionId, true);
+      this.paused.add(connectionId);
+      const consumer = r.consumer;
+      r.consumer = null;
+      await consumer?.stop();
+      this.opts.logger.info({ connectionId }, "connection paused");
+    });
+  }
+
+  resume(connectionId: string): Promise<void> {
+    const r = this.get(connectionId);
+    return this.serially(async () => {
+      await this.opts.paused.set(connectionId, false);
+      this.paused.delete(connectionId);
+      if (!r.consumer && this.running.get(connectionId) === r) this.startConsumer(r);
+      this.opts.logger.info({ connectionId }, "connection resumed");
+    });
+  }
+
+  /** Sends dead letters again (one redrive per connection at a time). */
+  async redrive(connectionId: string, selection: RedriveSelection): Promise<RedriveReport> {
+    const r = this.get(connectionId);
+    const before = this.redriving.get(connectionId) ?? Promise.resolve();
+    const run = before.then(() => redriveDeadLetters(r.pipeline, this.opts.deadLetters, selection));
+    this.redriving.set(
+      connectionId,
+      run.catch(() => {}),
+    );
+    const report = await run;
+    this.opts.logger.info(
+      {
+        connectionId,
+        delivered: report.delivered,
+        events: report.events,
+        failed: report.failed.length,
+        skipped: report.skipped,
+      },
+      "dead letters redriven",
+    );
+    await this.refreshCounts();
+    return report;
+  }
+
+  /** A connection's dead letters, oldest first. */
+  deadLetters(
+    connectionId: string,
+    opts?: { limit?: number; after?: string },
+  ): Promise<DeadLetter[]> {
+    this.get(connectionId);
+    return this.opts.deadLetters.list(connectionId, opts);
+  }
+
+  /** The pipeline of a running connection (a replay sends through it). */
+  pipeline(connectionId: string): ConnectionPipeline {
+    return this.get(connectionId).pipeline;
+  }
+
+  connection(connectionId: string): ConnectionConfig {
+    return this.get(connectionId).connection;
+  }
+
+  /** The running server-side connections of a source. */
+  connectionsOf(sourceId: string): ConnectionConfig[] {
+    return [...this.running.values()].map((r) => r.connection).filter((c) => c.source === sourceId);
+  }
+
+  /**
+   * Every server-side connection's state (SPEC 8): what `/metrics`, the admin API and
+   * the inspector show. The lag scan stops at `STATUS_SCAN_CAP` records per connection
+   * so it stays cheap (`sluice connections` counts all).
+   */
+  connectionStates(): ConnectionState[] {
+    return [...this.running.values()].map((r) => {
+      const { connection } = r;
+      const offset = r.consumer?.offset() ?? this.offsets.get(connection.id);
+      const status = connectionStatus(this.opts.dataDir, connection, offset, {
+        cap: STATUS_SCAN_CAP,
+        deadLetters: 0,
       });
-      consumer.start();
-      this.consumers.push(consumer);
-    }
-    this.timer = setInterval(() => this.retain(), this.opts.retentionIntervalMs ?? 60_000);
-    this.timer.unref?.();
+      return connectionState({
+        connection,
+        health: this.healthOf(connection.id),
+        paused: this.paused.has(connection.id),
+        lag: { events: status.lagEvents, seconds: status.lagSeconds },
+        deadLetters: this.deadLetterEvents.get(connection.id) ?? 0,
+        retentionHeld: this.holding.has(connection.id),
+      });
+    });
   }
 
   /** One retention pass (also run on a timer). */
@@ -89,7 +231,10 @@ export class DeliveryManager {
         log: this.opts.log,
         retention: this.opts.retention,
         readers: [
-          ...this.consumers.map((c) => ({ id: c.id, position: c.offset() })),
+          ...[...this.running.values()].flatMap((r) => {
+            const position = r.consumer?.offset() ?? this.offsets.get(r.connection.id);
+            return position ? [{ id: r.connection.id, position }] : [];
+          }),
           ...(this.opts.extraReaders?.() ?? []),
         ],
         logger: this.opts.logger,
@@ -103,26 +248,93 @@ export class DeliveryManager {
     }
   }
 
-  /**
-   * Each consumer's lag and dead letters, for /metrics. The lag scan stops at
-   * `STATUS_SCAN_CAP` records so a scrape stays cheap (`sluice connections` counts all).
-   */
-  status(): (ConnectionStatus & { retentionHeld: boolean })[] {
-    return this.consumers.map((c) => ({
-      ...connectionStatus(this.opts.dataDir, c.connection, c.offset(), {
-        cap: STATUS_SCAN_CAP,
-        deadLetters: c.deadLetters,
-      }),
-      retentionHeld: this.holding.has(c.id),
-    }));
+  async stop(): Promise<void> {
+    for (const t of this.timers) clearInterval(t);
+    await this.serially(async () => {
+      const all = [...this.running.values()];
+      this.running.clear();
+      // Consumers first mark themselves stopped; closing the destinations then cuts short a
+      // delivery in flight (it is retried after the restart), so shutdown stays quick.
+      const stopped = Promise.all(all.map((r) => r.consumer?.stop()));
+      await Promise.all(all.map((r) => r.destination.close()));
+      await stopped;
+    });
+    await Promise.all(this.redriving.values());
   }
 
-  async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    // Consumers first mark themselves stopped; closing the destinations then cuts short a
-    // delivery in flight (it is retried after the restart), so shutdown stays quick.
-    const stopped = Promise.all(this.consumers.map((c) => c.stop()));
-    await Promise.all(this.destinations.map((d) => d.close()));
+  private get(connectionId: string): Running {
+    const r = this.running.get(connectionId);
+    if (!r) throw new UnknownConnectionError(connectionId, this.ids());
+    return r;
+  }
+
+  private healthOf(connectionId: string): ConnectionHealth {
+    let h = this.health.get(connectionId);
+    if (!h) {
+      h = new ConnectionHealth();
+      this.health.set(connectionId, h);
+    }
+    return h;
+  }
+
+  private add(connection: ConnectionConfig): void {
+    const d = connection.destination as ServerSideDestination;
+    const destination = createDestination(d);
+    const pipeline = new ConnectionPipeline({
+      connection,
+      destination,
+      chain: this.opts.chain,
+      deadLetters: this.opts.deadLetters,
+      trace: this.opts.trace,
+      policy: retryPolicy(d),
+      clock: this.clock,
+      logger: this.opts.logger,
+      onDeadLetter: (id, events) => {
+        this.deadLetterEvents.set(id, (this.deadLetterEvents.get(id) ?? 0) + events);
+      },
+    });
+    const r: Running = { connection, destination, pipeline, consumer: null };
+    this.running.set(connection.id, r);
+    if (!this.paused.has(connection.id)) this.startConsumer(r);
+  }
+
+  private startConsumer(r: Running): void {
+    const d = r.connection.destination as ServerSideDestination;
+    r.consumer = new ConnectionConsumer({
+      connection: r.connection,
+      log: this.opts.log,
+      offsets: this.offsets,
+      pipeline: r.pipeline,
+      health: this.healthOf(r.connection.id),
+      clock: this.clock,
+      logger: this.opts.logger,
+      batchSize: d.batchSize ?? 100,
+      maxWaitMs: d.maxWaitMs ?? 1000,
+    });
+    r.consumer.start();
+  }
+
+  private async remove(r: Running): Promise<void> {
+    this.running.delete(r.connection.id);
+    const stopped = r.consumer?.stop();
+    await r.destination.close();
     await stopped;
+  }
+
+  private serially(fn: () => Promise<void>): Promise<void> {
+    const run = this.lifecycle.then(fn);
+    this.lifecycle = run.catch((err) => {
+      this.opts.logger.error({ err }, "changing the running connections failed");
+    });
+    return run;
+  }
+
+  private async refreshCounts(): Promise<void> {
+    try {
+      const counts = await this.opts.deadLetters.counts();
+      this.deadLetterEvents = new Map([...counts].map(([id, c]) => [id, c.events]));
+    } catch (err) {
+      this.opts.logger.error({ err }, "dead letters could not be counted");
+    }
   }
 }

@@ -2,7 +2,6 @@ import { join } from "node:path";
 import type { ConnectionConfig } from "../config/schema.ts";
 import { readRecords } from "../log/file/reader.ts";
 import type { LogPosition } from "../log/interface.ts";
-import { countDeadLetters } from "./dead-letter.ts";
 
 export interface ConnectionStatus {
   id: string;
@@ -26,7 +25,7 @@ export function connectionStatus(
   dataDir: string,
   connection: ConnectionConfig,
   offset: LogPosition | undefined,
-  opts: { now?: number; cap?: number; deadLetters?: number } = {},
+  opts: { now?: number; cap?: number; deadLetters: number },
 ): ConnectionStatus {
   const now = opts.now ?? Date.now();
   const cap = opts.cap ?? LAG_CAP;
@@ -60,6 +59,6 @@ export function connectionStatus(
     lagEvents,
     lagSeconds:
       oldest === undefined || Number.isNaN(oldest) ? 0 : Math.max(0, (now - oldest) / 1000),
-    deadLetters: opts.deadLetters ?? countDeadLetters(dataDir, connection.id),
+    deadLetters: opts.deadLetters,
   };
 }

@@ -1,13 +1,14 @@
 import type { SourceConfig } from "../config/schema.ts";
-import type { ChainRunner } from "../delivery/consumer.ts";
+import type { ChainRunner } from "../delivery/chain.ts";
 import type { StoredEvent } from "../events/schema.ts";
+import { FunctionTimeoutError } from "./errors.ts";
 import type { FunctionRunner } from "./pool.ts";
 
 /**
  * The delivery side of functions (SPEC 8): runs a connection's chain over a stored
  * event. A function that throws `RetryError` asks for the event to be tried again
- * later; so does a chain the runtime could not run (timeout, host restart), since the
- * event must not be delivered unprocessed nor be lost.
+ * later; a chain the runtime could not run (timeout, host restart) is reported as
+ * such, since the event must not be delivered unprocessed nor be lost.
  */
 export function deliveryChain(
   runner: FunctionRunner | undefined,
@@ -26,7 +27,9 @@ export function deliveryChain(
     return browserKeys.has(keyId);
   };
   return async (connection, event, retries) => {
-    if (!runner || connection.functions.length === 0) return { events: [event] };
+    if (!runner || connection.functions.length === 0) {
+      return { events: [event], execLog: [], logs: [] };
+    }
     try {
       const result = await runner.run({
         connectionId: connection.id,
@@ -36,11 +39,13 @@ export function deliveryChain(
         receivedAt: Date.parse(event.receivedAt) || Date.now(),
         retries,
       });
-      const retry = result.execLog.find((e) => e.error?.name === "RetryError");
-      if (retry) return { retry: retry.error!.message };
-      return { events: result.events as StoredEvent[] };
+      const { execLog, logs } = result;
+      const retry = execLog.find((e) => e.error?.name === "RetryError");
+      if (retry) return { retry: retry.error!.message, execLog, logs };
+      return { events: result.events as StoredEvent[], execLog, logs };
     } catch (err) {
-      return { retry: `functions could not run: ${(err as Error).message}` };
+      const userCode = err instanceof FunctionTimeoutError && err.functionId !== undefined;
+      return { failed: `functions could not run: ${(err as Error).message}`, userCode };
     }
   };
 }

@@ -3,14 +3,18 @@ import type { IngestResult } from "../ingest/service.ts";
 import type { SegmentInfo } from "../log/interface.ts";
 import { Counter, Gauge, Histogram, Registry } from "./registry.ts";
 
-/** What /metrics shows of one delivery connection. */
+/** What /metrics shows of one delivery connection (src/delivery/state.ts). */
 export interface ConnectionGaugeInput {
   id: string;
-  lagEvents: number;
-  lagSeconds: number;
+  state: "running" | "retrying" | "paused" | "failing";
+  lag: { events: number; seconds: number };
+  lastSuccessAt: string | null;
+  attempts: number;
   deadLetters: number;
   retentionHeld: boolean;
 }
+
+const CONNECTION_STATES = ["running", "retrying", "paused", "failing"] as const;
 
 /** What the function runtime reports: one call per function run. */
 export interface FunctionMetrics {
@@ -162,17 +166,39 @@ export class SluiceMetrics implements FunctionMetrics {
     gauge(
       "sluice_connection_lag_events",
       "Events of the connection's source not yet confirmed by its destination (counted up to 20000).",
-      (c) => c.lagEvents,
+      (c) => c.lag.events,
     );
     gauge(
       "sluice_connection_lag_seconds",
       "Age of the oldest event the connection's destination has not confirmed.",
-      (c) => c.lagSeconds,
+      (c) => c.lag.seconds,
     );
     gauge(
       "sluice_connection_dead_letters",
-      "Events in the connection's dead-letter file.",
+      "Events held in the connection's dead letters (sluice deadletters list).",
       (c) => c.deadLetters,
+    );
+    gauge(
+      "sluice_connection_attempts",
+      "Failed delivery attempts since the connection's last success.",
+      (c) => c.attempts,
+    );
+    gauge(
+      "sluice_connection_last_success_timestamp_seconds",
+      "When the connection's destination last confirmed a batch (0: not since start).",
+      (c) => (c.lastSuccessAt ? Date.parse(c.lastSuccessAt) / 1000 : 0),
+    );
+    this.registry.register(
+      new Gauge(
+        "sluice_connection_state",
+        "1 for the connection's current state (running, retrying, paused, failing), else 0.",
+        () =>
+          collect().flatMap((c) =>
+            CONNECTION_STATES.map(
+              (state) => [{ connection: c.id, state }, c.state === state ? 1 : 0] as const,
+            ),
+          ) as [Record<string, string>, number][],
+      ),
     );
     gauge(
       "sluice_connection_retention_held",

@@ -71,13 +71,13 @@ describe("/admin/api/connections", () => {
       state: "running",
       deadLetters: 0,
       lastError: null,
-      actions: { pause: false, resume: false, redrive: false, replay: false },
+      actions: { pause: true, resume: false, redrive: true, replay: false },
     });
     const lag = connections[0]!.lag as { events: number; seconds: number };
     expect(lag.events).toBeGreaterThanOrEqual(0);
   });
 
-  test("actions: 501 until delivery control exists, 404 for an unknown id, 400 naming a bad field", async () => {
+  test("actions: 404 for an unknown id, 501 for replay (CLI only), 400 naming a bad field", async () => {
     server = await withConnection();
     const post = (path: string, body?: string) =>
       fetch(`${server!.url}/admin/api/connections/${path}`, {
@@ -85,10 +85,8 @@ describe("/admin/api/connections", () => {
         headers: ADMIN,
         body,
       });
+    // pause, resume and redrive themselves: test/delivery/admin.test.ts.
     for (const action of ["pause", "resume", "redrive"]) {
-      const res = await post(`con_file/${action}`);
-      expect(res.status).toBe(501);
-      expect(await res.json()).toEqual({ error: "not available yet" });
       expect((await post(`nope/${action}`)).status).toBe(404);
     }
     const replay = await post("con_file/replay", JSON.stringify({ from: "2024-01-01T00:00:00Z" }));

@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { existsSync, readFileSync, rmSync } from "node:fs";
-import { join } from "node:path";
+import { rmSync } from "node:fs";
 import { SQL } from "bun";
 import {
   makeTestConfig,
@@ -8,6 +7,7 @@ import {
   startTestServer,
   type TestServer,
 } from "../support/server.ts";
+import { waitForDeadLetters } from "./support.ts";
 
 const PG_URL = process.env.SLUICE_TEST_PG ?? "postgres://postgres:postgres@127.0.0.1:5432/test";
 let sql: SQL;
@@ -193,16 +193,10 @@ test("an event the database refuses is dead-lettered alone; NUL characters are d
       await sql`SELECT message_id, event, properties FROM ${sql(table)} ORDER BY message_id`;
     expect(rows.map((r: { message_id: string }) => r.message_id)).toEqual(["n-1", "n-3"]);
     expect(rows[0]).toMatchObject({ event: "ab", properties: { x: "" } });
-    const file = join(s.dataDir, "dead-letter", "con_pg.ndjson");
-    const deadline = Date.now() + 5000;
-    while (!existsSync(file) && Date.now() < deadline) await Bun.sleep(20);
-    const dead = readFileSync(file, "utf8")
-      .trim()
-      .split("\n")
-      .map((l) => JSON.parse(l));
+    const dead = await waitForDeadLetters(s.dataDir, "con_pg", 1);
     expect(dead).toHaveLength(1);
-    expect(dead[0].event.messageId).toBe("n-2");
-    expect(dead[0].reason).toContain("no_refused");
+    expect(dead[0]!.events.map((e) => e.messageId)).toEqual(["n-2"]);
+    expect(dead[0]!.failure.message).toContain("no_refused");
     // The connection goes on delivering.
     const more = [{ type: "track", event: "e", userId: "u", messageId: "n-4" }];
     expect(

@@ -3,6 +3,7 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { startTestServer, storedEvents, type TestServer } from "../support/server.ts";
 import { type Receiver, startReceiver } from "./receiver.ts";
+import { caughtUp } from "./support.ts";
 
 let s: TestServer | undefined;
 let r: Receiver | undefined;
@@ -127,6 +128,7 @@ test("after a corrupt tail is cut back below a connection's offset, new events s
   });
   await sendMany(s, "before", 20);
   await r.waitFor(20);
+  await caughtUp(s.url, "con_hook"); // the offset is saved, past what the receiver has
   await s.stop();
   // Damage the segment far back: recovery truncates there, below the saved offset.
   const seg = join(s.dataDir, "log", segments(s.dataDir)[0]!);

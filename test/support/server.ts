@@ -5,6 +5,7 @@ import pino from "pino";
 import { type Sluice, startSluice } from "../../src/app.ts";
 import { generateWriteKey, hashWriteKey } from "../../src/auth/keys.ts";
 import { parseConfig } from "../../src/config/load.ts";
+import type { Clock } from "../../src/delivery/clock.ts";
 import { createLogger } from "../../src/logger.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
@@ -28,6 +29,8 @@ export interface TestServerOptions {
   web?: Record<string, unknown>;
   /** Files written into the temp dir before start (path relative to it: content). */
   files?: Record<string, string>;
+  /** Delivery's clock (a compressed one runs retry windows of hours in seconds). */
+  clock?: Clock;
 }
 
 export interface TestServer {
@@ -99,7 +102,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
   const boot = async () => {
     const loaded = parseConfig(made.config, made.configFile, {});
     loaded.config.server.port = port;
-    sluice = await startSluice(loaded, { logger });
+    sluice = await startSluice(loaded, { logger, clock: opts.clock });
     port = sluice.port;
   };
   await boot();

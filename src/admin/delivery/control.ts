@@ -117,6 +117,6 @@ export interface DeliveryControl {
   redrive(id: string): Promise<ControlOutcome>;
   /** Re-sends stored events received in [from, to) without moving the connection's offset. */
   replay(id: string, range: { from: Date; to?: Date }): Promise<ControlOutcome>;
-  /** The event's path on each server-side connection of its source. */
-  eventPath(event: StoredEventRef): ConnectionPathView[];
+  /** The event's path on each server-side connection of its source (its store may be remote). */
+  eventPath(event: StoredEventRef): Promise<ConnectionPathView[]>;
 }

@@ -4,21 +4,34 @@ import { dirname } from "node:path";
 import type { StoredEvent } from "../../events/schema.ts";
 import type { DeliveryOutcome, Destination } from "../interface.ts";
 
+/** Errors a retry cannot fix: a person must change a permission or the path. */
+const PERMANENT = new Set(["EACCES", "EPERM", "EROFS", "EISDIR", "ENOTDIR"]);
+
 export interface FileOptions {
   path: string;
   /** Rotate (rename to `<path>.<timestamp>[.n]`) once the file would pass this size. */
   maxBytes?: number;
 }
 
-/** Appends NDJSON, flushed to disk before a batch is confirmed; rotates by size. */
+/**
+ * Appends NDJSON, flushed to disk before a batch is confirmed; rotates by size. Calls
+ * run one at a time (a replay or redrive may deliver beside the connection's consumer).
+ */
 export class FileDestination implements Destination {
   readonly type = "file";
   private handle: FileHandle | null = null;
   private size = 0;
+  private queue: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly opts: FileOptions) {}
 
-  async deliver(events: StoredEvent[]): Promise<DeliveryOutcome> {
+  deliver(events: StoredEvent[]): Promise<DeliveryOutcome> {
+    const run = this.queue.then(() => this.append(events));
+    this.queue = run.catch(() => {});
+    return run;
+  }
+
+  private async append(events: StoredEvent[]): Promise<DeliveryOutcome> {
     const text = `${events.map((e) => JSON.stringify(e)).join("\n")}\n`;
     const bytes = Buffer.from(text);
     try {
@@ -35,7 +48,12 @@ export class FileDestination implements Destination {
     } catch (err) {
       await this.handle?.close().catch(() => {});
       this.handle = null;
-      return { ok: false, retry: true, reason: `file write failed: ${(err as Error).message}` };
+      const code = (err as NodeJS.ErrnoException).code;
+      return {
+        ok: false,
+        transient: !PERMANENT.has(code ?? ""),
+        failure: { status: code, message: `file write failed: ${(err as Error).message}` },
+      };
     }
   }
 

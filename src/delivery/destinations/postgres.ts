@@ -1,6 +1,11 @@
 import { SQL } from "bun";
 import type { StoredEvent } from "../../events/schema.ts";
-import type { DeliveryOutcome, Destination } from "../interface.ts";
+import {
+  type DeliveryFailure,
+  type DeliveryOutcome,
+  type Destination,
+  trimmed,
+} from "../interface.ts";
 
 export interface PostgresOptions {
   url: string;
@@ -9,7 +14,8 @@ export interface PostgresOptions {
 
 /**
  * Inserts each batch into a table it creates if missing. `ON CONFLICT (message_id) DO
- * NOTHING` makes redelivery harmless; a database that is down is retried, never skipped.
+ * NOTHING` makes redelivery and replay harmless; a database that is down is retried,
+ * never skipped; one that refuses us for good (permission, no such database) is not.
  */
 export class PostgresDestination implements Destination {
   readonly type = "postgres";
@@ -24,14 +30,28 @@ export class PostgresDestination implements Destination {
 
   async deliver(events: StoredEvent[]): Promise<DeliveryOutcome> {
     try {
-      this.ready ??= this.createTable();
-      await this.ready;
-      await this.insert(events.map(toRow));
+      await this.insertBatch(events);
       return { ok: true };
     } catch (err) {
-      if (isPermanent(err)) return this.deliverOneByOne(events);
+      const kind = classify(err);
+      if (kind === "data") return this.deliverOneByOne(events);
       this.ready = null;
-      return { ok: false, retry: true, reason: `postgres: ${(err as Error).message}` };
+      return { ok: false, transient: kind === "transient", failure: failureOf(err) };
+    }
+  }
+
+  /** Creates the table once (again after it went missing), then inserts the rows. */
+  private async insertBatch(events: StoredEvent[]): Promise<void> {
+    this.ready ??= this.createTable();
+    await this.ready;
+    try {
+      await this.insert(events.map(toRow));
+    } catch (err) {
+      // Dropped while we ran: created again once; a table still missing is permanent.
+      if (sqlState(err) !== "42P01") throw err;
+      this.ready = this.createTable();
+      await this.ready;
+      await this.insert(events.map(toRow));
     }
   }
 
@@ -41,15 +61,16 @@ export class PostgresDestination implements Destination {
    * event never holds the connection up for good.
    */
   private async deliverOneByOne(events: StoredEvent[]): Promise<DeliveryOutcome> {
-    const rejected: { event: StoredEvent; reason: string }[] = [];
+    const rejected: { event: StoredEvent; failure: DeliveryFailure }[] = [];
     for (const event of events) {
       try {
         await this.insert([toRow(event)]);
       } catch (err) {
-        if (!isPermanent(err)) {
-          return { ok: false, retry: true, reason: `postgres: ${(err as Error).message}` };
+        const kind = classify(err);
+        if (kind !== "data") {
+          return { ok: false, transient: kind === "transient", failure: failureOf(err) };
         }
-        rejected.push({ event, reason: `postgres: ${(err as Error).message}` });
+        rejected.push({ event, failure: failureOf(err) });
       }
     }
     return { ok: true, rejected };
@@ -82,14 +103,36 @@ export class PostgresDestination implements Destination {
   }
 }
 
-/**
- * Whether the database refused the data itself (SQLSTATE class 22 data exception, 23
- * integrity constraint), which no retry can fix. Connection failures, resource limits
- * and the rest are passing: retried for ever.
- */
-function isPermanent(err: unknown): boolean {
+/** The SQLSTATE of a server error (Bun.sql puts it in `errno`). */
+function sqlState(err: unknown): string | undefined {
   const state = (err as { errno?: unknown }).errno;
-  return typeof state === "string" && (state.startsWith("22") || state.startsWith("23"));
+  return typeof state === "string" ? state : undefined;
+}
+
+/**
+ * How a failure is handled, by SQLSTATE class:
+ * - `data` (22 data exception, 23 integrity constraint): the rows themselves are
+ *   refused; the batch is retried one event at a time so only those are dead-lettered;
+ * - `permanent` (42 missing table/column, permission; 28 authentication; 3D000 no such
+ *   database; 3F000 no such schema): no retry can fix it, a person must; dead-lettered;
+ * - `transient`: everything else (connection refused or lost, 08 connection, 53
+ *   resources, 57 shutdown, 40 rollback): retried with backoff, never skipped.
+ */
+function classify(err: unknown): "data" | "permanent" | "transient" {
+  const state = sqlState(err);
+  if (state === undefined) return "transient";
+  if (state.startsWith("22") || state.startsWith("23")) return "data";
+  if (state.startsWith("42") || state.startsWith("28") || state === "3D000" || state === "3F000")
+    return "permanent";
+  return "transient";
+}
+
+function failureOf(err: unknown): DeliveryFailure {
+  const state = sqlState(err);
+  const message = trimmed((err as Error).message ?? String(err));
+  return state
+    ? { status: state, message: `postgres ${state}: ${message}` }
+    : { message: `postgres: ${message}` };
 }
 
 /** PostgreSQL text and JSONB cannot hold U+0000: it is dropped from the stored copy. */

@@ -1,0 +1,94 @@
+import { afterEach, expect, test } from "bun:test";
+import { ADMIN, adminGet, startAdminServer } from "../admin/support.ts";
+import type { TestServer } from "../support/server.ts";
+import { type Receiver, startReceiver } from "./receiver.ts";
+import { deadLettersOf, until, waitForDeadLetters } from "./support.ts";
+
+// SPEC 8 / 11: the admin API's connections are the delivery engine's own state, and
+// pause, resume and redrive act on it; a pause outlives a restart.
+
+let s: TestServer | undefined;
+let r: Receiver | undefined;
+afterEach(async () => {
+  await s?.cleanup();
+  r?.stop();
+  s = undefined;
+  r = undefined;
+});
+
+const hook = (url: string) => ({
+  connections: [
+    {
+      id: "con_hook",
+      source: "web",
+      destination: { type: "webhook", url, maxWaitMs: 20, retryBaseMs: 20 },
+    },
+  ],
+});
+
+async function send(s: TestServer, ids: string[]) {
+  const batch = ids.map((messageId) => ({ type: "track", event: "e", userId: "u", messageId }));
+  const res = await s.post("/v1/batch", { batch }, { "x-write-key": s.keys.server });
+  expect(res.status).toBe(200);
+}
+
+const post = (s: TestServer, path: string) =>
+  fetch(`${s.url}/admin/api/connections/${path}`, { method: "POST", headers: ADMIN });
+
+async function connection(s: TestServer): Promise<Record<string, unknown>> {
+  const res = await adminGet(s, "/admin/api/connections");
+  expect(res.status).toBe(200);
+  const { connections } = (await res.json()) as { connections: Record<string, unknown>[] };
+  return connections[0]!;
+}
+
+test("pause holds delivery back (also across a restart); resume delivers what waited, once", async () => {
+  r = startReceiver();
+  s = await startAdminServer({ config: hook(r.url) });
+  await send(s, ["p-1"]);
+  await r.waitFor(1);
+  expect(await connection(s)).toMatchObject({ state: "running", attempts: 0, lastError: null });
+  expect((await connection(s)).lastSuccessAt).toBeString();
+
+  expect((await post(s, "con_hook/pause")).status).toBe(200);
+  expect(await connection(s)).toMatchObject({
+    state: "paused",
+    actions: { pause: false, resume: true },
+  });
+  await send(s, ["p-2", "p-3"]);
+  await until(async () => ((await connection(s!)).lag as { events: number }).events === 2);
+  await s.restart();
+  expect((await connection(s)).state).toBe("paused");
+  await send(s, ["p-4"]);
+  await until(async () => ((await connection(s!)).lag as { events: number }).events === 3);
+  expect(r.delivered().map((e) => e.messageId)).toEqual(["p-1"]);
+
+  expect((await post(s, "con_hook/resume")).status).toBe(200);
+  await r.waitFor(4);
+  expect(r.delivered().map((e) => e.messageId)).toEqual(["p-1", "p-2", "p-3", "p-4"]);
+  expect((await connection(s)).state).toBe("running");
+  const metrics = await (await fetch(`${s.url}/metrics`)).text();
+  expect(metrics).toContain('sluice_connection_state{connection="con_hook",state="running"} 1');
+});
+
+test("the admin API's redrive sends the dead letters once and shows the state as it goes", async () => {
+  r = startReceiver();
+  let status: number | undefined = 422;
+  r.fail = () => status;
+  s = await startAdminServer({ config: hook(r.url) });
+  await send(s, ["x-1", "x-2"]);
+  const [letter] = await waitForDeadLetters(s.dataDir, "con_hook", 1);
+  const failing = await connection(s);
+  expect(failing).toMatchObject({ state: "failing", deadLetters: 2, attempts: 1 });
+  expect((failing.lastError as { message: string }).message).toBe("HTTP 422");
+
+  status = undefined;
+  const res = await post(s, "con_hook/redrive");
+  expect(res.status).toBe(200);
+  expect(await res.json()).toMatchObject({ ok: true, delivered: 1, events: 2, failed: [] });
+  expect(await deadLettersOf(s.dataDir, "con_hook")).toEqual([]);
+  expect(r.repeatedKeys()).toEqual([]);
+  expect(r.accepted().map((e) => e.messageId)).toEqual(["x-1", "x-2"]);
+  expect((await connection(s)).deadLetters).toBe(0);
+  expect(letter!.id).toBeString();
+});
