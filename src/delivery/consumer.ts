@@ -117,6 +117,7 @@ export class ConnectionConsumer {
         const produced = await pipeline.process(event, waiter, health);
         // Stopped: the offset stays before this event, which is delivered after the restart.
         if (produced === null) return;
+        if (!Array.isArray(produced)) continue; // dead-lettered
         if (produced.length > 0 && buffer.length === 0) firstBufferedAt = clock.now();
         buffer.push(...produced);
       }

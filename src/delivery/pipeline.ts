@@ -64,13 +64,16 @@ export class ConnectionPipeline {
   /**
    * Runs the connection's functions over one stored event: what it produced (nothing
    * when dropped or dead-lettered), or null when `waiter` stopped first.
-   * `health` is the connection's own (a replay passes none).
+   * `health` is the connection's own (a replay passes none). A replay's event that
+   * the functions keep failing is reported as `failed`, not dead-lettered: the
+   * connection's own delivery of it is untouched.
    */
   async process(
     event: StoredEvent,
     waiter: Waiter,
     health?: ConnectionHealth,
-  ): Promise<Produced[] | null> {
+    via?: "replay",
+  ): Promise<Produced[] | { failed: DeliveryFailure } | null> {
     const { chain, connection, clock, logger, policy } = this.opts;
     const origin = { sourceId: event.sourceId, messageId: event.messageId };
     let userFailures = 0;
@@ -85,17 +88,28 @@ export class ConnectionPipeline {
       const message =
         "retry" in outcome ? `function asked to retry: ${outcome.retry}` : outcome.failed;
       const failure: DeliveryFailure = { message };
-      if ("failed" in outcome && outcome.userCode && ++userFailures >= FUNCTION_ATTEMPTS) {
-        await this.deadLetter([event], [origin], "functions", failure, retries + 1, now, false);
-        streak.deadLettered(now, message, false);
-        return [];
-      }
-      const since = streak.retrying(now, message);
-      const decision = afterFailure(policy, { attempt: retries + 1, failingSince: since, now });
+      const permanent =
+        "failed" in outcome && outcome.userCode && ++userFailures >= FUNCTION_ATTEMPTS;
+      const since = permanent ? now : streak.retrying(now, message);
+      const decision = permanent
+        ? { giveUp: `failed on ${FUNCTION_ATTEMPTS} attempts in a row` }
+        : afterFailure(policy, { attempt: retries + 1, failingSince: since, now });
       if ("giveUp" in decision) {
-        failure.message = `${message} (${decision.giveUp})`;
-        await this.deadLetter([event], [origin], "functions", failure, retries + 1, now, true);
-        streak.deadLettered(now, failure.message, true);
+        if (!permanent) failure.message = `${message} (${decision.giveUp})`;
+        if (via) {
+          this.replayFailed([event], failure, retries + 1);
+          return { failed: failure };
+        }
+        await this.deadLetter(
+          [event],
+          [origin],
+          "functions",
+          failure,
+          retries + 1,
+          now,
+          !permanent,
+        );
+        streak.deadLettered(now, failure.message, !permanent);
         return [];
       }
       logger.info(
@@ -344,7 +358,7 @@ export class ConnectionPipeline {
         attempts,
         via: "replay",
       },
-      "replay could not deliver a batch (the events stay in the log)",
+      "replay could not send events (they stay in the log; the connection's own delivery is untouched)",
     );
   }
 }

@@ -2,7 +2,7 @@ import { afterEach, expect, test } from "bun:test";
 import { rmSync, writeFileSync } from "node:fs";
 import { makeTestConfig, type SpawnedServer, spawnServer } from "../support/server.ts";
 import { type Receiver, startReceiver } from "./receiver.ts";
-import { until } from "./support.ts";
+import { caughtUp, until } from "./support.ts";
 
 // Issue 14: SIGHUP reloads the connections too (the delivery chain used to keep the
 // start-up config): added ones start, removed ones stop, changed ones restart, and
@@ -53,6 +53,8 @@ test("SIGHUP adds, removes and re-points connections, and logs what changed", as
     });
   expect((await post("before")).status).toBe(200);
   for (const r of [gone, kept, moved, fn]) await r!.waitFor(1);
+  // Confirmed (offsets saved), so a restarted connection does not send "before" again.
+  for (const id of ["con_gone", "con_kept", "con_moved", "con_fn"]) await caughtUp(server.url, id);
 
   write(
     [hook("con_kept", kept!.url), hook("con_moved", added!.url), hook("con_added", added!.url)],
