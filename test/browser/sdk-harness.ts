@@ -1,0 +1,290 @@
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import {
+  type Browser,
+  type BrowserContext,
+  chromium,
+  type Page,
+  type Request,
+  type Route,
+} from "playwright-core";
+import { storedEvents, type TestServer } from "../support/server.ts";
+
+export { readmeBlock, substitute } from "../support/readme.ts";
+
+// What the browser SDK tests share: Debian's Chromium driven by playwright-core, the
+// SDKs bundled from their npm packages with Bun.build, a page server on another
+// origin (so every request to sluice is cross-origin, preflights included), and a
+// reader of the events sluice stored.
+
+const ROOT = join(import.meta.dir, "..", "..");
+export const CHROMIUM = process.env.SLUICE_CHROMIUM ?? "/usr/bin/chromium";
+
+/** Why the browser tests cannot run here (the same words scripts/pretest.sh prints), or undefined. */
+export const chromiumMissing = existsSync(CHROMIUM)
+  ? undefined
+  : `chromium not found at ${CHROMIUM}: install it (Debian/Ubuntu: apt-get install -y chromium; npm test does so as root); the browser SDK tests skip`;
+if (chromiumMissing) console.warn(`SKIP ${chromiumMissing}`);
+
+/** Launches headless Chromium with no network service of its own (no downloads, no sync). */
+export function launchChromium(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+}
+
+/**
+ * Bundles `source` (an ES module that imports the SDK packages by name) for the
+ * browser, as a site's own build would. The entry is written under node_modules/.cache
+ * so the packages resolve from this project's node_modules.
+ */
+export async function bundle(source: string): Promise<string> {
+  const cache = join(ROOT, "node_modules", ".cache");
+  mkdirSync(cache, { recursive: true });
+  const dir = mkdtempSync(join(cache, "sluice-sdk-"));
+  try {
+    const entry = join(dir, "entry.js");
+    writeFileSync(entry, source);
+    const built = await Bun.build({
+      entrypoints: [entry],
+      target: "browser",
+      format: "iife",
+      minify: false,
+    });
+    if (!built.success) throw new Error(built.logs.map(String).join("\n"));
+    return await built.outputs[0]!.text();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export interface PageServer {
+  origin: string;
+  /** Sets what a path serves (HTML or JavaScript, by its extension). */
+  set(path: string, body: string): void;
+  stop(): void;
+}
+
+/** A second origin for the test pages: a plain static server on another port. */
+export function startPageServer(): PageServer {
+  const files = new Map<string, string>();
+  const server = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    fetch(request) {
+      const path = new URL(request.url).pathname;
+      const body = files.get(path);
+      if (body === undefined) return new Response("not found", { status: 404 });
+      const type = path.endsWith(".js") ? "application/javascript" : "text/html";
+      return new Response(body, {
+        headers: { "content-type": `${type}; charset=utf-8`, "cache-control": "no-store" },
+      });
+    },
+  });
+  return {
+    origin: `http://127.0.0.1:${server.port}`,
+    set: (path, body) => files.set(path, body),
+    stop: () => server.stop(true),
+  };
+}
+
+/** A page that loads `scripts` (URLs, in order) and carries the test's run id in its URL. */
+export function pageHtml(scripts: string[], extraHead = ""): string {
+  const tags = scripts.map((src) => `<script src="${src}"></script>`).join("\n");
+  return `<!doctype html><html><head><meta charset="utf-8"><title>sluice SDK test</title>
+${extraHead}
+${tags}</head><body><h1>sluice browser SDK test</h1><p id="status">loaded</p></body></html>`;
+}
+
+/** The events stored from the page whose URL carries `run` (SDKs put it in context.page.url). */
+export async function storedFromRun(s: TestServer, run: string) {
+  const events = await storedEvents(s.dataDir);
+  return events.filter((e) => {
+    const page = (e.context as { page?: { url?: string } } | undefined)?.page;
+    return typeof page?.url === "string" && page.url.includes(run);
+  });
+}
+
+/** Polls until `check` holds for the stored events of `run`; returns them (or throws, naming what it saw). */
+export async function waitForStored(
+  s: TestServer,
+  run: string,
+  check: (events: Record<string, unknown>[]) => boolean,
+  timeoutMs = 20_000,
+): Promise<Record<string, unknown>[]> {
+  const deadline = Date.now() + timeoutMs;
+  let events: Record<string, unknown>[] = [];
+  while (Date.now() < deadline) {
+    events = await storedFromRun(s, run);
+    if (check(events)) return events;
+    await Bun.sleep(50);
+  }
+  throw new Error(
+    `stored events of run ${run} never met the condition; saw ${events.length}: ${JSON.stringify(
+      events.map((e) => ({ type: e.type, messageId: e.messageId })),
+    )}`,
+  );
+}
+
+/** How many events of each type. */
+export function countByType(events: Record<string, unknown>[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const e of events) out[String(e.type)] = (out[String(e.type)] ?? 0) + 1;
+  return out;
+}
+
+/** A fresh run id for one page visit, e.g. `run-k3j9x2`. */
+export function newRun(): string {
+  return `run-${crypto.randomUUID().slice(0, 8)}`;
+}
+
+/** Records every request the page sends to `origin` (method, path, headers, body). */
+export function recordRequests(page: Page, origin: string) {
+  const seen: { method: string; path: string; headers: Record<string, string>; body: string }[] =
+    [];
+  const onRequest = (r: Request) => {
+    if (!r.url().startsWith(origin)) return;
+    const url = new URL(r.url());
+    seen.push({
+      method: r.method(),
+      path: url.pathname + url.search,
+      headers: r.headers(),
+      body: r.postData() ?? "",
+    });
+  };
+  page.on("request", onRequest);
+  return seen;
+}
+
+/** Errors the page logged or threw (to show in a failing test). */
+export function recordPageErrors(page: Page): string[] {
+  const errors: string[] = [];
+  page.on("pageerror", (e) => errors.push(`pageerror: ${e.message}`));
+  page.on("console", (m) => {
+    if (m.type() === "error") errors.push(`console: ${m.text()}`);
+  });
+  return errors;
+}
+
+/**
+ * Makes requests to `paths` on `origin` reach sluice (from the test process, with the
+ * browser's headers and body) but fail in the browser, as when an answer is lost on
+ * the way back: sluice stores the events while the SDK believes they were not sent.
+ * After the first pass per request, later attempts fail without reaching sluice.
+ */
+export async function loseAnswers(context: BrowserContext, origin: string, paths: RegExp) {
+  const count = { forwarded: 0, blocked: 0 };
+  const forwardedBodies = new Set<string>();
+  const pending = new Set<Promise<void>>();
+  const handle = async (route: Route) => {
+    const request = route.request();
+    if (request.method() === "OPTIONS") return route.continue();
+    const body = request.postData() ?? "";
+    if (!forwardedBodies.has(body)) {
+      forwardedBodies.add(body);
+      count.forwarded++;
+      await (await route.fetch()).body();
+    } else {
+      count.blocked++;
+    }
+    await route.abort("connectionreset");
+  };
+  await context.route(
+    (url) => url.origin === origin && paths.test(url.pathname),
+    (route) => {
+      const p = handle(route).finally(() => pending.delete(p));
+      pending.add(p);
+      return p;
+    },
+  );
+  return {
+    count,
+    /** Lets requests through again, once the ones being handled are done. */
+    async stop() {
+      await context.unrouteAll({ behavior: "ignoreErrors" });
+      await Promise.allSettled([...pending]);
+    },
+  };
+}
+
+export type { Browser, BrowserContext, Page };
+
+/** A request the page sent, as `recordRequests` keeps it. */
+export type SentRequest = ReturnType<typeof recordRequests>[number];
+
+/** The events in the page's POSTs (batches unpacked) whose page URL carries `run`. */
+export function sentEvents(requests: SentRequest[], run: string): Record<string, unknown>[] {
+  const out: Record<string, unknown>[] = [];
+  for (const r of requests) {
+    if (r.method !== "POST" || r.body === "") continue;
+    let body: Record<string, unknown>;
+    try {
+      body = JSON.parse(r.body);
+    } catch {
+      continue;
+    }
+    const items = Array.isArray(body.batch) ? (body.batch as Record<string, unknown>[]) : [body];
+    for (const e of items) {
+      const url = (e.context as { page?: { url?: string } } | undefined)?.page?.url;
+      if (typeof url === "string" && url.includes(run)) out.push(e);
+    }
+  }
+  return out;
+}
+
+/** The fields an SDK sets that sluice must store as sent. */
+const KEPT = [
+  "type",
+  "userId",
+  "anonymousId",
+  "event",
+  "name",
+  "properties",
+  "traits",
+  "groupId",
+  "previousId",
+] as const;
+
+/**
+ * Each event the SDK sent is stored exactly once, with the SDK's values of the fields
+ * in KEPT, and no stored event holds the write key (nor its secret half).
+ */
+export function storedAsSent(
+  stored: Record<string, unknown>[],
+  sent: Record<string, unknown>[],
+  key: string,
+): { problems: string[] } {
+  const problems: string[] = [];
+  const ids = new Set(sent.map((e) => e.messageId));
+  for (const id of ids) {
+    const mine = stored.filter((e) => e.messageId === id);
+    if (mine.length !== 1) problems.push(`${id}: stored ${mine.length} times`);
+    const original = sent.find((e) => e.messageId === id)!;
+    for (const field of KEPT) {
+      // null is stored as absent (analytics.js sends `userId: null` before identify).
+      if (original[field] == null || mine[0] === undefined) continue;
+      if (!Bun.deepEquals(mine[0][field], original[field])) {
+        problems.push(
+          `${id}: ${field} stored as ${JSON.stringify(mine[0][field])}, sent ${JSON.stringify(original[field])}`,
+        );
+      }
+    }
+  }
+  for (const e of stored) {
+    if (!ids.has(e.messageId)) problems.push(`${e.messageId}: stored but never sent`);
+  }
+  const text = JSON.stringify(stored);
+  if (text.includes(key) || text.includes(key.slice(key.indexOf(":") + 1))) {
+    problems.push("a stored event holds the write key");
+  }
+  return { problems };
+}
