@@ -148,7 +148,7 @@ export function newRun(): string {
 }
 
 /** Records every request the page sends to `origin` (method, path, headers, body). */
-export function recordRequests(page: Page, origin: string) {
+export function recordRequests(page: Page | BrowserContext, origin: string) {
   const seen: { method: string; path: string; headers: Record<string, string>; body: string }[] =
     [];
   const onRequest = (r: Request) => {
@@ -270,8 +270,9 @@ export function storedAsSent(
     if (mine.length !== 1) problems.push(`${id}: stored ${mine.length} times`);
     const original = sent.find((e) => e.messageId === id)!;
     for (const field of KEPT) {
-      // null is stored as absent (analytics.js sends `userId: null` before identify).
-      if (original[field] == null || mine[0] === undefined) continue;
+      // An id that is null or "" is stored as absent (analytics.js sends `userId: null`
+      // and RudderStack `userId: ""` before identify).
+      if (original[field] == null || original[field] === "" || mine[0] === undefined) continue;
       if (!Bun.deepEquals(mine[0][field], original[field])) {
         problems.push(
           `${id}: ${field} stored as ${JSON.stringify(mine[0][field])}, sent ${JSON.stringify(original[field])}`,
@@ -287,4 +288,83 @@ export function storedAsSent(
     problems.push("a stored event holds the write key");
   }
   return { problems };
+}
+
+/**
+ * Records what the page hands to `navigator.sendBeacon` (Playwright does not report
+ * beacons as requests): wraps it before any page script runs, calling the original.
+ */
+export async function recordBeacons(context: BrowserContext) {
+  await context.addInitScript(() => {
+    const nav = navigator as unknown as {
+      sendBeacon(url: string, data?: unknown): boolean;
+    };
+    const original = nav.sendBeacon.bind(nav);
+    const seen: Promise<{ url: string; body: string }>[] = [];
+    (globalThis as unknown as { __sluiceBeacons: typeof seen }).__sluiceBeacons = seen;
+    nav.sendBeacon = (url: string, data?: unknown) => {
+      const blob = data as { text?: () => Promise<string> } | string | undefined;
+      const text =
+        typeof blob === "string"
+          ? Promise.resolve(blob)
+          : blob?.text
+            ? blob.text()
+            : Promise.resolve("");
+      seen.push(text.then((body) => ({ url: String(url), body })));
+      return original(url, data);
+    };
+  });
+}
+
+/** The beacons `page` sent so far, as requests (see `recordBeacons`). */
+export async function beaconsOf(page: Page): Promise<SentRequest[]> {
+  const beacons = await page.evaluate(() =>
+    Promise.all(
+      (globalThis as unknown as { __sluiceBeacons: Promise<{ url: string; body: string }>[] })
+        .__sluiceBeacons,
+    ),
+  );
+  return beacons.map((b) => {
+    const url = new URL(b.url);
+    return { method: "POST", path: url.pathname + url.search, headers: {}, body: b.body };
+  });
+}
+
+/**
+ * Sends `request` (one the SDK sent) again from `page`, with its headers and body, as
+ * a fetch or, for a beacon, as `navigator.sendBeacon`: what an SDK that resends after
+ * a reload would send. Returns the answer (a beacon's is never seen: status 0).
+ */
+export async function resendFromPage(
+  page: Page,
+  origin: string,
+  request: SentRequest,
+  asBeacon = false,
+): Promise<{ status: number; body: unknown }> {
+  const headers: Record<string, string> = {};
+  for (const name of ["content-type", "authorization", "x-write-key", "anonymousid", "sentat"]) {
+    const v = request.headers[name];
+    if (v !== undefined) headers[name] = v;
+  }
+  return page.evaluate(
+    async ({ url, headers, body, asBeacon }) => {
+      if (asBeacon) {
+        const nav = navigator as unknown as { sendBeacon(u: string, d: unknown): boolean };
+        nav.sendBeacon(url, new Blob([body], { type: "text/plain" }));
+        return { status: 0, body: null };
+      }
+      const res = await fetch(url, { method: "POST", headers, body });
+      return { status: res.status, body: await res.json() };
+    },
+    { url: `${origin}${request.path}`, headers, body: request.body, asBeacon },
+  );
+}
+
+/** The number of duplicates sluice has counted for source `web` (from /metrics). */
+export async function duplicatesCounted(s: TestServer): Promise<number> {
+  const text = await (await fetch(`${s.url}/metrics`)).text();
+  const line = text
+    .split("\n")
+    .find((l) => l.startsWith('sluice_events_total{source="web",outcome="duplicate"}'));
+  return line ? Number(line.split(" ").at(-1)) : 0;
 }

@@ -13,6 +13,7 @@ import {
   readmeBlock,
   recordPageErrors,
   recordRequests,
+  resendFromPage,
   sentEvents,
   startPageServer,
   storedAsSent,
@@ -145,6 +146,30 @@ describe.skipIf(Boolean(chromiumMissing))("Segment analytics.js 2.0 in Chromium"
     await page.reload();
     expect((await resent).status()).toBe(200);
     expect((await storedFromRun(s, run)).map((e) => e.messageId)).toEqual([id]);
+    await context.close();
+  }, 60_000);
+
+  test("batching: the SDK's batch sent again from the reloaded page is stored once", async () => {
+    // The batching strategy keeps no queue across a reload, so the SDK never resends a
+    // batch itself: this sends its own request again, headers and body as it sent them.
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const requests = recordRequests(page, s.url);
+    const run = newRun();
+    await page.goto(`${pages.origin}/batching.html?${run}`);
+    await page.evaluate(async () => {
+      // biome-ignore lint/suspicious/noExplicitAny: the SDK's global
+      await (globalThis as any).analytics.track("Batched", { attempt: 1 });
+    });
+    const [first] = await waitForStored(s, run, (e) => e.length === 1);
+    const batch = requests.find(
+      (r) => r.path === "/v1/b" && r.body.includes(String(first!.messageId)),
+    );
+    expect(batch?.headers["content-type"]).toStartWith("text/plain");
+    await page.reload();
+    const again = await resendFromPage(page, s.url, batch!);
+    expect(again).toMatchObject({ status: 200, body: { accepted: 0, duplicates: 1 } });
+    expect((await storedFromRun(s, run)).map((e) => e.messageId)).toEqual([first!.messageId]);
     await context.close();
   }, 60_000);
 });
