@@ -6,7 +6,6 @@ import {
   chromium,
   type Page,
   type Request,
-  type Route,
 } from "playwright-core";
 import { storedEvents, type TestServer } from "../support/server.ts";
 
@@ -119,7 +118,7 @@ export async function waitForStored(
   s: TestServer,
   run: string,
   check: (events: Record<string, unknown>[]) => boolean,
-  timeoutMs = 20_000,
+  timeoutMs = 40_000,
 ): Promise<Record<string, unknown>[]> {
   const deadline = Date.now() + timeoutMs;
   let events: Record<string, unknown>[] = [];
@@ -179,39 +178,33 @@ export function recordPageErrors(page: Page): string[] {
  * Makes requests to `paths` on `origin` reach sluice (from the test process, with the
  * browser's headers and body) but fail in the browser, as when an answer is lost on
  * the way back: sluice stores the events while the SDK believes they were not sent.
- * After the first pass per request, later attempts fail without reaching sluice.
+ * Later attempts (the SDK's own retries) fail without reaching sluice, until
+ * `passThroughAfterReload` lets the reloaded page's requests through: so what reaches
+ * sluice again is what the SDK resends after a reload, not a retry before it.
  */
 export async function loseAnswers(context: BrowserContext, origin: string, paths: RegExp) {
   const count = { forwarded: 0, blocked: 0 };
-  const forwardedBodies = new Set<string>();
-  const pending = new Set<Promise<void>>();
-  const handle = async (route: Route) => {
-    const request = route.request();
-    if (request.method() === "OPTIONS") return route.continue();
-    const body = request.postData() ?? "";
-    if (!forwardedBodies.has(body)) {
-      forwardedBodies.add(body);
-      count.forwarded++;
-      await (await route.fetch()).body();
-    } else {
-      count.blocked++;
-    }
-    await route.abort("connectionreset");
-  };
+  let passThrough = false;
   await context.route(
     (url) => url.origin === origin && paths.test(url.pathname),
-    (route) => {
-      const p = handle(route).finally(() => pending.delete(p));
-      pending.add(p);
-      return p;
+    async (route) => {
+      if (passThrough || route.request().method() === "OPTIONS") return route.continue();
+      if (count.forwarded === 0) {
+        count.forwarded++;
+        await (await route.fetch()).body();
+      } else {
+        count.blocked++;
+      }
+      await route.abort("connectionreset");
     },
   );
   return {
     count,
-    /** Lets requests through again, once the ones being handled are done. */
-    async stop() {
-      await context.unrouteAll({ behavior: "ignoreErrors" });
-      await Promise.allSettled([...pending]);
+    /** From the next document `page` loads on, requests go through untouched. */
+    passThroughAfterReload(page: Page) {
+      page.once("domcontentloaded", () => {
+        passThrough = true;
+      });
     },
   };
 }

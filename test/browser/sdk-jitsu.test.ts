@@ -42,7 +42,7 @@ beforeAll(async () => {
   const snippet = substitute(readmeBlock("<!-- recipe: jitsu-snippet -->"), values);
   pages.set("/snippet.html", pageHtml([], snippet));
   browser = await launchChromium();
-}, 60_000);
+}, 120_000);
 
 afterAll(async () => {
   if (chromiumMissing) return;
@@ -105,7 +105,7 @@ describe.skipIf(Boolean(chromiumMissing))("Jitsu in Chromium", () => {
         expect(script?.method).toBe("GET");
       }
       await context.close();
-    }, 60_000);
+    }, 120_000);
 
     test(`${variant}: an event sent again from the reloaded page is stored once`, async () => {
       // Jitsu's SDK keeps no queue across a reload, so it never resends an event itself:
@@ -131,6 +131,6 @@ describe.skipIf(Boolean(chromiumMissing))("Jitsu in Chromium", () => {
       const after = (await storedFromRun(s, run)).filter((e) => e.messageId === first.messageId);
       expect(after).toHaveLength(1);
       await context.close();
-    }, 60_000);
+    }, 120_000);
   }
 });

@@ -137,7 +137,7 @@ describe.skipIf(Boolean(chromiumMissing))("RudderStack JS SDK v3 in Chromium", (
       const posts = requests.filter((r) => r.method === "POST").map((r) => r.path.split("?")[0]);
       expect(posts).toEqual(expect.arrayContaining(PATHS[variant]));
       await context.close();
-    }, 60_000);
+    }, 120_000);
   }
 
   for (const variant of ["xhr", "batched"] as const) {
@@ -155,19 +155,19 @@ describe.skipIf(Boolean(chromiumMissing))("RudderStack JS SDK v3 in Chromium", (
       });
       const [first] = await waitForStored(s, run, (e) => e.length === 1);
       expect(lost.count.forwarded).toBe(1);
-      await lost.stop();
+      lost.passThroughAfterReload(page);
       // The SDK's retry queue lives in localStorage; the reloaded page reclaims it and
       // sends the event again, with the same messageId.
       const id = String(first!.messageId);
       const resent = page.waitForResponse(
         (r) => r.url() === `${s.url}${path}` && (r.request().postData() ?? "").includes(id),
-        { timeout: 40_000 },
+        { timeout: 60_000 },
       );
       await page.reload();
       expect((await resent).status()).toBe(200);
       expect((await storedFromRun(s, run)).map((e) => e.messageId)).toEqual([id]);
       await context.close();
-    }, 60_000);
+    }, 120_000);
   }
 
   test("beacon: the same beacon sent again from the reloaded page is stored once", async () => {
@@ -194,5 +194,5 @@ describe.skipIf(Boolean(chromiumMissing))("RudderStack JS SDK v3 in Chromium", (
     expect(await duplicatesCounted(s)).toBe(before + 1);
     expect((await storedFromRun(s, run)).map((e) => e.messageId)).toEqual([first!.messageId]);
     await context.close();
-  }, 60_000);
+  }, 120_000);
 });

@@ -55,7 +55,7 @@ window.analytics = AnalyticsBrowser.load(
   pages.set("/default.html", pageHtml(["/default.js"]));
   pages.set("/batching.html", pageHtml(["/batching.js"]));
   browser = await launchChromium();
-}, 60_000);
+}, 120_000);
 
 afterAll(async () => {
   if (chromiumMissing) return;
@@ -119,7 +119,7 @@ describe.skipIf(Boolean(chromiumMissing))("Segment analytics.js 2.0 in Chromium"
         expect(r.headers.authorization).toBe(auth);
       }
       await context.close();
-    }, 60_000);
+    }, 120_000);
   }
 
   test("an event whose answer was lost is resent after a reload and stored once", async () => {
@@ -137,17 +137,17 @@ describe.skipIf(Boolean(chromiumMissing))("Segment analytics.js 2.0 in Chromium"
 
     // The SDK saw a network error and kept the event; it persists it on pagehide and
     // sends it again from the reloaded page, with the same messageId.
-    await lost.stop();
+    lost.passThroughAfterReload(page);
     const id = String(first!.messageId);
     const resent = page.waitForResponse(
       (r) => r.url() === `${s.url}/v1/t` && (r.request().postData() ?? "").includes(id),
-      { timeout: 30_000 },
+      { timeout: 60_000 },
     );
     await page.reload();
     expect((await resent).status()).toBe(200);
     expect((await storedFromRun(s, run)).map((e) => e.messageId)).toEqual([id]);
     await context.close();
-  }, 60_000);
+  }, 120_000);
 
   test("batching: the SDK's batch sent again from the reloaded page is stored once", async () => {
     // The batching strategy keeps no queue across a reload, so the SDK never resends a
@@ -171,5 +171,5 @@ describe.skipIf(Boolean(chromiumMissing))("Segment analytics.js 2.0 in Chromium"
     expect(again).toMatchObject({ status: 200, body: { accepted: 0, duplicates: 1 } });
     expect((await storedFromRun(s, run)).map((e) => e.messageId)).toEqual([first!.messageId]);
     await context.close();
-  }, 60_000);
+  }, 120_000);
 });
