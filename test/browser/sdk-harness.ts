@@ -146,22 +146,51 @@ export function newRun(): string {
   return `run-${crypto.randomUUID().slice(0, 8)}`;
 }
 
+/** A request the page sent to sluice. */
+export interface SentRequest {
+  method: string;
+  path: string;
+  /** As sent; complete once `withHeaders` has been awaited. */
+  headers: Record<string, string>;
+  body: string;
+}
+
+const headerReads = new WeakMap<SentRequest[], Promise<unknown>[]>();
+
 /** Records every request the page sends to `origin` (method, path, headers, body). */
-export function recordRequests(page: Page | BrowserContext, origin: string) {
-  const seen: { method: string; path: string; headers: Record<string, string>; body: string }[] =
-    [];
+export function recordRequests(page: Page | BrowserContext, origin: string): SentRequest[] {
+  const seen: SentRequest[] = [];
+  const reads: Promise<unknown>[] = [];
+  headerReads.set(seen, reads);
   const onRequest = (r: Request) => {
     if (!r.url().startsWith(origin)) return;
     const url = new URL(r.url());
-    seen.push({
+    const record = {
       method: r.method(),
       path: url.pathname + url.search,
       headers: r.headers(),
       body: r.postData() ?? "",
-    });
+    };
+    seen.push(record);
+    // The headers known when the request starts may be provisional (Content-Type
+    // missing): the full set comes from Chromium a little later.
+    reads.push(
+      r.allHeaders().then(
+        (h) => {
+          record.headers = h;
+        },
+        () => undefined,
+      ),
+    );
   };
   page.on("request", onRequest);
   return seen;
+}
+
+/** `requests` with every recorded request's full headers in. */
+export async function withHeaders(requests: SentRequest[]): Promise<SentRequest[]> {
+  await Promise.all(headerReads.get(requests) ?? []);
+  return requests;
 }
 
 /** Errors the page logged or threw (to show in a failing test). */
@@ -210,9 +239,6 @@ export async function loseAnswers(context: BrowserContext, origin: string, paths
 }
 
 export type { Browser, BrowserContext, Page };
-
-/** A request the page sent, as `recordRequests` keeps it. */
-export type SentRequest = ReturnType<typeof recordRequests>[number];
 
 /** The events in the page's POSTs (batches unpacked) whose page URL carries `run`. */
 export function sentEvents(requests: SentRequest[], run: string): Record<string, unknown>[] {

@@ -20,6 +20,7 @@ import {
   storedFromRun,
   substitute,
   waitForStored,
+  withHeaders,
 } from "./sdk-harness.ts";
 
 // Jitsu's browser SDK in Chromium, on a page of another origin, both ways README shows:
@@ -95,7 +96,7 @@ describe.skipIf(Boolean(chromiumMissing))("Jitsu in Chromium", () => {
       expect(storedAsSent(stored, sentEvents(requests, run), s.keys.browser)).toEqual({
         problems: [],
       });
-      const posts = requests.filter((r) => r.method === "POST");
+      const posts = (await withHeaders(requests)).filter((r) => r.method === "POST");
       expect(posts.map((r) => r.path)).toEqual(
         expect.arrayContaining(["/api/s/page", "/api/s/track", "/api/s/identify", "/api/s/group"]),
       );
@@ -122,7 +123,7 @@ describe.skipIf(Boolean(chromiumMissing))("Jitsu in Chromium", () => {
       });
       const stored = await waitForStored(s, run, (e) => e.some((x) => x.event === "Sent Twice"));
       const first = stored.find((e) => e.event === "Sent Twice")!;
-      const original = requests.find(
+      const original = (await withHeaders(requests)).find(
         (r) => r.path === "/api/s/track" && r.body.includes(String(first.messageId)),
       );
       await page.reload();

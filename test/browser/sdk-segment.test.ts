@@ -20,6 +20,7 @@ import {
   storedFromRun,
   substitute,
   waitForStored,
+  withHeaders,
 } from "./sdk-harness.ts";
 
 // Segment analytics.js 2.0 (@segment/analytics-next, from npm) in Chromium, on a page
@@ -115,7 +116,9 @@ describe.skipIf(Boolean(chromiumMissing))("Segment analytics.js 2.0 in Chromium"
         );
       // The key came from the settings' apiKey: Basic auth on every post.
       const auth = `Basic ${btoa(`${s.keys.browser}:`)}`;
-      for (const r of requests.filter((r) => r.method === "POST" && r.path !== "/v1/m")) {
+      for (const r of (await withHeaders(requests)).filter(
+        (r) => r.method === "POST" && r.path !== "/v1/m",
+      )) {
         expect(r.headers.authorization).toBe(auth);
       }
       await context.close();
@@ -162,7 +165,7 @@ describe.skipIf(Boolean(chromiumMissing))("Segment analytics.js 2.0 in Chromium"
       await (globalThis as any).analytics.track("Batched", { attempt: 1 });
     });
     const [first] = await waitForStored(s, run, (e) => e.length === 1);
-    const batch = requests.find(
+    const batch = (await withHeaders(requests)).find(
       (r) => r.path === "/v1/b" && r.body.includes(String(first!.messageId)),
     );
     expect(batch?.headers["content-type"]).toStartWith("text/plain");
