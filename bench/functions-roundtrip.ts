@@ -34,6 +34,7 @@ const pool = await FunctionPool.start({
   maxMemoryMb: 1024,
   defaultTimeoutMs: 5000,
   loadTimeoutMs: 10_000,
+  maxEvents: 500,
   store,
   logger: pino({ level: "silent" }),
 });

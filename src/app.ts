@@ -29,6 +29,11 @@ import { createLogger } from "./logger.ts";
 import { SluiceMetrics } from "./metrics/sluice.ts";
 import { SqliteRateLimiter } from "./ratelimit/sqlite.ts";
 import { lockDataDir } from "./state/lock.ts";
+import {
+  createPrivately,
+  type DataDirPermissions,
+  makeDataDirPrivate,
+} from "./state/permissions.ts";
 import { openStateDb } from "./state/sqlite.ts";
 import { VERSION } from "./version.ts";
 
@@ -62,8 +67,19 @@ export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {})
   for (const w of loaded.warnings) logger.warn(w);
 
   const dataDir = config.server.dataDir;
-  const lock = lockDataDir(dataDir);
-  const cleanup: (() => Promise<void> | void)[] = [() => lock.release()];
+  const umask = createPrivately();
+  let lock: ReturnType<typeof lockDataDir>;
+  try {
+    warnOpenDataDir(makeDataDirPrivate(dataDir), logger);
+    lock = lockDataDir(dataDir);
+  } catch (err) {
+    process.umask(umask);
+    throw err;
+  }
+  const cleanup: (() => Promise<void> | void)[] = [
+    () => process.umask(umask),
+    () => lock.release(),
+  ];
   const closeAll = async () => {
     for (const fn of cleanup.reverse()) {
       try {
@@ -247,5 +263,22 @@ export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {})
   } catch (err) {
     await closeAll();
     throw err;
+  }
+}
+
+/** The data dir check's findings as warnings: what was open to other users, what still is. */
+function warnOpenDataDir(found: DataDirPermissions, logger: Logger): void {
+  if (found.fixed.length > 0) {
+    logger.warn(
+      { count: found.fixed.length, entries: found.fixed.slice(0, 20) },
+      `data dir: ${found.fixed.length} entries were open to other users; made private (dirs 0700, files 0600)`,
+    );
+  }
+  if (found.unfixable.length > 0) {
+    logger.warn(
+      { count: found.unfixable.length, entries: found.unfixable.slice(0, 20) },
+      `data dir: ${found.unfixable.length} entries are open to other users and not sluice's to change; ` +
+        "chmod them (dirs 0700, files 0600)",
+    );
   }
 }

@@ -26,13 +26,16 @@ type Event = Record<string, unknown>;
  * goes on with the event as it was before that function. Return values: undefined →
  * the (mutated) copy goes on; "drop", null, false or [] → dropped, the chain stops;
  * an object → replaces the event; an array → several events, from the last function
- * only (earlier, it is an error in the exec log and the event goes on unchanged).
+ * only (earlier, it is an error in the exec log and the event goes on unchanged), at
+ * most `maxEvents` of them. Whatever user code throws or returns (a Proxy whose traps
+ * throw included) ends as an exec-log entry: this never rejects.
  */
 export async function runChain(
   steps: LoadedFunction[],
   event: Event,
   ctxFor: (fn: LoadedFunction) => FunctionContext,
   onStep: (index: number, fn: LoadedFunction) => void = () => {},
+  maxEvents = Number.POSITIVE_INFINITY,
 ): Promise<ChainOutput> {
   const execLog: ExecLogEntry[] = [];
   let current = event;
@@ -63,33 +66,64 @@ export async function runChain(
       continue;
     }
     entry.ms = elapsed(started);
-    if (isDrop(result)) {
+    let outcome: Outcome;
+    try {
+      outcome = classify(result, input, i === steps.length - 1, maxEvents);
+    } catch (err) {
+      // Reading the result ran user code (a Proxy's traps, getters) that threw.
+      outcome = {
+        error: { name: "TypeError", message: `unreadable return value: ${errorInfo(err).message}` },
+      };
+    }
+    if ("error" in outcome) {
+      entry.error = outcome.error;
+    } else if (outcome.events.length === 0) {
       entry.dropped = true;
       return { events: [], execLog };
-    }
-    if (result === undefined) {
-      current = input;
-    } else if (Array.isArray(result)) {
-      if (i < steps.length - 1) {
-        entry.error = {
-          name: "Error",
-          message: "only the last function of a chain may return several events",
-        };
-      } else if (!result.every(isJsonObject)) {
-        entry.error = { name: "TypeError", message: "returned array must hold event objects" };
-      } else {
-        return { events: result, execLog };
-      }
-    } else if (isJsonObject(result)) {
-      current = result;
+    } else if (outcome.split) {
+      return { events: outcome.events, execLog };
     } else {
-      entry.error = {
-        name: "TypeError",
-        message: `unsupported return value (${typeof result}): return nothing, an event, an array of events or "drop"`,
-      };
+      current = outcome.events[0]!;
     }
   }
   return { events: [current], execLog };
+}
+
+type Outcome = { events: Event[]; split?: true } | { error: ErrorInfo };
+
+/** What a function's return value means for the chain (may run user code: it can throw). */
+function classify(result: unknown, input: Event, last: boolean, maxEvents: number): Outcome {
+  if (isDrop(result)) return { events: [] };
+  if (result === undefined) return { events: [input] };
+  if (Array.isArray(result)) {
+    if (!last) {
+      return {
+        error: {
+          name: "Error",
+          message: "only the last function of a chain may return several events",
+        },
+      };
+    }
+    if (result.length > maxEvents) {
+      return {
+        error: {
+          name: "RangeError",
+          message: `returned ${result.length} events; a function may return at most ${maxEvents} (limits.maxBatchEvents)`,
+        },
+      };
+    }
+    if (!result.every(isJsonObject)) {
+      return { error: { name: "TypeError", message: "returned array must hold event objects" } };
+    }
+    return { events: result, split: true };
+  }
+  if (isJsonObject(result)) return { events: [result] };
+  return {
+    error: {
+      name: "TypeError",
+      message: `unsupported return value (${typeof result}): return nothing, an event, an array of events or "drop"`,
+    },
+  };
 }
 
 function isDrop(result: unknown): boolean {

@@ -1,6 +1,7 @@
 import { type FetchInit, fetchWithTimeout } from "./fetch.ts";
 import type { LogCapture, LogMethods } from "./logs.ts";
 import type { CallMeta, ConnectionSpec, StoreOp } from "./protocol.ts";
+import { checkEntrySize } from "./store-quota.ts";
 import { parseTtl } from "./ttl.ts";
 
 /** Sends one store operation to the server, which owns the store. */
@@ -54,6 +55,8 @@ export function storeApi(send: StoreTransport): FunctionStoreApi {
       checkKey(key);
       const json = JSON.stringify(value);
       if (json === undefined) throw new TypeError("store value must be JSON (not undefined)");
+      // Refused here already, so an oversized value never crosses to the server.
+      checkEntrySize(key, json);
       const given = typeof ttl === "object" && ttl !== null ? ttl.ttl : ttl;
       await send("set", key, json, parseTtl(given));
     },

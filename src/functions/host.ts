@@ -55,6 +55,7 @@ class FunctionHost {
       functions: init.functions,
       connections: init.connections,
       defaultTimeoutMs: init.defaultTimeoutMs,
+      maxEvents: init.maxEvents,
       skip: {},
     };
     // Each slot reports `ready` once its worker has loaded the functions, and joins `idle`.
@@ -106,7 +107,16 @@ class FunctionHost {
     store: (slot: WorkerSlot, generation: number, r: StoreRequest) => {
       const id = ++this.storeSeq;
       this.storeCalls.set(id, { slot, generation, id: r.id });
-      this.send({ t: "store", id, op: r.op, key: r.key, value: r.value, ttl: r.ttl });
+      this.send({
+        t: "store",
+        id,
+        con: r.con,
+        fn: r.fn,
+        op: r.op,
+        key: r.key,
+        value: r.value,
+        ttl: r.ttl,
+      });
     },
   };
 

@@ -14,7 +14,7 @@ import {
   type RunRequest,
   type StoreRequest,
 } from "./protocol.ts";
-import { type FunctionStore, runStoreRequest } from "./store.ts";
+import { type FunctionStore, runStoreRequest, storeOwner } from "./store.ts";
 
 export interface FunctionPoolOptions {
   functions: FunctionSpec[];
@@ -24,6 +24,8 @@ export interface FunctionPoolOptions {
   maxMemoryMb: number;
   defaultTimeoutMs: number;
   loadTimeoutMs: number;
+  /** The most events one function may return (limits.maxBatchEvents). */
+  maxEvents: number;
   store: FunctionStore;
   logger: Logger;
   /** Per-function run counts, errors and time for /metrics. */
@@ -215,6 +217,7 @@ export class FunctionPool implements FunctionRunner {
         defaultTimeoutMs: opts.defaultTimeoutMs,
         maxMemoryBytes: opts.maxMemoryMb * 1048576,
         loadTimeoutMs: opts.loadTimeoutMs,
+        maxEvents: opts.maxEvents,
       } satisfies ParentMessage,
     ]);
   }
@@ -321,9 +324,12 @@ export class FunctionPool implements FunctionRunner {
   }
 
   private async storeOp(m: StoreRequest, generation: number): Promise<void> {
-    const reply = await runStoreRequest(this.opts.store, m, (err) =>
-      this.opts.logger.error({ err, op: m.op }, "function store failed"),
-    );
+    const chain = this.opts.connections.find((c) => c.id === m.con)?.functions;
+    const reply = chain?.includes(m.fn)
+      ? await runStoreRequest(this.opts.store, storeOwner(m.con, m.fn), m, (err) =>
+          this.opts.logger.error({ err, op: m.op }, "function store failed"),
+        )
+      : { id: m.id, error: { name: "Error", message: "store request for an unknown function" } };
     if (generation !== this.generation || !this.proc) return;
     this.outbox.push({ t: "store", ...reply });
     if (this.outbox.length === 1) queueMicrotask(this.flush);

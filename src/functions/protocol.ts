@@ -77,6 +77,9 @@ export type StoreOp = "get" | "set" | "del" | "ttl";
 
 export interface StoreRequest {
   id: number;
+  /** Whose keys: the connection and function the ctx.store belongs to. */
+  con: string;
+  fn: string;
   op: StoreOp;
   key: string;
   /** JSON text, for set. */
@@ -100,6 +103,8 @@ export interface HostInit {
   maxMemoryBytes: number;
   /** How long a worker may take to load every function file. */
   loadTimeoutMs: number;
+  /** The most events a function may return (limits.maxBatchEvents). */
+  maxEvents: number;
 }
 
 export type ParentMessage =
@@ -122,6 +127,7 @@ export interface WorkerInit {
   functions: FunctionSpec[];
   connections: ConnectionSpec[];
   defaultTimeoutMs: number;
+  maxEvents: number;
   /** Where the worker says which call and function it runs (see progress.ts). */
   progress: SharedArrayBuffer;
   /** Functions not to import (they hung an earlier worker's loading), with the reason. */
@@ -190,12 +196,59 @@ export interface ChainResult {
   logs: LogEntry[];
 }
 
-/** Plain name and message of anything thrown. */
+/** The longest error message kept: a function may throw a string of any size. */
+const MAX_MESSAGE_CHARS = 4096;
+
+/**
+ * Plain name and message of anything thrown, never throwing itself: user code may
+ * throw a Proxy whose traps throw, a null-prototype object (no toString), a revoked
+ * Proxy, a symbol or a huge string. Each becomes an ordinary `{name, message}`, so
+ * a throw is always an exec-log error at once rather than a call that never answers.
+ */
 export function errorInfo(err: unknown): ErrorInfo {
-  if (err instanceof Error) return { name: err.name, message: err.message };
-  if (typeof err === "object" && err !== null && "message" in err) {
+  try {
+    if (typeof err !== "object" || err === null) {
+      return { name: "Error", message: clip(String(err)) };
+    }
     const e = err as { name?: unknown; message?: unknown };
-    return { name: String(e.name ?? "Error"), message: String(e.message) };
+    const isError = err instanceof Error;
+    if (!isError && !("message" in e)) {
+      return { name: "Error", message: clip(`a non-error value was thrown: ${asJson(err)}`) };
+    }
+    return { name: clip(plain(e.name, "Error")) || "Error", message: clip(plain(e.message, "")) };
+  } catch {
+    return {
+      name: "Error",
+      message: "a value was thrown that cannot be read (its traps or getters throw)",
+    };
   }
-  return { name: "Error", message: String(err) };
+}
+
+function plain(value: unknown, fallback: string): string {
+  if (value === undefined) return fallback;
+  if (typeof value === "string") return value;
+  if (typeof value === "object" && value !== null) return describe(value);
+  return String(value);
+}
+
+/** An object thrown without a message, as JSON if it can be (`{"code":5}`), else its tag. */
+function asJson(value: object): string {
+  try {
+    const json = JSON.stringify(value);
+    if (typeof json === "string") return json;
+  } catch {}
+  return describe(value);
+}
+
+/** `[object Object]`-style tag of an object that may have no prototype (no toString). */
+function describe(value: object): string {
+  try {
+    return Object.prototype.toString.call(value);
+  } catch {
+    return "[object]";
+  }
+}
+
+function clip(text: string): string {
+  return text.length > MAX_MESSAGE_CHARS ? `${text.slice(0, MAX_MESSAGE_CHARS)}…` : text;
 }

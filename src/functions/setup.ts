@@ -50,6 +50,7 @@ export function functionPoolOptions(
     maxMemoryMb: runtime.maxMemoryMb,
     defaultTimeoutMs: runtime.timeoutMs,
     loadTimeoutMs: LOAD_TIMEOUT_MS,
+    maxEvents: config.limits.maxBatchEvents,
     store,
     logger,
     metrics,

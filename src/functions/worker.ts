@@ -6,7 +6,7 @@
  * A separate entry point: `bun build --compile` must list it (see package.json).
  */
 import { type ChainOutput, type LoadedFunction, runChain, type UserFunction } from "./chain.ts";
-import { buildContext, deepFreeze, storeApi } from "./ctx.ts";
+import { buildContext, deepFreeze, type FunctionStoreApi, storeApi } from "./ctx.ts";
 import { captureConsole, LogCapture } from "./logs.ts";
 import { LOAD_CALL_ID, Progress } from "./progress.ts";
 import {
@@ -38,6 +38,8 @@ Bun.plugin({
 const functions = new Map<string, LoadedFunction>();
 const connections = new Map<string, ConnectionSpec>();
 let progress: Progress;
+/** A function may return at most this many events (limits.maxBatchEvents). */
+let maxEvents = Number.POSITIVE_INFINITY;
 let active: { capture: LogCapture; functionId: string } | null = null;
 const storeCalls = new Map<
   number,
@@ -57,14 +59,25 @@ process.exit = (code?: number | string | null) => {
 self.addEventListener("error", (e) => e.preventDefault());
 process.on("unhandledRejection", () => {});
 
-const store = storeApi(
-  (op, key, value, ttl) =>
-    new Promise((resolve, reject) => {
-      const id = ++storeSeq;
-      storeCalls.set(id, { resolve, reject });
-      post({ t: "store", id, op, key, value, ttl });
-    }),
-);
+const stores = new Map<string, FunctionStoreApi>();
+
+/** ctx.store of one function of one connection: its own keys (SPEC 7 quotas are per function). */
+function storeFor(con: string, fn: string): FunctionStoreApi {
+  const key = `${con}\u0000${fn}`;
+  let api = stores.get(key);
+  if (!api) {
+    api = storeApi(
+      (op, k, value, ttl) =>
+        new Promise((resolve, reject) => {
+          const id = ++storeSeq;
+          storeCalls.set(id, { resolve, reject });
+          post({ t: "store", id, con, fn, op, key: k, value, ttl });
+        }),
+    );
+    stores.set(key, api);
+  }
+  return api;
+}
 
 self.onmessage = (e: MessageEvent<ToWorker>) => {
   const m = e.data;
@@ -75,6 +88,7 @@ self.onmessage = (e: MessageEvent<ToWorker>) => {
 
 async function init(m: WorkerInit) {
   progress = new Progress(m.progress);
+  maxEvents = m.maxEvents;
   for (const c of m.connections) connections.set(c.id, deepFreeze(c));
   const reports = [];
   for (const [i, spec] of m.functions.entries()) {
@@ -127,13 +141,21 @@ async function run(m: RunRequest) {
             capture,
             functionId: fn.id,
             timeoutMs: fn.timeoutMs,
-            store,
+            store: storeFor(connection.id, fn.id),
           }),
         (i, fn) => {
           progress.enter(m.id, i);
           active = { capture, functionId: fn.id };
         },
+        maxEvents,
       );
+    } catch (err) {
+      // A bug of the runtime rather than user code: still an answer, never a hang.
+      const functionId = active?.functionId ?? connection.functions[0] ?? "";
+      output = {
+        events: [m.event],
+        execLog: [{ eventIndex: 0, functionId, ms: 0, error: errorInfo(err) }],
+      };
     } finally {
       active = null;
     }

@@ -1,0 +1,98 @@
+import { afterEach, expect, test } from "bun:test";
+import {
+  chmodSync,
+  chownSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { makeDataDirPrivate } from "../../src/state/permissions.ts";
+import { startTestServer, type TestServer } from "../support/server.ts";
+
+const mode = (path: string) => statSync(path).mode & 0o777;
+const asRoot = process.getuid?.() === 0;
+
+let s: TestServer | undefined;
+const dirs: string[] = [];
+afterEach(async () => {
+  await s?.cleanup();
+  s = undefined;
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+/** Every path under `dir`, itself included. */
+function walk(dir: string): string[] {
+  const out = [dir];
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) out.push(...walk(p));
+    else out.push(p);
+  }
+  return out;
+}
+
+test("a new data dir and everything the server writes into it is private (0700 / 0600)", async () => {
+  s = await startTestServer();
+  const res = await s.post(
+    "/v1/track",
+    { event: "e", userId: "u" },
+    { "x-write-key": s.keys.server },
+  );
+  expect(res.status).toBe(200);
+  for (const path of walk(s.dataDir)) {
+    const isDir = statSync(path).isDirectory();
+    expect(`${path} ${mode(path).toString(8)}`).toBe(`${path} ${isDir ? "700" : "600"}`);
+  }
+  expect(readFileSync(s.logFile, "utf8")).not.toContain("open to other users");
+});
+
+test("an open data dir is made private at start, with a warning naming what was open", async () => {
+  s = await startTestServer();
+  await s.stop();
+  chmodSync(s.dataDir, 0o755);
+  const state = join(s.dataDir, "state.db");
+  chmodSync(state, 0o644);
+  const logDir = join(s.dataDir, "log");
+  chmodSync(logDir, 0o777);
+  await s.restart();
+  expect(mode(s.dataDir)).toBe(0o700);
+  expect(mode(state)).toBe(0o600);
+  expect(mode(logDir)).toBe(0o700);
+  const warning = readFileSync(s.logFile, "utf8")
+    .split("\n")
+    .find((l) => l.includes("were open to other users"));
+  expect(warning).toBeDefined();
+  expect(JSON.parse(warning!)).toMatchObject({
+    level: 40,
+    count: 3,
+    entries: expect.arrayContaining([`${s.dataDir} 0755`, `${state} 0644`, `${logDir} 0777`]),
+  });
+});
+
+test.if(asRoot)("root fixes entries another user owns", () => {
+  const dir = mkdtempSync(join(tmpdir(), "sluice-perm-"));
+  dirs.push(dir);
+  const data = join(dir, "data");
+  mkdirSync(data, { mode: 0o755 });
+  chmodSync(data, 0o755);
+  const file = join(data, "theirs");
+  writeFileSync(file, "x");
+  chmodSync(file, 0o644);
+  chownSync(file, 65534, 65534);
+  expect(makeDataDirPrivate(data).fixed).toEqual([`${data} 0755`, `${file} 0644`]);
+  expect(mode(file)).toBe(0o600);
+});
+
+test("a missing data dir is created 0700", () => {
+  const dir = mkdtempSync(join(tmpdir(), "sluice-perm-"));
+  dirs.push(dir);
+  const data = join(dir, "nested", "data");
+  expect(makeDataDirPrivate(data)).toEqual({ fixed: [], unfixable: [] });
+  expect(mode(data)).toBe(0o700);
+});
