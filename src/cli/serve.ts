@@ -2,6 +2,7 @@ import { existsSync } from "node:fs";
 import { startSluice } from "../app.ts";
 import { ConfigError, configPath, loadConfig } from "../config/load.ts";
 import { drainLogger } from "../logger.ts";
+import { createPrivately } from "../state/permissions.ts";
 import { createConfigFile, printNewKeys } from "./init.ts";
 
 /**
@@ -14,6 +15,9 @@ export async function serve(configFlag: string | undefined): Promise<number> {
     if (explicit) throw new ConfigError(file, [{ path: "", message: "file not found" }]);
     printNewKeys(file, createConfigFile(file));
   }
+  // Everything the server creates from now on (log segments, state.db and its WAL,
+  // dead letters) is private to its user: 0600 files, 0700 dirs.
+  createPrivately();
   // Handlers go in before the server listens: a signal that arrives as soon as it
   // accepts requests must still stop it gracefully, not kill it.
   const started = startSluice(loadConfig(file));

@@ -43,11 +43,10 @@ export function makeDataDirPrivate(dataDir: string): DataDirPermissions {
 }
 
 /**
- * From now on the server creates files 0600 and dirs 0700 (umask 077), so new log
- * segments, state.db's WAL and dead letters are private as they are made. Returns
- * the previous umask, to put back when the server stops (tests run several servers
- * in one process).
+ * From now on this process creates files 0600 and dirs 0700 (umask 077), so new log
+ * segments, state.db's WAL and dead letters are private as they are made. For the
+ * `serve` process: a umask is process-wide, not something to set under a test runner.
  */
-export function createPrivately(): number {
-  return process.umask(0o077);
+export function createPrivately(): void {
+  process.umask(0o077);
 }

@@ -13,7 +13,10 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { makeDataDirPrivate } from "../../src/state/permissions.ts";
-import { startTestServer, type TestServer } from "../support/server.ts";
+import { cleanedAfterEach } from "../support/process.ts";
+import { makeTestConfig, startTestServer, type TestServer } from "../support/server.ts";
+
+const spawned = cleanedAfterEach();
 
 const mode = (path: string) => statSync(path).mode & 0o777;
 const asRoot = process.getuid?.() === 0;
@@ -37,19 +40,24 @@ function walk(dir: string): string[] {
   return out;
 }
 
-test("a new data dir and everything the server writes into it is private (0700 / 0600)", async () => {
-  s = await startTestServer();
-  const res = await s.post(
-    "/v1/track",
-    { event: "e", userId: "u" },
-    { "x-write-key": s.keys.server },
-  );
+test("`sluice serve` keeps its data dir and everything it writes there private (0700 / 0600)", async () => {
+  const made = makeTestConfig();
+  dirs.push(made.dir);
+  const server = await spawned.spawn(made.configFile);
+  const res = await fetch(`${server.url}/v1/track`, {
+    method: "POST",
+    headers: { "content-type": "application/json", "x-write-key": made.keys.server },
+    body: JSON.stringify({ event: "e", userId: "u" }),
+  });
   expect(res.status).toBe(200);
-  for (const path of walk(s.dataDir)) {
+  const paths = walk(made.dataDir);
+  expect(paths.some((p) => p.endsWith(".seg"))).toBe(true);
+  expect(paths.some((p) => p.endsWith("state.db-wal"))).toBe(true);
+  for (const path of paths) {
     const isDir = statSync(path).isDirectory();
     expect(`${path} ${mode(path).toString(8)}`).toBe(`${path} ${isDir ? "700" : "600"}`);
   }
-  expect(readFileSync(s.logFile, "utf8")).not.toContain("open to other users");
+  expect(server.output()).not.toContain("open to other users");
 });
 
 test("an open data dir is made private at start, with a warning naming what was open", async () => {
