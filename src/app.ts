@@ -67,19 +67,9 @@ export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {})
   for (const w of loaded.warnings) logger.warn(w);
 
   const dataDir = config.server.dataDir;
-  const umask = createPrivately();
-  let lock: ReturnType<typeof lockDataDir>;
-  try {
-    warnOpenDataDir(makeDataDirPrivate(dataDir), logger);
-    lock = lockDataDir(dataDir);
-  } catch (err) {
-    process.umask(umask);
-    throw err;
-  }
-  const cleanup: (() => Promise<void> | void)[] = [
-    () => process.umask(umask),
-    () => lock.release(),
-  ];
+  warnOpenDataDir(makeDataDirPrivate(dataDir), logger);
+  const lock = lockDataDir(dataDir);
+  const cleanup: (() => Promise<void> | void)[] = [() => lock.release()];
   const closeAll = async () => {
     for (const fn of cleanup.reverse()) {
       try {
