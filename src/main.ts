@@ -1,10 +1,10 @@
 #!/usr/bin/env bun
-import { VERSION } from "./app.ts";
 import { parseCommandLine } from "./cli/args.ts";
 import { CliError, UsageError } from "./cli/command.ts";
 import { COMMANDS } from "./cli/commands.ts";
 import { ConfigError } from "./config/load.ts";
 import { DataDirLockedError } from "./state/lock.ts";
+import { VERSION } from "./version.ts";
 
 /** Exit codes: 0 ok, 1 runtime failure, 2 bad config or usage. */
 async function main(argv: string[]): Promise<number> {

@@ -10,7 +10,6 @@ import { HELP, helpText } from "./help.ts";
 import { init } from "./init.ts";
 import { createKey, listKeys, revokeKey } from "./keys.ts";
 import { tail, verify } from "./log-commands.ts";
-import { serve } from "./serve.ts";
 
 // Every command names its options; util.parseArgs (strict) refuses any other. To add a
 // command: an entry here, its help text in help.ts (test/ops/cli.test.ts checks both).
@@ -23,7 +22,12 @@ const file = (flag: string | undefined) => configPath(flag).file;
 
 /** The `sluice` commands, by the words that name them. */
 export const COMMANDS: Command[] = [
-  command({ name: "serve", options: config, run: (v) => serve(v.config) }),
+  // Loaded when run: the server's modules take a second to load, which no other command needs.
+  command({
+    name: "serve",
+    options: config,
+    run: async (v) => (await import("./serve.ts")).serve(v.config),
+  }),
   command({ name: "init", options: config, run: (v) => init(v.config) }),
   command({ name: "check", options: config, run: (v) => check(v.config) }),
   command({

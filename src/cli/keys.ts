@@ -1,9 +1,15 @@
 import { readFileSync } from "node:fs";
 import { generateWriteKey, hashWriteKey, newKeyId } from "../auth/keys.ts";
-import { addWriteKey, formatEntry, removeWriteKey, type WriteKeyEntry } from "../config/edit.ts";
-import { loadConfig, parseConfig } from "../config/load.ts";
+import {
+  addWriteKey,
+  editConfigFile,
+  formatEntry,
+  isJsonText,
+  removeWriteKey,
+  type WriteKeyEntry,
+} from "../config/edit.ts";
+import { loadConfig } from "../config/load.ts";
 import { WriteKeyConfig } from "../config/schema.ts";
-import { replaceConfigFile } from "../config/write.ts";
 
 /** Exit code when the key was made but the file could not be edited: add the printed line. */
 export const EXIT_EDIT_BY_HAND = 3;
@@ -83,7 +89,7 @@ export function createKey(
   }
   const key = generateWriteKey(id);
   const entry: WriteKeyEntry = { id, type: opts.type, hash: hashWriteKey(key) };
-  const edited = editAndCheck(file, (text) => addWriteKey(text, source.id, entry));
+  const edited = editConfigFile(file, (text) => addWriteKey(text, source.id, entry));
   if (opts.quiet && edited.ok) {
     io.out(key);
     return 0;
@@ -94,7 +100,7 @@ export function createKey(
     io.err(`Could not edit ${file}: ${edited.why}. The file is unchanged.`);
     io.out(`Created ${entry.type} key ${id} for source ${source.id}, NOT yet recorded.`);
     io.out(`Add this line to the writeKeys list of source ${source.id} in ${file}:`);
-    io.out(`  - ${formatEntry(entry, false)}`);
+    io.out(`  - ${formatEntry({ ...entry }, isJsonText(readFileSync(file, "utf8")))}`);
   }
   io.out("This key is shown only now (the file keeps only its hash):");
   io.out(`  ${key}`);
@@ -115,7 +121,7 @@ export function revokeKey(file: string, opts: { id?: string }, io: KeysIo = stdi
     return 2;
   }
   const keyId = opts.id;
-  const edited = editAndCheck(file, (text) => removeWriteKey(text, keyId));
+  const edited = editConfigFile(file, (text) => removeWriteKey(text, keyId));
   if (!edited.ok) {
     io.err(`Could not edit ${file}: ${edited.why}. The file is unchanged.`);
     io.out(`Remove the entry with id ${keyId} from the writeKeys of source ${source.id} by hand.`);
@@ -124,30 +130,4 @@ export function revokeKey(file: string, opts: { id?: string }, io: KeysIo = stdi
   io.out(`Revoked key ${keyId} of source ${source.id} in ${file}.`);
   io.out(RELOAD_HINT);
   return 0;
-}
-
-/**
- * Applies a text edit if it yields a config that still loads. Returns why not
- * otherwise: no safe edit found, or the file could not be written (read-only mount).
- */
-function editAndCheck(
-  file: string,
-  edit: (text: string) => string | undefined,
-): { ok: true } | { ok: false; why: string } {
-  const edited = edit(readFileSync(file, "utf8"));
-  if (edited === undefined) return { ok: false, why: "its layout defeats a safe edit" };
-  try {
-    parseConfig(Bun.YAML.parse(edited), file);
-  } catch {
-    return { ok: false, why: "the edit would not validate" };
-  }
-  try {
-    replaceConfigFile(file, edited);
-  } catch (err) {
-    return {
-      ok: false,
-      why: `it cannot be written (${(err as NodeJS.ErrnoException).code ?? err})`,
-    };
-  }
-  return { ok: true };
 }

@@ -1,13 +1,16 @@
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
-import { Value } from "@sinclair/typebox/value";
+import {
+  type ConfigPath,
+  type ConfigProblem,
+  formatPath,
+  schemaProblems,
+  withDefaults,
+} from "./problems.ts";
 import { SluiceConfig } from "./schema.ts";
+import { type ParsedText, parseConfigText } from "./yaml.ts";
 
-/** One problem found in a config file: where, and why. */
-export interface ConfigProblem {
-  path: string;
-  message: string;
-}
+export type { ConfigProblem } from "./problems.ts";
 
 /** A config file that cannot be used; `sluice` exits with code 2 on it. */
 export class ConfigError extends Error {
@@ -15,9 +18,7 @@ export class ConfigError extends Error {
     readonly file: string,
     readonly problems: ConfigProblem[],
   ) {
-    super(
-      `invalid config ${file}:\n${problems.map((p) => `  ${p.path || "/"}: ${p.message}`).join("\n")}`,
-    );
+    super(`invalid config ${file}:\n${problems.map((p) => `  ${formatProblem(p)}`).join("\n")}`);
     this.name = "ConfigError";
   }
 }
@@ -46,27 +47,31 @@ export function configPath(
 /** Reads, validates and resolves a config file. Throws ConfigError listing every problem. */
 export function loadConfig(file: string, env = process.env): LoadedConfig {
   if (!existsSync(file)) throw new ConfigError(file, [{ path: "", message: "file not found" }]);
-  let raw: unknown;
-  try {
-    raw = Bun.YAML.parse(readFileSync(file, "utf8"));
-  } catch (err) {
-    throw new ConfigError(file, [
-      { path: "", message: `not valid YAML: ${(err as Error).message}` },
-    ]);
-  }
-  return parseConfig(raw ?? {}, file, env);
+  const parsed = parseConfigText(readFileSync(file, "utf8"));
+  if ("problems" in parsed) throw new ConfigError(file, parsed.problems);
+  return parseConfig(parsed.value ?? {}, file, env, parsed);
 }
 
-/** Validates an already-parsed config object; paths resolve against the folder of `file`. */
-export function parseConfig(raw: unknown, file: string, env = process.env): LoadedConfig {
-  const value = Value.Default(SluiceConfig, structuredClone(raw));
-  const problems: ConfigProblem[] = [...Value.Errors(SluiceConfig, value)].map((e) => ({
-    path: e.path,
-    message: e.message,
-  }));
-  if (problems.length > 0) throw new ConfigError(file, dedupeProblems(problems));
+/**
+ * Validates an already-parsed config object; paths resolve against the folder of `file`.
+ * With the parsed text, each problem also says its line and column.
+ */
+export function parseConfig(
+  raw: unknown,
+  file: string,
+  env = process.env,
+  text?: ParsedText,
+): LoadedConfig {
+  const place = (at: ConfigPath, message: string): ConfigProblem => ({
+    path: formatPath(at),
+    message,
+    ...text?.locate(at),
+  });
+  const value = withDefaults(SluiceConfig, structuredClone(raw));
+  const problems = schemaProblems(SluiceConfig, value).map((p) => place(p.at, p.message));
+  if (problems.length > 0) throw new ConfigError(file, problems);
   const config = value as SluiceConfig;
-  problems.push(...crossCheck(config));
+  problems.push(...crossCheck(config).map((p) => place(p.at, p.message)));
   applyEnv(config, env, problems);
   if (problems.length > 0) throw new ConfigError(file, problems);
 
@@ -88,36 +93,37 @@ export function parseConfig(raw: unknown, file: string, env = process.env): Load
   return { config, file, warnings };
 }
 
-function crossCheck(config: SluiceConfig): ConfigProblem[] {
-  const problems: ConfigProblem[] = [];
+function crossCheck(config: SluiceConfig): { at: ConfigPath; message: string }[] {
+  const problems: { at: ConfigPath; message: string }[] = [];
   const sourceIds = new Set<string>();
   const keyIds = new Set<string>();
   config.sources.forEach((s, i) => {
-    if (sourceIds.has(s.id)) problems.push({ path: `/sources/${i}/id`, message: "duplicate id" });
+    if (sourceIds.has(s.id)) problems.push({ at: ["sources", i, "id"], message: "duplicate id" });
     sourceIds.add(s.id);
     s.writeKeys.forEach((k, j) => {
-      const path = `/sources/${i}/writeKeys/${j}`;
-      if (keyIds.has(k.id)) problems.push({ path: `${path}/id`, message: "duplicate key id" });
+      const at = ["sources", i, "writeKeys", j];
+      if (keyIds.has(k.id)) problems.push({ at: [...at, "id"], message: "duplicate key id" });
       keyIds.add(k.id);
       if ((k.hash === undefined) === (k.key === undefined)) {
-        problems.push({ path, message: "needs exactly one of hash or key" });
+        problems.push({ at, message: "needs exactly one of hash or key" });
       }
     });
   });
   const fnIds = new Set(config.functions.map((f) => f.id));
   const conIds = new Set<string>();
   config.connections.forEach((c, i) => {
-    if (conIds.has(c.id)) problems.push({ path: `/connections/${i}/id`, message: "duplicate id" });
+    if (conIds.has(c.id)) problems.push({ at: ["connections", i, "id"], message: "duplicate id" });
     conIds.add(c.id);
     if (!sourceIds.has(c.source)) {
-      problems.push({ path: `/connections/${i}/source`, message: `unknown source ${c.source}` });
+      const known = [...sourceIds].join(", ") || "none";
+      problems.push({
+        at: ["connections", i, "source"],
+        message: `unknown source ${c.source} (sources: ${known})`,
+      });
     }
     c.functions.forEach((f, j) => {
       if (!fnIds.has(f)) {
-        problems.push({
-          path: `/connections/${i}/functions/${j}`,
-          message: `unknown function ${f}`,
-        });
+        problems.push({ at: ["connections", i, "functions", j], message: `unknown function ${f}` });
       }
     });
   });
@@ -140,13 +146,11 @@ function applyEnv(config: SluiceConfig, env: NodeJS.ProcessEnv, problems: Config
   }
 }
 
-/** TypeBox reports a union failure once per member; keep one line per path and message. */
-function dedupeProblems(problems: ConfigProblem[]): ConfigProblem[] {
-  const seen = new Set<string>();
-  return problems.filter((p) => {
-    const k = `${p.path}\0${p.message}`;
-    if (seen.has(k)) return false;
-    seen.add(k);
-    return true;
-  });
+/** `sources[0].id (line 4, column 7): duplicate id`; a problem of the whole file without a path. */
+export function formatProblem(p: ConfigProblem): string {
+  const pos = p.line === undefined ? "" : `line ${p.line}, column ${p.column}`;
+  // A message of several lines (the kinds of a destination) continues indented.
+  const message = p.message.replaceAll("\n", "\n      ");
+  if (!p.path) return pos ? `${pos}: ${message}` : message;
+  return `${p.path}${pos ? ` (${pos})` : ""}: ${message}`;
 }

@@ -1,5 +1,8 @@
 import { type Static, Type as t } from "@sinclair/typebox";
 
+// `hint` (on a pattern) is what a config error says the value must be (config/problems.ts).
+const ID_HINT = "letters, digits, _ . - only";
+
 /** Listener and data directory. */
 export const ServerConfig = t.Object(
   {
@@ -70,10 +73,12 @@ export type LoggerConfig = Static<typeof LoggerConfig>;
 
 export const WriteKeyConfig = t.Object(
   {
-    id: t.String({ minLength: 1, pattern: "^[A-Za-z0-9_.-]+$" }),
+    id: t.String({ minLength: 1, pattern: "^[A-Za-z0-9_.-]+$", hint: ID_HINT }),
     type: t.Union([t.Literal("browser"), t.Literal("server")]),
     /** `sha256:<hex>` of the whole key string. */
-    hash: t.Optional(t.String({ pattern: "^sha256:[0-9a-f]{64}$" })),
+    hash: t.Optional(
+      t.String({ pattern: "^sha256:[0-9a-f]{64}$", hint: "sha256: and 64 hex digits" }),
+    ),
     /** Plaintext key: accepted for local development only, with a warning. */
     key: t.Optional(t.String({ minLength: 8 })),
   },
@@ -92,7 +97,7 @@ export type RateLimitConfig = Static<typeof RateLimitConfig>;
 
 export const SourceConfig = t.Object(
   {
-    id: t.String({ minLength: 1, pattern: "^[A-Za-z0-9_.-]+$" }),
+    id: t.String({ minLength: 1, pattern: "^[A-Za-z0-9_.-]+$", hint: ID_HINT }),
     name: t.Optional(t.String()),
     allowedOrigins: t.Optional(t.Array(t.String({ minLength: 1 }))),
     rateLimit: RateLimitConfig,
@@ -119,7 +124,7 @@ const delivery = {
 export const WebhookDestination = t.Object(
   {
     type: t.Literal("webhook"),
-    url: t.String({ pattern: "^https?://" }),
+    url: t.String({ pattern: "^https?://", hint: "an http:// or https:// URL" }),
     headers: t.Optional(t.Record(t.String(), t.String())),
     /** Signs each request (`X-Sluice-Signature`, HMAC-SHA256); never logged. */
     secret: t.Optional(t.String({ minLength: 1 })),
@@ -131,8 +136,10 @@ export const WebhookDestination = t.Object(
 export const PostgresDestination = t.Object(
   {
     type: t.Literal("postgres"),
-    url: t.String({ pattern: "^postgres(ql)?://" }),
-    table: t.Optional(t.String({ pattern: "^[A-Za-z_][A-Za-z0-9_]*$" })),
+    url: t.String({ pattern: "^postgres(ql)?://", hint: "a postgres:// URL" }),
+    table: t.Optional(
+      t.String({ pattern: "^[A-Za-z_][A-Za-z0-9_]*$", hint: "a table name (letters, digits, _)" }),
+    ),
     ...delivery,
   },
   { additionalProperties: false },
@@ -164,7 +171,7 @@ export type DestinationConfig = Static<typeof DestinationConfig>;
 
 export const ConnectionConfig = t.Object(
   {
-    id: t.String({ minLength: 1, pattern: "^[A-Za-z0-9_.-]+$" }),
+    id: t.String({ minLength: 1, pattern: "^[A-Za-z0-9_.-]+$", hint: ID_HINT }),
     source: t.String({ minLength: 1 }),
     destination: DestinationConfig,
     functions: t.Array(t.String(), { default: [] }),
@@ -178,7 +185,7 @@ export type ConnectionConfig = Static<typeof ConnectionConfig>;
 
 export const FunctionConfig = t.Object(
   {
-    id: t.String({ minLength: 1, pattern: "^[A-Za-z0-9_.-]+$" }),
+    id: t.String({ minLength: 1, pattern: "^[A-Za-z0-9_.-]+$", hint: ID_HINT }),
     file: t.String({ minLength: 1 }),
     timeoutMs: t.Optional(t.Integer({ minimum: 1 })),
   },

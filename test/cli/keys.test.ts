@@ -124,11 +124,13 @@ test("keys create refuses bad input and leaves the file alone", async () => {
 
 test("keys create on a file it cannot edit safely prints the line to add (exit 3)", async () => {
   const { dir } = await initDir();
-  const file = join(dir, "tagged.yaml");
-  const text = `# a tag defeats the textual edit
-sources:
+  const file = join(dir, "aliased.yaml");
+  // Both sources share one list through an alias: adding to it would give the key to both.
+  const text = `sources:
   - id: web
-    writeKeys: !!seq [ { id: a, type: server, hash: "${hashWriteKey("a:secret-secret")}" } ]
+    writeKeys: &none []
+  - id: other
+    writeKeys: *none
 `;
   writeFileSync(file, text);
   const res = await runCli([
@@ -181,5 +183,5 @@ test("keys on an invalid config: exit 2 with the problems", async () => {
   writeFileSync(file, "sources:\n  - id: web\n    rateLimit: { burst: 0 }\n");
   const res = await runCli(["keys", "list", "--config", file]);
   expect(res.code).toBe(2);
-  expect(res.stderr).toContain("/sources/0/rateLimit/burst");
+  expect(res.stderr).toContain("sources[0].rateLimit.burst (line 3, column 18): must be at least 1");
 });

@@ -64,37 +64,46 @@ test("check on an invalid config exits 2 and lists every problem with its path",
   expect(res.stdout).toBe("");
   expect(res.stderr).toContain(`invalid config ${file}`);
   // All three, not just the first one found.
-  expect(res.stderr).toMatch(/^ {2}\/server\/port: .*65535/m);
-  expect(res.stderr).toMatch(/^ {2}\/colour: Unexpected property/m);
-  expect(res.stderr).toMatch(/^ {2}\/sources\/0\/writeKeys\/0\/type: Expected required property/m);
+  // Each with its path, and its line and column in the file.
+  expect(res.stderr).toContain("\n  server.port (line 1, column 11): must be at most 65535\n");
+  expect(res.stderr).toMatch(
+    /^ {2}colour \(line 2, column 1\): unknown field; the fields here are: server, /m,
+  );
+  expect(res.stderr).toContain(
+    "\n  sources[0].writeKeys[0].type (line 6, column 9): is required: one of browser, server\n",
+  );
 });
 
 test("cross-field problems are listed too: unknown source, duplicate ids, hash and key both given", async () => {
   const file = writeConfig(
     "cross.yaml",
-    JSON.stringify({
-      sources: [
-        { id: "web", writeKeys: [{ id: "k1", type: "server", hash, key: "k1:secret-value" }] },
-        { id: "web", writeKeys: [{ id: "k1", type: "browser", hash }] },
-      ],
-      connections: [
-        {
-          id: "c1",
-          source: "nowhere",
-          destination: { type: "file", path: "./out.ndjson" },
-          functions: ["missing"],
-        },
-      ],
-    }),
+    JSON.stringify(
+      {
+        sources: [
+          { id: "web", writeKeys: [{ id: "k1", type: "server", hash, key: "k1:secret-value" }] },
+          { id: "web", writeKeys: [{ id: "k1", type: "browser", hash }] },
+        ],
+        connections: [
+          {
+            id: "c1",
+            source: "nowhere",
+            destination: { type: "file", path: "./out.ndjson" },
+            functions: ["missing"],
+          },
+        ],
+      },
+      null,
+      2,
+    ),
   );
   const res = await runCli(["check", "--config", file]);
   expect(res.code).toBe(2);
   for (const line of [
-    "/sources/0/writeKeys/0: needs exactly one of hash or key",
-    "/sources/1/id: duplicate id",
-    "/sources/1/writeKeys/0/id: duplicate key id",
-    "/connections/0/source: unknown source nowhere",
-    "/connections/0/functions/0: unknown function missing",
+    "sources[0].writeKeys[0] (line 6, column 9): needs exactly one of hash or key",
+    "sources[1].id (line 15, column 7): duplicate id",
+    "sources[1].writeKeys[0].id (line 18, column 11): duplicate key id",
+    "connections[0].source (line 28, column 7): unknown source nowhere (sources: web)",
+    "connections[0].functions[0] (line 34, column 9): unknown function missing",
   ]) {
     expect(res.stderr).toContain(line);
   }
@@ -107,7 +116,8 @@ test("invalid YAML exits 2 with a reason", async () => {
   const res = await runCli(["check", "--config", file]);
   expect(res.code).toBe(2);
   expect(res.stderr).toContain(`invalid config ${file}`);
-  expect(res.stderr).toContain("not valid YAML");
+  // The line and column of the mistake, not only that there is one.
+  expect(res.stderr).toContain("\n  line 1, column 10: not valid YAML: ");
 });
 
 test("a missing config file exits 2", async () => {
@@ -120,8 +130,75 @@ test("serve on an invalid config does not start: exit 2 with every problem liste
   const file = writeConfig("invalid-serve.yaml", invalid);
   const serve = startCli(["serve", "--config", file]);
   expect(await exitCode(serve.proc)).toBe(2);
-  expect(serve.output()).toContain("/colour: Unexpected property");
-  expect(serve.output()).toContain("/server/port:");
-  expect(serve.output()).toContain("/sources/0/writeKeys/0/type:");
+  expect(serve.output()).toContain("colour (line 2, column 1): unknown field");
+  expect(serve.output()).toContain("server.port (line 1, column 11):");
+  expect(serve.output()).toContain("sources[0].writeKeys[0].type (line 6, column 9):");
   expect(serve.output()).not.toContain("sluice started");
 }, 15_000);
+
+test("a wrong destination says what its type needs, not 'Expected union value'", async () => {
+  const file = writeConfig(
+    "destinations.yaml",
+    `sources: [{ id: web }]
+connections:
+  - { id: c1, source: web, destination: { type: webhook } }
+  - id: c2
+    source: web
+    destination:
+      type: file
+      url: http://example.com/
+  - { id: c3, source: web, destination: { type: kafka } }
+  - { id: c4, source: web, destination: { type: postgres, url: "http://x" }, start: middle }
+`,
+  );
+  const res = await runCli(["check", "--config", file]);
+  expect(res.code).toBe(2);
+  const err = res.stderr;
+  expect(err).not.toContain("union");
+  expect(err).toContain(
+    "connections[0].destination.url (line 3, column 28): is required: a webhook destination " +
+      "needs url (an http:// or https:// URL); may have headers,",
+  );
+  expect(err).toContain(
+    "connections[1].destination.path (line 6, column 5): is required: a file destination needs path;",
+  );
+  expect(err).toContain(
+    "connections[1].destination.url (line 8, column 7): unknown field of a file destination; " +
+      "the fields here are: type, path, maxBytes,",
+  );
+  // An unknown type lists every type with what it needs.
+  expect(err).toContain("connections[2].destination.type (line 9, column 43): must be one of:\n");
+  expect(err).toMatch(/^ {6}webhook needs url \(an http:\/\/ or https:\/\/ URL\);/m);
+  expect(err).toMatch(/^ {6}file needs path;/m);
+  expect(err).toContain(
+    "connections[3].destination.url (line 10, column 59): must be a postgres:// URL",
+  );
+  expect(err).toContain("connections[3].start (line 10, column 78): must be one of oldest, now");
+});
+
+test("a value of the wrong kind is reported, not replaced by the default", async () => {
+  // `sources: {}` once read as "no sources" and `limits: []` as the default limits.
+  const file = writeConfig("kinds.json", `{\n  "sources": {},\n  "limits": [1]\n}\n`);
+  const res = await runCli(["check", "--config", file]);
+  expect(res.code).toBe(2);
+  expect(res.stderr).toContain("sources (line 2, column 3): must be a list");
+  expect(res.stderr).toContain("limits (line 3, column 3): must be a mapping (key: value)");
+});
+
+test("YAML mistakes name their line: bad indentation, a duplicate key", async () => {
+  const indent = await runCli([
+    "check",
+    "--config",
+    writeConfig("indent.yaml", "server:\n  port: 1\n port: 2\n"),
+  ]);
+  expect(indent.code).toBe(2);
+  expect(indent.stderr).toContain("line 3, column 1: not valid YAML: ");
+  // A duplicate key would silently drop the first (a whole list of sources): refused.
+  const dup = await runCli([
+    "check",
+    "--config",
+    writeConfig("dup.yaml", "sources: []\nconnections: []\nsources: []\n"),
+  ]);
+  expect(dup.code).toBe(2);
+  expect(dup.stderr).toContain("line 3, column 1: not valid YAML: Map keys must be unique");
+});

@@ -1,5 +1,11 @@
 import { describe, expect, test } from "bun:test";
-import { addWriteKey, removeWriteKey, type WriteKeyEntry } from "../../src/config/edit.ts";
+import {
+  addAdminToken,
+  addWriteKey,
+  removeAdminToken,
+  removeWriteKey,
+  type WriteKeyEntry,
+} from "../../src/config/edit.ts";
 import { parseConfig } from "../../src/config/load.ts";
 
 const H = (c: string) => `sha256:${c.repeat(64)}`;
@@ -105,13 +111,13 @@ describe("addWriteKey", () => {
     expect(lineDiff(INIT_STYLE, out).removed).toEqual([]);
   });
 
-  test("block mappings with items at the key's indent", () => {
+  test("block mappings with items at the key's indent: a block item like the one before", () => {
     const out = addWriteKey(BLOCK_STYLE, "web", NEW)!;
     expect(keysOf(out)).toEqual({ web: ["a", "b", "wk_new"], other: ["c"] });
-    expect(lineDiff(BLOCK_STYLE, out)).toEqual({
-      added: [`  - { id: wk_new, type: server, hash: "${H("e")}" }`],
-      removed: [],
-    });
+    expect(out).toContain(
+      `    key: "b:plaintext-secret"\n  - id: wk_new\n    type: server\n    hash: "${H("e")}"\n  rateLimit:`,
+    );
+    expect(lineDiff(BLOCK_STYLE, out).removed).toEqual([]);
   });
 
   test("JSON: a JSON object in the list's layout; still JSON", () => {
@@ -199,5 +205,121 @@ describe("removeWriteKey", () => {
 
   test("unknown key: undefined", () => {
     expect(removeWriteKey(INIT_STYLE, "nope")).toBeUndefined();
+  });
+});
+
+// Every byte of the file but the edited lines is kept: the yaml Document finds the
+// places, the edit is spliced in (printing the Document again would re-indent lists,
+// pad brackets, and put a JSON file on one line).
+const COMMENTED = `# top comment
+server:
+  port: 8080 # the port
+
+sources:
+  - id: web
+    writeKeys: # none yet
+  - id: two
+    writeKeys: ~
+  - id: three
+    name: x
+# trailing comment
+`;
+
+/** `text` with `lines` inserted after the line that is exactly `after`. */
+function insertAfter(text: string, after: string, ...lines: string[]) {
+  const at = text.indexOf(`${after}\n`) + after.length + 1;
+  expect(at).toBeGreaterThan(after.length);
+  return text.slice(0, at) + lines.map((l) => `${l}\n`).join("") + text.slice(at);
+}
+
+describe("edits keep the rest of the file byte for byte", () => {
+  const item = `{ id: wk_new, type: server, hash: "${H("e")}" }`;
+
+  test("a commented file: a bare `writeKeys:`, a `~`, a source without writeKeys", () => {
+    expect(addWriteKey(COMMENTED, "web", NEW)).toBe(
+      insertAfter(COMMENTED, "    writeKeys: # none yet", `      - ${item}`),
+    );
+    expect(addWriteKey(COMMENTED, "two", NEW)).toBe(
+      COMMENTED.replace("    writeKeys: ~", `    writeKeys: [${item}]`),
+    );
+    expect(addWriteKey(COMMENTED, "three", NEW)).toBe(
+      insertAfter(COMMENTED, "    name: x", "    writeKeys:", `      - ${item}`),
+    );
+  });
+
+  test("a JSON file stays JSON, every other line as it was", () => {
+    const text = `${JSON_STYLE}\n`;
+    const added = addWriteKey(text, "other", NEW)!;
+    expect(added).toBe(
+      text.replace(
+        `"hash": "${H("c")}"\n        }`,
+        `"hash": "${H("c")}"\n        },\n        { "id": "wk_new", "type": "server", "hash": "${H("e")}" }`,
+      ),
+    );
+    expect(JSON.parse(added).sources[1].writeKeys).toHaveLength(2);
+    // Taking it out again gives the original file back.
+    expect(removeWriteKey(added, "wk_new")).toBe(text);
+  });
+
+  test("add then revoke gives back the original, byte for byte, in every style", () => {
+    const cases: [string, string[]][] = [
+      [INIT_STYLE, ["default", "api"]],
+      [BLOCK_STYLE, ["web", "other"]],
+      [FLOW_STYLE, ["web"]],
+      [JSON_STYLE, ["web", "other"]],
+      [INIT_STYLE.replace(/\n/g, "\r\n"), ["default", "api"]],
+    ];
+    for (const [text, sources] of cases) {
+      for (const source of sources) {
+        const added = addWriteKey(text, source, NEW)!;
+        expect(keysOf(added)[source]).toContain("wk_new");
+        expect(removeWriteKey(added, "wk_new")).toBe(text);
+      }
+    }
+  });
+
+  test("an aliased list is not edited: the change would reach every use of its anchor", () => {
+    const text = `sources:\n  - id: web\n    writeKeys: &none []\n  - id: other\n    writeKeys: *none\n`;
+    expect(addWriteKey(text, "web", NEW)).toBeUndefined();
+    expect(addWriteKey(text, "other", NEW)).toBeUndefined();
+  });
+});
+
+describe("admin tokens (admin.tokens, made when missing)", () => {
+  const TOKEN = { id: "ops", hash: H("f") };
+  const line = `{ id: ops, hash: "${H("f")}" }`;
+
+  test("YAML without admin: added at the end of the top level, before a trailing comment", () => {
+    expect(addAdminToken(COMMENTED, TOKEN)).toBe(
+      insertAfter(COMMENTED, "    name: x", "admin:", "  tokens:", `    - ${line}`),
+    );
+    expect(addAdminToken("admin:\nsources: []\n", TOKEN)).toBe(
+      `admin:\n  tokens:\n    - ${line}\nsources: []\n`,
+    );
+    expect(addAdminToken("# only a comment\n", TOKEN)).toBe(
+      `# only a comment\nadmin:\n  tokens:\n    - ${line}\n`,
+    );
+  });
+
+  test("a second token goes after the first; removing the last leaves tokens: []", () => {
+    const one = addAdminToken(COMMENTED, TOKEN)!;
+    const two = addAdminToken(one, { id: "ci", hash: H("a") })!;
+    expect(two).toBe(insertAfter(one, `    - ${line}`, `    - { id: ci, hash: "${H("a")}" }`));
+    expect(removeAdminToken(two, "ci")).toBe(one);
+    const none = removeAdminToken(one, "ops")!;
+    expect(none).toContain("admin:\n  tokens: []\n# trailing comment");
+    expect(removeAdminToken(none, "ops")).toBeUndefined();
+  });
+
+  test("JSON: a JSON member, still JSON", () => {
+    const text = `${JSON_STYLE}\n`;
+    const out = addAdminToken(text, TOKEN)!;
+    expect(JSON.parse(out).admin).toEqual({ tokens: [TOKEN] });
+    expect(out).toBe(
+      text.replace(
+        /\n}\n$/,
+        `,\n  "admin": { "tokens": [{ "id": "ops", "hash": "${H("f")}" }] }\n}\n`,
+      ),
+    );
   });
 });

@@ -75,7 +75,7 @@ test("SIGHUP with a bad config refuses it, says why and keeps the running keys",
   expect(line.level).toBe(50);
   expect(line.msg).toStartWith("config reload refused, the running config is kept");
   const paths = line.problems.map((p: { path: string }) => p.path);
-  expect(paths).toContain("/sources/0/rateLimit/eventsPerSecond");
+  expect(paths).toContain("sources[0].rateLimit.eventsPerSecond");
   expect(server.proc.exitCode).toBeNull();
   expect(await send(made.keys.server, "kept-1")).toBe(200);
   expect(await send(made.keys.other, "kept-2")).toBe(200);
