@@ -183,5 +183,7 @@ test("keys on an invalid config: exit 2 with the problems", async () => {
   writeFileSync(file, "sources:\n  - id: web\n    rateLimit: { burst: 0 }\n");
   const res = await runCli(["keys", "list", "--config", file]);
   expect(res.code).toBe(2);
-  expect(res.stderr).toContain("sources[0].rateLimit.burst (line 3, column 18): must be at least 1");
+  expect(res.stderr).toContain(
+    "sources[0].rateLimit.burst (line 3, column 18): must be at least 1",
+  );
 });
