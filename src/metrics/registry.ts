@@ -5,6 +5,15 @@
  * Children are kept in nested maps keyed by the label values themselves, so an
  * increment on a known series is a few map lookups and no allocation: the hot path
  * (one request, one batch) may call it freely.
+ *
+ * Why not prom-client (issue 14 asked): prom-client 15.1.3 runs on Bun (the metrics
+ * tests pass against an adapter over it, apart from its blank lines between families),
+ * but it is about ten times slower where it counts: one request's metrics (a counter
+ * with 3 labels, a histogram with 2, a counter with 2) took 4.4-9.7 µs with
+ * prom-client (label objects, hashed to a sorted string key on every call; `labels()`
+ * no better) against 0.4-0.8 µs here, 1M requests on a shared 2-core machine under
+ * load. Its `metrics()` is also async, so the /metrics route and every caller of
+ * render() would change. 220 lines kept for a 10x cheaper hot path.
  */
 
 type LabelValue = string | number;
