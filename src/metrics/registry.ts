@@ -8,12 +8,11 @@
  *
  * Why not prom-client (issue 14 asked): prom-client 15.1.3 runs on Bun (the metrics
  * tests pass against an adapter over it, apart from its blank lines between families),
- * but it is about ten times slower where it counts: one request's metrics (a counter
- * with 3 labels, a histogram with 2, a counter with 2) took 4.4-9.7 µs with
- * prom-client (label objects, hashed to a sorted string key on every call; `labels()`
- * no better) against 0.4-0.8 µs here, 1M requests on a shared 2-core machine under
- * load. Its `metrics()` is also async, so the /metrics route and every caller of
- * render() would change. 220 lines kept for a 10x cheaper hot path.
+ * but it is about ten times slower where it counts: one request's metrics cost
+ * 3.2-3.5 µs with prom-client (a label object per call, hashed to a sorted string
+ * key) against 0.36-0.39 µs here (`bun bench/experiments/metrics-registry.ts`, see
+ * bench/RESULTS.md). Its `metrics()` is also async, so /metrics and every render()
+ * caller would change. A ~200-line file is kept for a 10x cheaper hot path.
  */
 
 type LabelValue = string | number;
