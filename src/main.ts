@@ -2,7 +2,7 @@
 import { parseCommandLine } from "./cli/args.ts";
 import { CliError, UsageError } from "./cli/command.ts";
 import { COMMANDS } from "./cli/commands.ts";
-import { ConfigError } from "./config/load.ts";
+import { ConfigError } from "./config/errors.ts";
 import { DataDirLockedError } from "./state/lock.ts";
 import { VERSION } from "./version.ts";
 

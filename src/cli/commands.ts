@@ -1,18 +1,12 @@
-import { createAdminToken, listAdminTokens } from "../admin/token-command.ts";
-import { configPath, loadConfig } from "../config/load.ts";
+import { configPath } from "../config/path.ts";
 import { HOST_COMMAND } from "../functions/entrypoints.ts";
-import { check } from "./check.ts";
 import { type Command, command } from "./command.ts";
-import { connectionsReport, formatConnections } from "./connections.ts";
-import { listDeadLetters, redrive } from "./deadletters.ts";
-import { checkHealth, healthUrl } from "./health.ts";
 import { HELP, helpText } from "./help.ts";
-import { init } from "./init.ts";
-import { createKey, listKeys, revokeKey } from "./keys.ts";
-import { tail, verify } from "./log-commands.ts";
 
 // Every command names its options; util.parseArgs (strict) refuses any other. To add a
 // command: an entry here, its help text in help.ts (test/ops/cli.test.ts checks both).
+// Each command loads its modules when it runs, so that --help and a usage error answer
+// at once, without loading the config schema, the server or the log.
 
 const string = { type: "string" } as const;
 const boolean = { type: "boolean" } as const;
@@ -22,38 +16,53 @@ const file = (flag: string | undefined) => configPath(flag).file;
 
 /** The `sluice` commands, by the words that name them. */
 export const COMMANDS: Command[] = [
-  // Loaded when run: the server's modules take a second to load, which no other command needs.
   command({
     name: "serve",
     options: config,
     run: async (v) => (await import("./serve.ts")).serve(v.config),
   }),
-  command({ name: "init", options: config, run: (v) => init(v.config) }),
-  command({ name: "check", options: config, run: (v) => check(v.config) }),
+  command({
+    name: "init",
+    options: config,
+    run: async (v) => (await import("./init.ts")).init(v.config),
+  }),
+  command({
+    name: "check",
+    options: config,
+    run: async (v) => (await import("./check.ts")).check(v.config),
+  }),
   command({
     name: "keys list",
     options: { ...config, source: string, json: boolean },
-    run: (v) => listKeys(file(v.config), { source: v.source, json: v.json }),
+    run: async (v) =>
+      (await import("./keys.ts")).listKeys(file(v.config), { source: v.source, json: v.json }),
   }),
   command({
     name: "keys create",
     options: { ...config, source: string, type: string, id: string, quiet: boolean },
-    run: (v) => createKey(file(v.config), v),
+    run: async (v) => (await import("./keys.ts")).createKey(file(v.config), v),
   }),
   command({
     name: "keys revoke",
     options: { ...config, id: string },
-    run: (v) => revokeKey(file(v.config), { id: v.id }),
+    run: async (v) => (await import("./keys.ts")).revokeKey(file(v.config), { id: v.id }),
   }),
   command({
     name: "admin token create",
     options: { ...config, id: string, quiet: boolean },
-    run: (v) => createAdminToken(file(v.config), { id: v.id, quiet: v.quiet }),
+    run: async (v) =>
+      (await import("../admin/token-command.ts")).createAdminToken(file(v.config), {
+        id: v.id,
+        quiet: v.quiet,
+      }),
   }),
   command({
     name: "admin token list",
     options: { ...config, json: boolean },
-    run: (v) => listAdminTokens(file(v.config), { json: v.json }),
+    run: async (v) =>
+      (await import("../admin/token-command.ts")).listAdminTokens(file(v.config), {
+        json: v.json,
+      }),
   }),
   command({
     name: "log tail",
@@ -64,13 +73,19 @@ export const COMMANDS: Command[] = [
       source: string,
       n: { type: "string", short: "n" },
     },
-    run: (v) => tail(v),
+    run: async (v) => (await import("./log-commands.ts")).tail(v),
   }),
-  command({ name: "log verify", options: config, run: (v) => verify(v) }),
+  command({
+    name: "log verify",
+    options: config,
+    run: async (v) => (await import("./log-commands.ts")).verify(v),
+  }),
   command({
     name: "connections",
     options: { ...config, json: boolean },
     run: async (v) => {
+      const { loadConfig } = await import("../config/load.ts");
+      const { connectionsReport, formatConnections } = await import("./connections.ts");
       const rows = await connectionsReport(loadConfig(file(v.config)).config);
       console.log(v.json ? JSON.stringify(rows, null, 2) : formatConnections(rows));
       return 0;
@@ -79,17 +94,29 @@ export const COMMANDS: Command[] = [
   command({
     name: "deadletters list",
     options: { ...config, connection: string, json: boolean, limit: string },
-    run: (v) => listDeadLetters(loadConfig(file(v.config)).config, v),
+    run: async (v) => {
+      const { loadConfig } = await import("../config/load.ts");
+      return (await import("./deadletters.ts")).listDeadLetters(
+        loadConfig(file(v.config)).config,
+        v,
+      );
+    },
   }),
   command({
     name: "deadletters redrive",
     options: { ...config, connection: string, all: boolean, id: string },
-    run: (v) => redrive(loadConfig(file(v.config)).config, v),
+    run: async (v) => {
+      const { loadConfig } = await import("../config/load.ts");
+      return (await import("./deadletters.ts")).redrive(loadConfig(file(v.config)).config, v);
+    },
   }),
   command({
     name: "health",
     options: { ...config, url: string },
-    run: (v) => checkHealth(v.url ?? healthUrl(file(v.config))),
+    run: async (v) => {
+      const { checkHealth, healthUrl } = await import("./health.ts");
+      return checkHealth(v.url ?? healthUrl(file(v.config)));
+    },
   }),
   command({
     name: "help",

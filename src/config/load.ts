@@ -1,27 +1,15 @@
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
-import {
-  type ConfigPath,
-  type ConfigProblem,
-  formatPath,
-  schemaProblems,
-  withDefaults,
-} from "./problems.ts";
+import { ConfigError, type ConfigProblem } from "./errors.ts";
+import { type ConfigPath, formatPath, schemaProblems, withDefaults } from "./problems.ts";
 import { SluiceConfig } from "./schema.ts";
+
+export { configPath } from "./path.ts";
+
 import { type ParsedText, parseConfigText } from "./yaml.ts";
 
-export type { ConfigProblem } from "./problems.ts";
-
-/** A config file that cannot be used; `sluice` exits with code 2 on it. */
-export class ConfigError extends Error {
-  constructor(
-    readonly file: string,
-    readonly problems: ConfigProblem[],
-  ) {
-    super(`invalid config ${file}:\n${problems.map((p) => `  ${formatProblem(p)}`).join("\n")}`);
-    this.name = "ConfigError";
-  }
-}
+export type { ConfigProblem } from "./errors.ts";
+export { ConfigError, formatProblem } from "./errors.ts";
 
 export interface LoadedConfig {
   config: SluiceConfig;
@@ -29,19 +17,6 @@ export interface LoadedConfig {
   file: string;
   /** Things worth a warning at start (plaintext keys). */
   warnings: string[];
-}
-
-/** Where the config lives: `--config`, else `SLUICE_CONFIG`, else `./sluice.yaml`. */
-export function configPath(
-  flag: string | undefined,
-  env = process.env,
-): {
-  file: string;
-  explicit: boolean;
-} {
-  // An empty variable counts as unset, as for the other overrides.
-  const given = flag ?? (env.SLUICE_CONFIG || undefined);
-  return { file: resolve(given ?? "sluice.yaml"), explicit: given !== undefined };
 }
 
 /** Reads, validates and resolves a config file. Throws ConfigError listing every problem. */
@@ -144,13 +119,4 @@ function applyEnv(config: SluiceConfig, env: NodeJS.ProcessEnv, problems: Config
       problems.push({ path: "$SLUICE_LOG_LEVEL", message: `must be one of ${levels.join(", ")}` });
     } else config.logger.level = level as SluiceConfig["logger"]["level"];
   }
-}
-
-/** `sources[0].id (line 4, column 7): duplicate id`; a problem of the whole file without a path. */
-export function formatProblem(p: ConfigProblem): string {
-  const pos = p.line === undefined ? "" : `line ${p.line}, column ${p.column}`;
-  // A message of several lines (the kinds of a destination) continues indented.
-  const message = p.message.replaceAll("\n", "\n      ");
-  if (!p.path) return pos ? `${pos}: ${message}` : message;
-  return `${p.path}${pos ? ` (${pos})` : ""}: ${message}`;
 }

@@ -2,18 +2,10 @@ import { KindGuard, type TObject, type TSchema, type TUnion } from "@sinclair/ty
 import { type ValueError, ValueErrorType } from "@sinclair/typebox/errors";
 import { Value } from "@sinclair/typebox/value";
 
+export type { ConfigProblem } from "./errors.ts";
+
 /** Where a value is in the config: keys and list indexes, from the top. */
 export type ConfigPath = (string | number)[];
-
-/** One thing wrong with a config: where (path, and line/column in the file) and why. */
-export interface ConfigProblem {
-  /** `sources[0].writeKeys[1].type`; empty for the file as a whole, `$PORT` for a variable. */
-  path: string;
-  message: string;
-  /** 1-based line and column in the file, when known. */
-  line?: number;
-  column?: number;
-}
 
 /** A problem found against the schema, before it is placed in the file. */
 export interface SchemaProblem {

@@ -8,7 +8,8 @@ import {
   LineCounter,
   parseDocument,
 } from "yaml";
-import type { ConfigPath, ConfigProblem } from "./problems.ts";
+import type { ConfigProblem } from "./errors.ts";
+import type { ConfigPath } from "./problems.ts";
 
 /** Line and column (both from 1) of a place in the config file. */
 export interface Position {

@@ -183,7 +183,7 @@ describe("server.publicUrl", () => {
       } catch (err) {
         if (err instanceof ConfigError) problems = err.problems;
       }
-      expect(problems.map((p) => p.path)).toContain("/server/publicUrl");
+      expect(problems.map((p) => p.path)).toContain("server.publicUrl");
     }
   });
 });
