@@ -1,7 +1,12 @@
-import { configPath, loadConfig } from "../config/load.ts";
+import { readFileSync } from "node:fs";
+import { configPath, formatProblem, loadConfig } from "../config/load.ts";
+import { duplicateKeys } from "../config/yaml.ts";
 import { checkFunctions } from "../functions/check.ts";
 
-/** `sluice check`: validates the config and loads every function; 2 when anything fails. */
+/**
+ * `sluice check`: validates the config and loads every function; 2 when anything fails.
+ * Also warns about what a valid file may still hide: plaintext keys, duplicate keys.
+ */
 export async function check(configFlag: string | undefined): Promise<number> {
   const loaded = loadConfig(configPath(configFlag).file);
   const broken = await checkFunctions(loaded.config);
@@ -17,5 +22,8 @@ export async function check(configFlag: string | undefined): Promise<number> {
       `${config.connections.length} connection(s), ${config.functions.length} function(s)`,
   );
   for (const w of loaded.warnings) console.log(`warning: ${w}`);
+  for (const p of duplicateKeys(readFileSync(loaded.file, "utf8"))) {
+    console.log(`warning: ${formatProblem(p)}`);
+  }
   return 0;
 }

@@ -1,13 +1,4 @@
-import {
-  type Document,
-  isAlias,
-  isMap,
-  isNode,
-  isScalar,
-  isSeq,
-  LineCounter,
-  parseDocument,
-} from "yaml";
+import type * as Yaml from "yaml";
 import type { ConfigProblem } from "./errors.ts";
 import type { ConfigPath } from "./problems.ts";
 
@@ -24,46 +15,86 @@ export interface ParsedText {
   locate(path: ConfigPath): Position | undefined;
 }
 
-/** Parse options shared by the loader and the editor, so both read a file alike. */
+/** Parse options shared by the loader's positions and the editor, so both read a file alike. */
 export const YAML_OPTIONS = { merge: true } as const;
 
 /**
- * Parses a config file (YAML, or JSON, which YAML includes) with the `yaml` package,
- * which keeps every node's place in the text. A syntax error, a duplicate key or a
- * second document comes back as problems with line and column.
+ * The `yaml` package, loaded on first use: it costs ~80 ms of CPU to load, which every
+ * start would pay, while it is needed only to place a problem in the file, to edit it,
+ * or for `sluice check`. (A static import in the compiled binary is bundled all the same.)
+ */
+function yaml(): typeof Yaml {
+  return require("yaml") as typeof Yaml;
+}
+
+/**
+ * Parses a config file (YAML, or JSON, which YAML includes) with Bun.YAML, as sluice
+ * always has. Positions come from the `yaml` package, which keeps every node's place in
+ * the text, parsed only when a problem needs placing; a syntax error is reported with
+ * its line and column from it.
  */
 export function parseConfigText(text: string): ParsedText | { problems: ConfigProblem[] } {
-  const lines = new LineCounter();
-  const doc = parseDocument(text, { ...YAML_OPTIONS, lineCounter: lines });
-  if (doc.errors.length > 0) {
-    return {
-      problems: doc.errors.map((e) => {
-        const pos = e.linePos?.[0];
-        const reason = e.message.replace(/ at line \d+, column \d+:?[\s\S]*$/, "");
-        return {
-          path: "",
-          message: `not valid YAML: ${reason}`,
-          ...(pos ? { line: pos.line, column: pos.col } : {}),
-        };
-      }),
-    };
+  let value: unknown;
+  try {
+    value = Bun.YAML.parse(text);
+  } catch (err) {
+    return { problems: syntaxProblems(text, err as Error) };
   }
+  let located: { doc: Yaml.Document; lines: Yaml.LineCounter } | undefined;
   return {
-    value: doc.toJS(),
+    value,
     locate(path) {
-      const offset = nodeOffset(doc, path);
+      located ??= positions(text);
+      const offset = nodeOffset(located.doc, path);
       if (offset === undefined) return undefined;
-      const { line, col } = lines.linePos(offset);
+      const { line, col } = located.lines.linePos(offset);
       return { line, column: col };
     },
   };
 }
 
 /**
+ * Keys given twice in one mapping: YAML readers keep the last one and drop the first
+ * without a word (a whole list of sources, say), so `sluice check` warns about them.
+ */
+export function duplicateKeys(text: string): ConfigProblem[] {
+  return positions(text)
+    .doc.errors.filter((e) => e.code === "DUPLICATE_KEY")
+    .map((e) => ({
+      ...placeOf(e),
+      path: "",
+      message: "a key given twice here: the last one counts",
+    }));
+}
+
+function positions(text: string) {
+  const { LineCounter, parseDocument } = yaml();
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { ...YAML_OPTIONS, lineCounter: lines, uniqueKeys: true });
+  return { doc, lines };
+}
+
+function syntaxProblems(text: string, err: Error): ConfigProblem[] {
+  const found = positions(text).doc.errors.filter((e) => e.code !== "DUPLICATE_KEY");
+  if (found.length === 0) return [{ path: "", message: `not valid YAML: ${err.message}` }];
+  return found.map((e) => ({
+    path: "",
+    message: `not valid YAML: ${e.message.replace(/ at line \d+, column \d+:?[\s\S]*$/, "")}`,
+    ...placeOf(e),
+  }));
+}
+
+function placeOf(e: Yaml.YAMLError): Partial<Position> {
+  const pos = e.linePos?.[0];
+  return pos ? { line: pos.line, column: pos.col } : {};
+}
+
+/**
  * The text offset of the deepest node along `path`: the key of a mapping entry (so an
  * unknown field points at its name), the item of a list, else the enclosing node.
  */
-function nodeOffset(doc: Document, path: ConfigPath): number | undefined {
+function nodeOffset(doc: Yaml.Document, path: ConfigPath): number | undefined {
+  const { isMap, isNode, isSeq } = yaml();
   let node: unknown = doc.contents;
   let offset = isNode(node) ? node.range?.[0] : undefined;
   for (const seg of path) {
@@ -83,11 +114,11 @@ function nodeOffset(doc: Document, path: ConfigPath): number | undefined {
   return offset;
 }
 
-function resolve(doc: Document, node: unknown): unknown {
-  return isAlias(node) ? node.resolve(doc) : node;
+function resolve(doc: Yaml.Document, node: unknown): unknown {
+  return yaml().isAlias(node) ? (node as Yaml.Alias).resolve(doc) : node;
 }
 
 function keyText(key: unknown): string | undefined {
-  if (isScalar(key)) return String(key.value);
+  if (yaml().isScalar(key)) return String((key as Yaml.Scalar).value);
   return typeof key === "string" ? key : undefined;
 }
