@@ -33,12 +33,12 @@ export function parseCommandLine(argv: string[], commands: Command[]): Invocatio
       if (loose.values.version === true && argv.length === 1) return { kind: "version" };
       throw new UsageError("no command given", HELP);
     }
-    const subcommands = commands
-      .filter((c) => c.name.startsWith(`${words[0]} `))
-      .map((c) => c.name.split(" ")[1]!);
-    const usage = subcommands.length > 0 ? usageOf(words.slice(0, 1)) : HELP;
-    if (subcommands.length > 0 && words.length === 1) {
-      throw new UsageError(`sluice ${words[0]} needs one of: ${subcommands.join(", ")}`, usage);
+    // The longest run of leading words that names a group (keys, admin token).
+    const group = groupOf(words, commands);
+    const usage = group ? usageOf(group.words) : HELP;
+    if (group && group.words.length === words.length) {
+      const name = group.words.join(" ");
+      throw new UsageError(`sluice ${name} needs one of: ${group.next.join(", ")}`, usage);
     }
     throw new UsageError(`unknown command: ${words.join(" ")}`, usage);
   }
@@ -67,6 +67,18 @@ function strictParse(
   } catch (err) {
     throw new UsageError(describe(err as Error, name, options), usage);
   }
+}
+
+/** The group named by the longest run of leading words, with the words that may follow. */
+function groupOf(words: string[], commands: Command[]) {
+  for (let n = words.length; n > 0; n--) {
+    const prefix = `${words.slice(0, n).join(" ")} `;
+    const next = commands
+      .filter((c) => c.name.startsWith(prefix))
+      .map((c) => c.name.slice(prefix.length).split(" ")[0]!);
+    if (next.length > 0) return { words: words.slice(0, n), next: [...new Set(next)] };
+  }
+  return undefined;
 }
 
 /** The command whose name is the longest run of leading words. */

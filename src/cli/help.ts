@@ -1,7 +1,39 @@
-import { ADMIN_CREATE_HELP, ADMIN_HELP, ADMIN_LIST_HELP } from "../admin/token-command.ts";
 import { VERSION } from "../version.ts";
 
 const CONFIG = `  --config PATH         config file (else $SLUICE_CONFIG, else ./sluice.yaml)`;
+
+/** `sluice admin --help`: the group's subcommands. */
+const ADMIN_HELP = `Usage: sluice admin token create|list [options]
+
+  admin token create [--id ID] [--quiet]
+  admin token list [--json]
+
+Admin tokens open the event inspector (/inspector/) and its API (/admin/api/*)
+to whoever holds one. With none configured, the inspector answers only on
+loopback. Only a token's hash is kept, in the config file's admin.tokens.
+
+Options:
+${CONFIG}`;
+
+const ADMIN_CREATE_HELP = `Usage: sluice admin token create [--id ID] [--quiet] [--config PATH]
+
+Makes an admin token for the event inspector and its API, prints it once and
+writes only its hash into the config file (admin.tokens; comments and layout are
+kept). Once a token exists, the inspector answers on every address but asks for
+a token. A running server picks it up on SIGHUP (kill -HUP <pid>) or at restart.
+
+Options:
+  --id ID               the token's id (default: adm_<random>)
+  --quiet               print the token alone
+${CONFIG}`;
+
+const ADMIN_LIST_HELP = `Usage: sluice admin token list [--json] [--config PATH]
+
+Lists the ids of the configured admin tokens (never a token or its hash).
+
+Options:
+  --json                JSON instead of lines
+${CONFIG}`;
 
 export const HELP = `sluice ${VERSION}: a self-hosted event collection server
 

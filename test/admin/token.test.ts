@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { matchAdminToken } from "../../src/admin/token.ts";
-import { addAdminToken } from "../../src/admin/token-config.ts";
+import { addAdminToken } from "../../src/config/edit.ts";
 import { loadConfig } from "../../src/config/load.ts";
 import { cleanedAfterEach } from "../support/process.ts";
 import { BUN, MAIN, makeTestConfig } from "../support/server.ts";
