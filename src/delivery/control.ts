@@ -64,7 +64,7 @@ export class ManagerControl implements DeliveryControl {
   }
 
   async eventPath(event: StoredEventRef): Promise<ConnectionPathView[]> {
-    const records = await this.trace.forEvent(event.sourceId, event.messageId);
+    const records = await this.trace.forEvent(event);
     const out: ConnectionPathView[] = [];
     for (const c of this.manager.connectionsOf(event.sourceId)) {
       const mine = records.filter((r) => r.connectionId === c.id);

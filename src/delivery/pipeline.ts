@@ -4,7 +4,12 @@ import type { StoredEvent } from "../events/schema.ts";
 import type { ExecLogEntry, LogEntry } from "../functions/protocol.ts";
 import type { ChainRunner } from "./chain.ts";
 import type { Clock } from "./clock.ts";
-import type { DeadLetter, DeadLetterStore, EventOrigin } from "./dead-letters/interface.ts";
+import {
+  type DeadLetter,
+  type DeadLetterStore,
+  type EventOrigin,
+  originOf,
+} from "./dead-letters/interface.ts";
 import { ConnectionHealth } from "./health.ts";
 import type { DeliveryFailure, DeliveryOutcome, Destination } from "./interface.ts";
 import { afterFailure, duration, type RetryPolicy } from "./retry.ts";
@@ -75,7 +80,7 @@ export class ConnectionPipeline {
     via?: "replay",
   ): Promise<Produced[] | { failed: DeliveryFailure } | null> {
     const { chain, connection, clock, logger, policy } = this.opts;
-    const origin = { sourceId: event.sourceId, messageId: event.messageId };
+    const origin = originOf(event);
     let userFailures = 0;
     // A replay keeps its own streak: its failures are not the connection's state.
     const streak = health ?? new ConnectionHealth();
@@ -371,8 +376,4 @@ function argText(arg: unknown): string {
   } catch {
     return String(arg);
   }
-}
-
-function originOf(event: StoredEvent): EventOrigin {
-  return { sourceId: event.sourceId, messageId: event.messageId };
 }

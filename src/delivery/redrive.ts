@@ -1,4 +1,4 @@
-import type { DeadLetter, DeadLetterStore } from "./dead-letters/interface.ts";
+import { type DeadLetter, type DeadLetterStore, originOf } from "./dead-letters/interface.ts";
 import type { ConnectionPipeline, Produced } from "./pipeline.ts";
 
 /** Which dead letters to send again. */
@@ -94,7 +94,7 @@ async function redriveOne(pipeline: ConnectionPipeline, letter: DeadLetter): Pro
   } else {
     batch = letter.events.map((event, i) => ({
       event,
-      origin: letter.origins[i] ?? { sourceId: event.sourceId, messageId: event.messageId },
+      origin: letter.origins[i] ?? originOf(event),
     }));
   }
   const events = batch.map((p) => p.event);

@@ -33,7 +33,7 @@ function letter(connectionId: string, ids: string[], at?: number): NewDeadLetter
     connectionId,
     stage: "destination",
     events: ids.map((id) => event(id, { properties: { n: id, nested: { ok: true } } })),
-    origins: ids.map((id) => ({ sourceId: "web", messageId: id })),
+    origins: ids.map((id) => ({ sourceId: "web", messageId: id, receivedAt: 1_767_225_600_000 })),
     failure: { status: 400, message: "HTTP 400", answer: '{"error":"no"}' },
     attempts: 1,
     at,

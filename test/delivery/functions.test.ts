@@ -90,7 +90,8 @@ test("a function throwing during delivery is logged with connection and messageI
   const db = new Database(join(s.dataDir, "state.db"));
   const trace = new SqliteDeliveryTrace(db, { logger: pino({ level: "silent" }) });
   try {
-    const path = await trace.forEvent("web", "fn-boom-1");
+    const receivedAt = Date.parse(String(boom!.receivedAt));
+    const path = await trace.forEvent({ sourceId: "web", messageId: "fn-boom-1", receivedAt });
     expect(path.map((p) => p.entry.kind)).toEqual(["functions", "attempt"]);
     const run = path[0]!.entry as { execLog: { functionId: string; error?: unknown }[] };
     expect(run.execLog.find((e) => e.functionId === "noisy")!.error).toEqual({

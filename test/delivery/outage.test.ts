@@ -60,15 +60,20 @@ test("a 2-minute outage with the default retry settings loses and dead-letters n
   // It really was down for two minutes, and it kept trying all along: …
   expect(firstOk.at).toBeGreaterThanOrEqual(downUntil);
   expect(failed.length).toBeGreaterThanOrEqual(6);
-  // … never waiting longer than the cap between two attempts, so it was back within a
-  // minute of the receiver (slack: each real millisecond of work is 0.1 s here).
-  const attempts = r.batches.map((b) => b.at);
-  const gaps = attempts.slice(1).map((at, i) => at - attempts[i]!);
-  expect(Math.max(...gaps)).toBeLessThanOrEqual(RETRY_DEFAULTS.maxDelayMs + 5_000);
-  expect(firstOk.at - downUntil).toBeLessThanOrEqual(RETRY_DEFAULTS.maxDelayMs + 5_000);
-  // The first retries back off from about a second (1 s, 2 s, 4 s … with jitter).
-  expect(gaps[0]!).toBeGreaterThanOrEqual(RETRY_DEFAULTS.baseMs / 2);
-  expect(gaps[0]!).toBeLessThanOrEqual(RETRY_DEFAULTS.baseMs + 2_000);
+  // … never waiting longer than the cap between two attempts: the waits the policy
+  // chose, as logged, start at about a second (1 s, 2 s, 4 s … with jitter) and stay
+  // within 60 s, so it was back within a minute of the receiver.
+  const waits = (await logLines(s.logFile))
+    .filter((l) => l.msg === "delivery failed; will retry")
+    .map((l) => l.retryInMs as number);
+  expect(waits.length).toBe(failed.length);
+  expect(waits[0]!).toBeGreaterThanOrEqual(RETRY_DEFAULTS.baseMs / 2);
+  expect(waits[0]!).toBeLessThanOrEqual(RETRY_DEFAULTS.baseMs);
+  expect(waits[1]!).toBeGreaterThanOrEqual(RETRY_DEFAULTS.baseMs);
+  expect(Math.max(...waits)).toBeLessThanOrEqual(RETRY_DEFAULTS.maxDelayMs);
+  expect(waits.at(-1)!).toBeGreaterThan(RETRY_DEFAULTS.maxDelayMs / 2 - 1); // it reached the cap
+  // Measured by the clock, with slack for the machine (each real ms is 0.1 s here).
+  expect(firstOk.at - downUntil).toBeLessThanOrEqual(RETRY_DEFAULTS.maxDelayMs + 30_000);
   await until(
     async () => (await metricOf(s!.url, "sluice_connection_attempts", "con_hook")) === 0,
     5_000,

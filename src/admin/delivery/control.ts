@@ -95,6 +95,8 @@ export type ConnectionPathView = Static<typeof ConnectionPathView>;
 export interface StoredEventRef {
   sourceId: string;
   messageId: string;
+  /** The stored event's receivedAt (ms since the epoch): delivery's trace is keyed on it. */
+  receivedAt: number;
   /** Orders the event against each connection's offset (the log's own position). */
   position: unknown;
 }

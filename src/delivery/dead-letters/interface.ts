@@ -5,6 +5,23 @@ import type { DeliveryFailure } from "../interface.ts";
 export interface EventOrigin {
   sourceId: string;
   messageId: string;
+  /** Its receivedAt (ms since the epoch): the delivery trace is keyed on it. */
+  receivedAt: number;
+}
+
+/** Where a stored event came from (itself). */
+export function originOf(event: {
+  sourceId: string;
+  messageId: string;
+  receivedAt?: unknown;
+}): EventOrigin {
+  const receivedAt =
+    typeof event.receivedAt === "string" ? Date.parse(event.receivedAt) : Number.NaN;
+  return {
+    sourceId: event.sourceId,
+    messageId: event.messageId,
+    receivedAt: Number.isNaN(receivedAt) ? 0 : receivedAt,
+  };
 }
 
 /**

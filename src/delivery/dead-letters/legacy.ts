@@ -2,7 +2,7 @@ import { existsSync, readdirSync, readFileSync, renameSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import type { StoredEvent } from "../../events/schema.ts";
-import type { DeadLetterStore } from "./interface.ts";
+import { type DeadLetterStore, originOf } from "./interface.ts";
 
 interface LegacyLine {
   at?: string;
@@ -42,7 +42,7 @@ export async function importLegacyDeadLetters(
         connectionId,
         stage: "destination",
         events: [parsed.event],
-        origins: [{ sourceId: parsed.event.sourceId, messageId: parsed.event.messageId }],
+        origins: [originOf(parsed.event)],
         failure: { message: parsed.reason ?? "unknown" },
         attempts: parsed.attempts ?? 1,
         at: Number.isNaN(at) ? undefined : at,

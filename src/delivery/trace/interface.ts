@@ -1,4 +1,5 @@
 import type { ExecLogEntry, LogEntry } from "../../functions/protocol.ts";
+import type { EventOrigin } from "../dead-letters/interface.ts";
 
 /** One step of a stored event's way out through one connection (SPEC 11's event path). */
 export type TraceEntry =
@@ -32,6 +33,8 @@ export interface TraceRecord {
   /** The stored event this is about (after functions, output events keep their origin). */
   sourceId: string;
   messageId: string;
+  /** Its receivedAt (ms since the epoch). */
+  receivedAt: number;
   /** ms since the epoch. */
   at: number;
   entry: TraceEntry;
@@ -45,6 +48,6 @@ export interface TraceRecord {
 export interface DeliveryTrace {
   record(records: TraceRecord[]): void;
   /** Everything kept about one stored event, oldest first. */
-  forEvent(sourceId: string, messageId: string): Promise<TraceRecord[]>;
+  forEvent(event: EventOrigin): Promise<TraceRecord[]>;
   close(): void;
 }

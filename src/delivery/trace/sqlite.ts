@@ -1,5 +1,6 @@
 import type { Database } from "bun:sqlite";
 import type { Logger } from "pino";
+import type { EventOrigin } from "../dead-letters/interface.ts";
 import type { DeliveryTrace, TraceEntry, TraceRecord } from "./interface.ts";
 
 export interface SqliteTraceOptions {
@@ -12,13 +13,21 @@ export interface SqliteTraceOptions {
 
 interface Row {
   connection_id: string;
-  source_id: string;
-  message_id: string;
   at: number;
   entry: string;
 }
 
-/** The delivery trace in the state database, table `delivery_trace`, pruned by count. */
+/** 53 bits of a hash of the event's identity: exact in a JS number and in SQLite. */
+function eventKey(sourceId: string, messageId: string): number {
+  return Number(Bun.hash.wyhash(`${sourceId}\u0000${messageId}`) & 0x1f_ffff_ffff_ffffn);
+}
+
+/**
+ * The delivery trace in the state database, table `event_trace`, pruned by count.
+ * Records are keyed on (receivedAt, a hash of source and messageId): delivery writes
+ * them in about receivedAt order, so the index grows at its right edge, about ten
+ * times cheaper than an index on the messageId text, whose inserts land all over it.
+ */
 export class SqliteDeliveryTrace implements DeliveryTrace {
   private readonly insertMany;
   private readonly select;
@@ -30,26 +39,34 @@ export class SqliteDeliveryTrace implements DeliveryTrace {
     db: Database,
     private readonly opts: SqliteTraceOptions,
   ) {
-    db.exec(`CREATE TABLE IF NOT EXISTS delivery_trace (
-      id INTEGER PRIMARY KEY, source_id TEXT NOT NULL, message_id TEXT NOT NULL,
+    // The first layout (keyed on the messageId text), if an earlier build made it.
+    db.exec("DROP TABLE IF EXISTS delivery_trace");
+    db.exec(`CREATE TABLE IF NOT EXISTS event_trace (
+      id INTEGER PRIMARY KEY, received_at INTEGER NOT NULL, event_key INTEGER NOT NULL,
       connection_id TEXT NOT NULL, at INTEGER NOT NULL, entry TEXT NOT NULL)`);
     db.exec(
-      "CREATE INDEX IF NOT EXISTS delivery_trace_by_event ON delivery_trace (source_id, message_id)",
+      "CREATE INDEX IF NOT EXISTS event_trace_by_event ON event_trace (received_at, event_key)",
     );
     const insert = db.query(
-      "INSERT INTO delivery_trace (source_id, message_id, connection_id, at, entry) VALUES (?, ?, ?, ?, ?)",
+      "INSERT INTO event_trace (received_at, event_key, connection_id, at, entry) VALUES (?, ?, ?, ?, ?)",
     );
     this.insertMany = db.transaction((records: TraceRecord[]) => {
       for (const r of records) {
-        insert.run(r.sourceId, r.messageId, r.connectionId, r.at, JSON.stringify(r.entry));
+        insert.run(
+          r.receivedAt,
+          eventKey(r.sourceId, r.messageId),
+          r.connectionId,
+          r.at,
+          JSON.stringify(r.entry),
+        );
       }
     });
-    this.select = db.query<Row, [string, string]>(
-      "SELECT connection_id, source_id, message_id, at, entry FROM delivery_trace " +
-        "WHERE source_id = ? AND message_id = ? ORDER BY id",
+    this.select = db.query<Row, [number, number]>(
+      "SELECT connection_id, at, entry FROM event_trace " +
+        "WHERE received_at = ? AND event_key = ? ORDER BY id",
     );
     this.prune = db.query<unknown, [number]>(
-      "DELETE FROM delivery_trace WHERE id <= (SELECT max(id) FROM delivery_trace) - ?",
+      "DELETE FROM event_trace WHERE id <= (SELECT max(id) FROM event_trace) - ?",
     );
     this.timer = setInterval(() => this.cut(), opts.pruneIntervalMs ?? 30_000);
     this.timer.unref?.();
@@ -66,11 +83,13 @@ export class SqliteDeliveryTrace implements DeliveryTrace {
     }
   }
 
-  async forEvent(sourceId: string, messageId: string): Promise<TraceRecord[]> {
-    return this.select.all(sourceId, messageId).map((r) => ({
+  async forEvent(event: EventOrigin): Promise<TraceRecord[]> {
+    const key = eventKey(event.sourceId, event.messageId);
+    return this.select.all(event.receivedAt, key).map((r) => ({
       connectionId: r.connection_id,
-      sourceId: r.source_id,
-      messageId: r.message_id,
+      sourceId: event.sourceId,
+      messageId: event.messageId,
+      receivedAt: event.receivedAt,
       at: r.at,
       entry: JSON.parse(r.entry) as TraceEntry,
     }));
