@@ -8,7 +8,7 @@ import {
   type TestServer,
 } from "../support/server.ts";
 import { type Receiver, startReceiver } from "./receiver.ts";
-import { waitForDeadLetters } from "./support.ts";
+import { caughtUp, waitForDeadLetters } from "./support.ts";
 
 let s: TestServer | undefined;
 let r: Receiver | undefined;
@@ -84,6 +84,7 @@ test("the offset survives a restart: nothing is delivered twice, nothing skipped
   s = await startTestServer({ config: hook(r.url) });
   await send(s, ["o-1", "o-2"]);
   await r.waitFor(2);
+  await caughtUp(s.url, "con_hook"); // confirmed: the offset is saved
   await s.restart();
   await send(s, ["o-3"]);
   await r.waitFor(3);
