@@ -111,6 +111,14 @@ export const COMMANDS: Command[] = [
     },
   }),
   command({
+    name: "replay",
+    options: { ...config, connection: string, from: string, to: string },
+    run: async (v) => {
+      const { loadConfig } = await import("../config/load.ts");
+      return (await import("./replay.ts")).replay(loadConfig(file(v.config)).config, v);
+    },
+  }),
+  command({
     name: "health",
     options: { ...config, url: string },
     run: async (v) => {

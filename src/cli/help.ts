@@ -55,6 +55,7 @@ Commands:
   connections [--json]  each connection's delivery lag (events, seconds) and dead letters
   deadletters list      a connection's dead letters: --connection ID [--json]
   deadletters redrive   send them again: --connection ID (--all | --id ID[,ID…])
+  replay                re-send stored events: --connection ID --from TIME|POSITION [--to …]
   health                ask a running server's /health; exit 0 if it answers (for Docker)
   help COMMAND          the same as sluice COMMAND --help
 
@@ -213,6 +214,25 @@ Options:
   --connection ID       the connection
   --all                 every dead letter of the connection
   --id ID[,ID…]         these letters (ids from sluice deadletters list)
+${CONFIG}`,
+  replay: `Usage: sluice replay --connection ID --from TIME|POSITION [--to TIME|POSITION] [--config PATH]
+
+Re-sends the connection's stored events in a range through its functions to its
+destination, without moving the connection's own offset. A webhook gets the same
+Idempotency-Key as for the first delivery of the same events; PostgreSQL keeps one
+row per messageId. A TIME is ISO-8601 (2026-12-01, 2026-12-01T09:00:00Z): events
+received in [from, to). A POSITION is a point between two events in the log
+(<segment>:<offset>, as the inspector shows the point after an event): from starts
+with the event after it, to ends with the event before it. Without --to: up to what
+is stored when the replay starts. Shows a progress bar on a terminal and a summary at
+the end; Ctrl-C stops between events. Works whether the server runs or not.
+Exit code 0 when every event went out (or the range held none), 1 when some did
+not, 2 for an unknown connection (the known ids are listed).
+
+Options:
+  --connection ID       the connection
+  --from TIME|POSITION  where the range starts
+  --to TIME|POSITION    where it ends (default: now)
 ${CONFIG}`,
   health: `Usage: sluice health [--url URL] [--config PATH]
 

@@ -39,7 +39,7 @@ export class ManagerControl implements DeliveryControl {
         pause: s.state !== "paused",
         resume: s.state === "paused",
         redrive: true,
-        replay: false,
+        replay: true,
       },
     }));
   }
@@ -59,8 +59,13 @@ export class ManagerControl implements DeliveryControl {
     });
   }
 
-  async replay(): Promise<ControlOutcome> {
-    return { ok: false, reason: "unavailable", message: "replay runs from the CLI for now" };
+  replay(id: string, range: { from: Date; to?: Date }): Promise<ControlOutcome> {
+    return act(() =>
+      this.manager.replay(id, {
+        from: { time: range.from.getTime() },
+        to: range.to && { time: range.to.getTime() },
+      }),
+    );
   }
 
   async eventPath(event: StoredEventRef): Promise<ConnectionPathView[]> {

@@ -14,6 +14,8 @@ import { SqliteOffsetStore } from "./offsets.ts";
 import type { PauseStore } from "./paused.ts";
 import { ConnectionPipeline } from "./pipeline.ts";
 import { type RedriveReport, type RedriveSelection, redriveDeadLetters } from "./redrive.ts";
+import { type ReplayJob, type ReplayRange, startReplay } from "./replay.ts";
+import { fileReplaySource } from "./replay-source.ts";
 import { applyRetention } from "./retention.ts";
 import { retryPolicy } from "./retry.ts";
 import { type ConnectionState, connectionState } from "./state.ts";
@@ -89,6 +91,8 @@ export class DeliveryManager {
   /** Starts and stops of consumers, one at a time. */
   private lifecycle: Promise<unknown> = Promise.resolve();
   private readonly redriving = new Map<string, Promise<unknown>>();
+  /** Replays running in the background (the admin API's), stopped with the server. */
+  private readonly replays = new Set<ReplayJob>();
 
   constructor(private readonly opts: DeliveryOptions) {
     this.offsets = new SqliteOffsetStore(opts.db);
@@ -176,6 +180,48 @@ export class DeliveryManager {
     return report;
   }
 
+  /**
+   * Starts re-sending a connection's stored events in a range (the admin API): resolves
+   * once they are counted, and sends them in the background; the log says when it ends.
+   */
+  async replay(
+    connectionId: string,
+    range: ReplayRange,
+  ): Promise<{ replayId: string; events: number }> {
+    const r = this.get(connectionId);
+    const { connection } = r;
+    const d = connection.destination as ServerSideDestination;
+    const job = await startReplay({
+      open: async (start) => fileReplaySource(this.opts.dataDir, connection.source, start),
+      pipeline: r.pipeline,
+      range,
+      batchSize: d.batchSize ?? 100,
+      now: () => this.clock.now(),
+    });
+    const { logger } = this.opts;
+    logger.info({ connectionId, replayId: job.replayId, events: job.total }, "replay started");
+    this.replays.add(job);
+    void job.done
+      .then((s) =>
+        logger.info(
+          {
+            connectionId,
+            replayId: s.replayId,
+            events: s.total,
+            delivered: s.delivered,
+            dropped: s.dropped,
+            failed: s.failed,
+            ms: s.elapsedMs,
+            stopped: s.stopped,
+          },
+          "replay finished",
+        ),
+      )
+      .catch((err) => logger.error({ err, connectionId, replayId: job.replayId }, "replay failed"))
+      .finally(() => this.replays.delete(job));
+    return { replayId: job.replayId, events: job.total };
+  }
+
   /** A connection's dead letters, oldest first. */
   deadLetters(
     connectionId: string,
@@ -250,6 +296,7 @@ export class DeliveryManager {
 
   async stop(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
+    for (const job of this.replays) job.stop();
     await this.serially(async () => {
       const all = [...this.running.values()];
       this.running.clear();
@@ -260,6 +307,7 @@ export class DeliveryManager {
       await stopped;
     });
     await Promise.all(this.redriving.values());
+    await Promise.all([...this.replays].map((j) => j.done.catch(() => {})));
   }
 
   private get(connectionId: string): Running {

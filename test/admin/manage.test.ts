@@ -71,13 +71,13 @@ describe("/admin/api/connections", () => {
       state: "running",
       deadLetters: 0,
       lastError: null,
-      actions: { pause: true, resume: false, redrive: true, replay: false },
+      actions: { pause: true, resume: false, redrive: true, replay: true },
     });
     const lag = connections[0]!.lag as { events: number; seconds: number };
     expect(lag.events).toBeGreaterThanOrEqual(0);
   });
 
-  test("actions: 404 for an unknown id, 501 for replay (CLI only), 400 naming a bad field", async () => {
+  test("actions: 404 for an unknown id, 400 naming a bad field", async () => {
     server = await withConnection();
     const post = (path: string, body?: string) =>
       fetch(`${server!.url}/admin/api/connections/${path}`, {
@@ -90,7 +90,8 @@ describe("/admin/api/connections", () => {
       expect((await post(`nope/${action}`)).status).toBe(404);
     }
     const replay = await post("con_file/replay", JSON.stringify({ from: "2024-01-01T00:00:00Z" }));
-    expect(replay.status).toBe(501);
+    expect(replay.status).toBe(200); // what it does: test/delivery/replay.test.ts
+    expect((await post("nope/replay", JSON.stringify({ from: "2024-01-01" }))).status).toBe(404);
     const cases: [string | undefined, string][] = [
       [undefined, "body"],
       ["{oops", "body"],

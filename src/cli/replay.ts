@@ -1,0 +1,94 @@
+import type { Logger } from "pino";
+import type { SluiceConfig } from "../config/schema.ts";
+import { openOfflineConnection } from "../delivery/offline.ts";
+import { type ReplayPoint, type ReplaySummary, startReplay } from "../delivery/replay.ts";
+import { fileReplaySource, parsePosition } from "../delivery/replay-source.ts";
+import { UsageError } from "./command.ts";
+import { checkConnection, cliLogger, type Io } from "./deadletters.ts";
+import { usageOf } from "./help.ts";
+import { ProgressBar } from "./progress.ts";
+
+const stdio: Io = { out: (l) => console.log(l), err: (l) => console.error(l) };
+
+/**
+ * A time (ISO-8601: `2026-12-01`, `2026-12-01T09:00:00Z`) or a log position
+ * (`<segment>:<offset>`, as the inspector shows an event's position).
+ */
+export function parsePoint(name: string, text: string): ReplayPoint {
+  if (parsePosition(text)) return { position: text };
+  const time = /^\d{4}-\d{2}-\d{2}/.test(text) ? Date.parse(text) : Number.NaN;
+  if (Number.isNaN(time)) {
+    throw new UsageError(
+      `--${name}: expected an ISO-8601 time (2026-12-01T09:00:00Z) or a log position (<segment>:<offset>), got ${JSON.stringify(text)}`,
+      usageOf(["replay"]),
+    );
+  }
+  return { time };
+}
+
+export interface ReplayCliOptions {
+  connection?: string;
+  from?: string;
+  to?: string;
+}
+
+/** `sluice replay`: 0 when every event in the range went out (or it held none), else 1. */
+export async function replay(
+  config: SluiceConfig,
+  opts: ReplayCliOptions,
+  io: Io = stdio,
+  logger: Logger = cliLogger(),
+  tty = process.stderr.isTTY === true,
+): Promise<number> {
+  if (!checkConnection(config, opts.connection, "replay", io)) return 2;
+  if (opts.from === undefined) throw new UsageError("--from is required", usageOf(["replay"]));
+  const from = parsePoint("from", opts.from);
+  const to = opts.to === undefined ? undefined : parsePoint("to", opts.to);
+  if (to && "time" in to && "time" in from && to.time <= from.time) {
+    throw new UsageError("--to must be after --from", usageOf(["replay"]));
+  }
+  const connection = config.connections.find((c) => c.id === opts.connection)!;
+  const offline = await openOfflineConnection(config, connection.id, logger);
+  const bar = tty ? new ProgressBar((t) => process.stderr.write(t)) : undefined;
+  let summary: ReplaySummary;
+  try {
+    const job = await startReplay({
+      open: async (start) => fileReplaySource(config.server.dataDir, connection.source, start),
+      pipeline: offline.pipeline,
+      range: { from, to },
+      batchSize: (connection.destination as { batchSize?: number }).batchSize ?? 100,
+      onProgress: (p) => bar?.update(p.done, p.total),
+    });
+    // Ctrl-C stops between events: what was sent stays sent, the summary says how far.
+    const interrupt = () => job.stop();
+    process.once("SIGINT", interrupt);
+    try {
+      summary = await job.done;
+    } finally {
+      process.off("SIGINT", interrupt);
+    }
+  } finally {
+    bar?.finish();
+    await offline.close();
+  }
+  if (summary.total === 0) {
+    io.out(`no events of source ${connection.source} in that range: nothing to replay`);
+    return 0;
+  }
+  io.out(formatSummary(connection.id, summary));
+  for (const f of summary.failures) {
+    const ids = f.messageIds.slice(0, 5).join(", ") + (f.messageIds.length > 5 ? ", …" : "");
+    io.out(`failed: ${ids}: ${f.error}`);
+  }
+  return summary.failed === 0 && summary.stopped === undefined ? 0 : 1;
+}
+
+export function formatSummary(connectionId: string, s: ReplaySummary): string {
+  const secs = s.elapsedMs / 1000;
+  const rate = secs > 0 ? Math.round(s.done / secs) : s.done;
+  return (
+    `replayed ${s.done} of ${s.total} event(s) through ${connectionId} in ${secs.toFixed(1)} s ` +
+    `(${rate}/s): ${s.delivered} delivered, ${s.dropped} dropped by functions, ${s.failed} failed` +
+    (s.stopped ? `; ${s.stopped}` : "")
+  );
+}
