@@ -198,3 +198,56 @@ test("webhook requests carry Idempotency-Key, X-Sluice-Delivery and a signature 
   await until(async () => (await logLines(s!.logFile)).length > 0);
   expect(readFileSync(s.logFile, "utf8")).not.toContain(SECRET);
 });
+
+test("dead letters of sluice 0.1 (one NDJSON file per connection) are imported once and can be redriven", async () => {
+  r = startReceiver();
+  const old = [
+    {
+      at: "2026-11-20T10:00:00.000Z",
+      reason: "HTTP 400",
+      attempts: 1,
+      event: {
+        type: "track",
+        event: "e",
+        userId: "u",
+        messageId: "old-1",
+        sourceId: "web",
+        keyId: "wk_server",
+        receivedAt: "2026-11-20T09:59:59.000Z",
+        timestamp: "2026-11-20T09:59:59.000Z",
+      },
+    },
+    {
+      at: "2026-11-20T10:00:01.000Z",
+      reason: "HTTP 500",
+      attempts: 8,
+      event: {
+        type: "track",
+        event: "e",
+        userId: "u",
+        messageId: "old-2",
+        sourceId: "web",
+        keyId: "wk_server",
+        receivedAt: "2026-11-20T10:00:00.000Z",
+        timestamp: "2026-11-20T10:00:00.000Z",
+      },
+    },
+  ];
+  s = await startTestServer({
+    config: hook(r.url),
+    files: {
+      "data/dead-letter/con_hook.ndjson": `${old.map((l) => JSON.stringify(l)).join("\n")}\n`,
+    },
+  });
+  const letters = await deadLettersOf(s.dataDir, "con_hook");
+  expect(letters.map((l) => [l.events[0]!.messageId, l.failure.message, l.attempts])).toEqual([
+    ["old-1", "HTTP 400", 1],
+    ["old-2", "HTTP 500", 8],
+  ]);
+  expect(letters[0]!.createdAt).toBe(Date.parse("2026-11-20T10:00:00.000Z"));
+  await s.restart(); // read once: the file was renamed
+  expect(await deadLettersOf(s.dataDir, "con_hook")).toHaveLength(2);
+  const out = await cli(s, "deadletters", "redrive", "--connection", "con_hook", "--all");
+  expect(out.stdout).toContain("2 dead letter(s) delivered (2 event(s))");
+  expect(r.accepted().map((e) => e.messageId)).toEqual(["old-1", "old-2"]);
+});
