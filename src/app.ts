@@ -4,6 +4,10 @@ import { LiveHub } from "./admin/live/hub.ts";
 import { LiveAttempts } from "./admin/live/producers.ts";
 import { LiveTickets } from "./admin/live/tickets.ts";
 import { SourceRates } from "./admin/rates.ts";
+import { SearchIndexer } from "./admin/search/indexer.ts";
+import { eventLogSource } from "./admin/search/log-source.ts";
+import { EventSearch } from "./admin/search/search.ts";
+import { IndexShards } from "./admin/search/shards.ts";
 import type { AdminServices } from "./admin/services.ts";
 import { KeyRing } from "./auth/resolve.ts";
 import type { LoadedConfig } from "./config/load.ts";
@@ -153,6 +157,16 @@ export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {})
       delivery: new ManagerControl(delivery, trace, deadLetters),
     };
     cleanup.push(() => admin.live.close());
+    if (config.admin.searchIndex) {
+      // Written after appends are durable, never on the ack path (src/admin/search/).
+      const shards = new IndexShards(join(dataDir, "index"));
+      cleanup.push(() => shards.close());
+      const source = eventLogSource(log);
+      const indexer = new SearchIndexer(shards, source, { logger });
+      indexer.start();
+      cleanup.push(() => indexer.stop());
+      admin.search = new EventSearch(shards, source);
+    }
     metrics.liveClients(() => ({
       clients: admin.live.clients,
       dropped: admin.live.droppedClients,

@@ -62,7 +62,7 @@ export function reloadConfig(target: ReloadTarget): ReloadOutcome {
     },
     logger: next.logger,
     sources: next.sources,
-    admin: next.admin,
+    admin: { ...current.admin, tokens: next.admin.tokens },
     connections: connections.connections,
   };
   const changes = [...describeChanges(current, applied), ...connections.changes];
@@ -151,5 +151,6 @@ function restartOnlyChanges(running: SluiceConfig, next: SluiceConfig): string[]
   for (const section of ["limits", "dedup", "log", "functions"] as const) {
     if (!Bun.deepEquals(running[section], next[section])) out.push(section);
   }
+  if (running.admin.searchIndex !== next.admin.searchIndex) out.push("admin.searchIndex");
   return out;
 }

@@ -227,7 +227,14 @@ export type AdminTokenConfig = Static<typeof AdminTokenConfig>;
  * With none, the inspector and its API answer only on loopback.
  */
 export const AdminConfig = t.Object(
-  { tokens: t.Array(AdminTokenConfig, { default: [] }) },
+  {
+    tokens: t.Array(AdminTokenConfig, { default: [] }),
+    /**
+     * Keep the inspector's search index (`<dataDir>/index/`): events found by messageId,
+     * userId, anonymousId or event name in milliseconds however large the log.
+     */
+    searchIndex: t.Boolean({ default: true }),
+  },
   { default: {}, additionalProperties: false },
 );
 export type AdminConfig = Static<typeof AdminConfig>;

@@ -42,7 +42,7 @@ describe.skipIf(!haveChromium)("the inspector in Chromium", () => {
   afterAll(async () => {
     await browser?.close();
     await server?.cleanup();
-  });
+  }, 30_000);
 
   const post = (path: string, body: unknown) =>
     server.post(path, body, { "x-write-key": server.keys.server });
@@ -122,6 +122,32 @@ describe.skipIf(!haveChromium)("the inspector in Chromium", () => {
     await page.context().close();
   }, 60_000);
 
+  test("search by messageId, then the event's detail with its path and a function's log line", async () => {
+    expect((await post("/v1/track", track("find-me", "Plan Chosen"))).status).toBe(200);
+    const page = await signedIn();
+    await page.getByRole("link", { name: "Search", exact: true }).click();
+    await page.getByLabel("messageId").fill("find-me");
+    await page.getByRole("button", { name: "Search" }).click();
+    const hit = page.locator('tr[data-message-id="find-me"]');
+    await hit.waitFor({ timeout: 5000 });
+    expect(await page.locator("tbody tr").count()).toBe(1);
+    await expectAccessible(page, "search");
+    await shot(page, "search-desktop-light");
+    await hit.getByRole("link").click();
+    await page.getByRole("heading", { name: /Plan Chosen/ }).waitFor();
+    const step = page.locator('[data-connection="con_archive"]');
+    await step.getByText("tagged by the inspector test").waitFor({ timeout: 10_000 });
+    await step.getByText("delivered").waitFor({ timeout: 10_000 });
+    await page.getByText('"tagged"').count();
+    await page.getByText('"messageId": "find-me"').waitFor();
+    await expectAccessible(page, "detail");
+    await shot(page, "detail-desktop-light");
+    // A bad parameter is shown, not swallowed.
+    await page.goto(`${server.url}/inspector/#/search?from=2024-01-02T00:00&to=2024-01-01T00:00`);
+    await page.getByRole("alert").getByText("to: must be after from").waitFor();
+    await page.context().close();
+  }, 60_000);
+
   test("pause holds new attempts back, resume shows them", async () => {
     const page = await signedIn();
     await page.getByRole("button", { name: "Pause" }).click();
@@ -174,6 +200,10 @@ describe.skipIf(!haveChromium)("the inspector in Chromium", () => {
         await page.locator('li.row[data-status="rejected"]').first().waitFor();
         await expectAccessible(page, `live ${name} ${scheme}`);
         await shot(page, `live-${name}-${scheme}`);
+        await page.locator(`li.row[data-message-id="${name}-${scheme}"]`).getByRole("link").click();
+        await page.locator('[data-connection="con_archive"]').waitFor();
+        await expectAccessible(page, `detail ${name} ${scheme}`);
+        await shot(page, `detail-${name}-${scheme}`);
         for (const view of ["Connections", "Sources"]) {
           await page.getByRole("link", { name: view }).click();
           await page.getByRole("heading", { name: view }).waitFor();

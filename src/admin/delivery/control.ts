@@ -97,8 +97,8 @@ export interface StoredEventRef {
   messageId: string;
   /** The stored event's receivedAt (ms since the epoch): delivery's trace is keyed on it. */
   receivedAt: number;
-  /** Orders the event against each connection's offset (the log's own position). */
-  position: unknown;
+  /** Where the log keeps it (the search index's ref). */
+  ref: string;
 }
 
 /** The answer of a control action. */

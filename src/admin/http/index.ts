@@ -1,6 +1,7 @@
 import { Elysia } from "elysia";
 import type { HttpDeps } from "../../http/deps.ts";
 import type { AdminServices } from "../services.ts";
+import { eventsRoutes } from "./events-routes.ts";
 import { authorizeAdmin } from "./guard.ts";
 import { liveRoutes } from "./live-routes.ts";
 import { manageRoutes } from "./manage-routes.ts";
@@ -26,5 +27,6 @@ export function adminApiRoutes(deps: HttpDeps, admin: AdminServices) {
       );
     })
     .use(liveRoutes(admin))
-    .use(manageRoutes(deps, admin));
+    .use(manageRoutes(deps, admin))
+    .use(eventsRoutes(deps, admin));
 }

@@ -73,6 +73,27 @@ export const ReplayRequest = t.Object({
 
 export const ActionBody = t.Object({ ok: t.Literal(true) }, { additionalProperties: true });
 
+/** Query of `GET /admin/api/events` (checked by the route, which names a bad parameter). */
+export const EventsQuery = t.Object({
+  source: optionalText("Only this source (default: every source)."),
+  messageId: optionalText("Exact messageId."),
+  userId: optionalText("Exact userId."),
+  anonymousId: optionalText("Exact anonymousId."),
+  event: optionalText("Exact track event name."),
+  type: optionalText("track, page, identify, group, alias or screen."),
+  from: optionalText("Received at or after (ISO-8601 or ms since the epoch)."),
+  to: optionalText("Received before (ISO-8601 or ms since the epoch)."),
+  limit: optionalText("Events per page, 1 to 200 (default 50)."),
+  cursor: optionalText("The `next` of the previous page."),
+});
+
+export const EventsBody = t.Object({
+  events: t.Array(t.Record(t.String(), t.Unknown()), {
+    description: "Stored events, newest first.",
+  }),
+  next: t.Union([t.String(), t.Null()], { description: "Cursor of the next (older) page." }),
+});
+
 /** A stored event with its path (SPEC 11). */
 export const EventDetailBody = t.Object({
   event: t.Record(t.String(), t.Unknown()),

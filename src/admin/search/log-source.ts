@@ -1,0 +1,64 @@
+import type { EventLog, LogPosition } from "../../log/interface.ts";
+
+/** A stored record as the search index sees it: where to find it again, and its bytes. */
+export interface SourcedRecord {
+  /** Opaque: hands the record back through `recordAt`. */
+  ref: string;
+  payload: Uint8Array;
+}
+
+/**
+ * What the search index needs of the event log: to follow it in order from where it
+ * left off, to fetch one record again by its ref, and to hear of appends. Kept
+ * this narrow so that the index follows the log's own seam, whatever its backend.
+ */
+export interface SearchLogSource {
+  /**
+   * Records from `from` (a `next` this returned before; the oldest retained record when
+   * undefined), in order, at most `max`; `next` continues after them.
+   */
+  read(from: string | undefined, max: number): { records: SourcedRecord[]; next: string };
+  /** The record `ref` names, or undefined once retention has deleted it. */
+  recordAt(ref: string): SourcedRecord | undefined;
+  /** Called after each durable append; returns an unsubscribe. */
+  onAppend(listener: () => void): () => void;
+}
+
+const REF = /^(\d{1,12}):(\d{1,15})$/;
+
+/** `segment:offset`. */
+const format = (p: LogPosition) => `${p.segment}:${p.offset}`;
+
+function parse(ref: string): LogPosition | undefined {
+  const m = REF.exec(ref);
+  return m ? { segment: Number(m[1]), offset: Number(m[2]) } : undefined;
+}
+
+/** The search index's view of an EventLog: a ref is the record's own position. */
+export function eventLogSource(log: EventLog): SearchLogSource {
+  return {
+    read(from, max) {
+      const start = (from === undefined ? undefined : parse(from)) ?? log.start();
+      const records = log.read(start, max);
+      const last = records.at(-1);
+      return {
+        records: records.map((r) => ({ ref: format(r.position), payload: r.payload })),
+        next: format(last ? last.next : start),
+      };
+    },
+    recordAt(ref) {
+      const at = parse(ref);
+      if (at === undefined) return undefined;
+      const [record] = log.read(at, 1);
+      if (
+        !record ||
+        record.position.segment !== at.segment ||
+        record.position.offset !== at.offset
+      ) {
+        return undefined;
+      }
+      return { ref, payload: record.payload };
+    },
+    onAppend: (listener) => log.onAppend(listener),
+  };
+}

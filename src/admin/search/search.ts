@@ -1,0 +1,158 @@
+import type { StoredEvent } from "../../events/schema.ts";
+import { type KeyField, keyHash } from "./keys.ts";
+import type { SearchLogSource } from "./log-source.ts";
+import type { IndexShards, ShardFilter } from "./shards.ts";
+
+/** A search of the stored log (SPEC 11); every field optional. */
+export interface EventQuery {
+  source?: string;
+  type?: string;
+  messageId?: string;
+  userId?: string;
+  anonymousId?: string;
+  event?: string;
+  /** receivedAt bounds, ms: from inclusive, to exclusive. */
+  from?: number;
+  to?: number;
+  limit: number;
+  /** Continue with events older than this sequence number (from a previous page). */
+  before?: number;
+}
+
+/** A stored event found, with where it is in the log. */
+export interface FoundEvent {
+  event: StoredEvent;
+  ref: string;
+  /** Its order in the log (the index's sequence number). */
+  seq: number;
+}
+
+export interface SearchPage {
+  events: FoundEvent[];
+  /** Where the next page starts (older events); null when there are no more. */
+  before: number | null;
+}
+
+export interface SearchOptions {
+  /** Index rows a search walks per chunk, and in all (past it, a partial page and a cursor). */
+  chunk?: number;
+  maxScan?: number;
+  /** Records past the index (not yet indexed) a search reads at most. */
+  maxTail?: number;
+}
+
+/** The most selective of the given fields drives the index walk. */
+const DRIVING: KeyField[] = ["messageId", "userId", "anonymousId", "event"];
+const decoder = new TextDecoder();
+
+/**
+ * Search over the stored log: the index (newest first, in bounded chunks, so a search
+ * costs about the same however large the log) plus the records not yet indexed, read
+ * from the log itself, so an event is found as soon as it is acknowledged. Every hit
+ * is read back from the log and checked against the query (hash collisions and
+ * records retention has deleted never reach the answer).
+ */
+export class EventSearch {
+  private readonly chunk: number;
+  private readonly maxScan: number;
+  private readonly maxTail: number;
+
+  constructor(
+    private readonly shards: IndexShards,
+    private readonly log: SearchLogSource,
+    opts: SearchOptions = {},
+  ) {
+    this.chunk = opts.chunk ?? 2000;
+    this.maxScan = opts.maxScan ?? 20_000;
+    this.maxTail = opts.maxTail ?? 20_000;
+  }
+
+  search(q: EventQuery): SearchPage {
+    const below = q.before ?? Number.POSITIVE_INFINITY;
+    const found: FoundEvent[] = [];
+    const progress = this.shards.progress();
+    // Newest first: the records past the index come before anything indexed.
+    for (const f of this.tail(progress).reverse()) {
+      if (f.seq < below && matches(f.event, q)) found.push(f);
+      if (found.length > q.limit) break;
+    }
+    let at = Math.min(below, progress.seq + 1);
+    const filter = toFilter(q);
+    let scanned = 0;
+    while (found.length <= q.limit && at > 0 && scanned < this.maxScan) {
+      const { hits, stoppedAt } = this.shards.hits(filter, at, this.chunk);
+      scanned += this.chunk;
+      for (const h of hits) {
+        const record = this.log.recordAt(h.ref);
+        if (!record) continue;
+        const event = parse(record.payload);
+        if (event && matches(event, q)) found.push({ event, ref: h.ref, seq: h.seq });
+        if (found.length > q.limit) break;
+      }
+      at = stoppedAt;
+    }
+    if (found.length > q.limit) {
+      const page = found.slice(0, q.limit);
+      return { events: page, before: page.at(-1)!.seq };
+    }
+    return { events: found, before: at > 0 ? at : null };
+  }
+
+  /** The newest stored event with this source and messageId, if the log holds it. */
+  find(sourceId: string, messageId: string): FoundEvent | undefined {
+    return this.search({ source: sourceId, messageId, limit: 1 }).events[0];
+  }
+
+  /** Records the index has not reached yet, oldest first, with the sequence numbers they will get. */
+  private tail(progress: { next: string | undefined; seq: number }): FoundEvent[] {
+    const out: FoundEvent[] = [];
+    let from = progress.next;
+    let seq = progress.seq;
+    while (out.length < this.maxTail) {
+      const read = this.log.read(from, Math.min(2000, this.maxTail - out.length));
+      if (read.records.length === 0) break;
+      for (const r of read.records) {
+        const event = parse(r.payload);
+        seq++;
+        if (event) out.push({ event, ref: r.ref, seq });
+      }
+      from = read.next;
+    }
+    return out;
+  }
+}
+
+function toFilter(q: EventQuery): ShardFilter {
+  const given = DRIVING.filter((f) => q[f] !== undefined).map((f) => keyHash(f, q[f]!));
+  return {
+    key: given[0],
+    alsoKeys: given.slice(1),
+    source: q.source,
+    type: q.type,
+    from: q.from,
+    to: q.to,
+  };
+}
+
+function matches(e: StoredEvent, q: EventQuery): boolean {
+  if (q.source !== undefined && e.sourceId !== q.source) return false;
+  if (q.type !== undefined && e.type !== q.type) return false;
+  for (const f of DRIVING) {
+    if (q[f] !== undefined && e[f] !== q[f]) return false;
+  }
+  if (q.from !== undefined || q.to !== undefined) {
+    const at = Date.parse(e.receivedAt);
+    if (q.from !== undefined && !(at >= q.from)) return false;
+    if (q.to !== undefined && !(at < q.to)) return false;
+  }
+  return true;
+}
+
+function parse(payload: Uint8Array): StoredEvent | undefined {
+  try {
+    const e = JSON.parse(decoder.decode(payload));
+    return typeof e === "object" && e !== null ? (e as StoredEvent) : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,232 @@
+import { Database, type Statement } from "bun:sqlite";
+import { mkdirSync, readdirSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import type { IndexRow } from "./keys.ts";
+
+/** What a search asks of the index, besides the driving key. */
+export interface ShardFilter {
+  /** The key whose rows are walked (most selective given), or none: walk every event. */
+  key?: bigint;
+  /** Further keys every hit must also have. */
+  alsoKeys: bigint[];
+  source?: string;
+  type?: string;
+  /** receivedAt bounds, ms: from inclusive, to exclusive. */
+  from?: number;
+  to?: number;
+}
+
+/** One hit: the event's sequence number (its order in the log) and where it is stored. */
+export interface Hit {
+  seq: number;
+  ref: string;
+  mh: bigint;
+}
+
+interface Shard {
+  /** First sequence number the shard holds. */
+  lo: number;
+  db: Database;
+  insertEvent: Statement;
+  insertKey: Statement;
+  setProgress: Statement;
+}
+
+const NAME = /^events-(\d{12})\.db$/;
+
+/**
+ * The search index on disk: SQLite files ("shards") under `dir`, each holding the
+ * next `shardEvents` stored events in log order. Each event has a row (sequence
+ * number, source, type, receivedAt, log ref, event hash) and one key row per
+ * searched field (a 64-bit hash of field and value → sequence number, in a table
+ * ordered by key then sequence, so "newest with this id" is one b-tree descent).
+ * Old shards are dropped whole once the log no longer holds their events: expiry
+ * costs a file deletion, never row-by-row deletes. The index is derived data:
+ * losing it only costs a rebuild from the log.
+ */
+export class IndexShards {
+  private shards: Shard[] = [];
+
+  constructor(
+    private readonly dir: string,
+    private readonly shardEvents = 1_000_000,
+  ) {
+    mkdirSync(dir, { recursive: true });
+    const found = readdirSync(dir)
+      .map((f) => NAME.exec(f))
+      .filter((m): m is RegExpExecArray => m !== null)
+      .map((m) => Number(m[1]))
+      .sort((a, b) => a - b);
+    for (const lo of found) this.shards.push(this.open(lo));
+  }
+
+  /** Where indexing goes on: the log's continuation token and the last sequence number. */
+  progress(): { next: string | undefined; seq: number } {
+    const newest = this.shards.at(-1);
+    if (!newest) return { next: undefined, seq: 0 };
+    const row = newest.db.query("SELECT next, seq FROM progress WHERE id = 1").get() as {
+      next: string | null;
+      seq: bigint;
+    } | null;
+    return row
+      ? { next: row.next ?? undefined, seq: Number(row.seq) }
+      : { next: undefined, seq: newest.lo - 1 };
+  }
+
+  /** Adds rows for the next events in log order, and the progress, in one transaction. */
+  append(rows: IndexRow[], next: string): void {
+    let seq = this.progress().seq;
+    let shard = this.shards.at(-1);
+    let i = 0;
+    do {
+      if (!shard || seq + 1 - shard.lo >= this.shardEvents) {
+        shard = this.open(seq + 1);
+        this.shards.push(shard);
+      }
+      const room = shard.lo + this.shardEvents - (seq + 1);
+      const part = rows.slice(i, i + room);
+      const target = shard;
+      const start = seq;
+      target.db.transaction(() => {
+        let s = start;
+        for (const r of part) {
+          s++;
+          target.insertEvent.run(s, r.source, r.type, r.received, r.ref, r.mh);
+          for (const k of r.keys) target.insertKey.run(k, s);
+        }
+        target.setProgress.run(i + part.length === rows.length ? next : null, s);
+      })();
+      seq += part.length;
+      i += part.length;
+    } while (i < rows.length);
+  }
+
+  /**
+   * Hits below `below` (a sequence number), newest first, from at most `scan` key (or
+   * event) rows walked: fewer than asked is not the end. `scanned` tells where the walk
+   * stopped, so the next call goes on from there.
+   */
+  hits(f: ShardFilter, below: number, scan: number): { hits: Hit[]; stoppedAt: number } {
+    const hits: Hit[] = [];
+    let at = below;
+    for (let i = this.shards.length - 1; i >= 0; i--) {
+      const shard = this.shards[i]!;
+      if (shard.lo >= at) continue;
+      const walked = this.walk(shard, f, at, scan);
+      hits.push(...walked.hits);
+      scan -= walked.walked;
+      if (scan <= 0) return { hits, stoppedAt: walked.lastSeq };
+      at = shard.lo;
+    }
+    return { hits, stoppedAt: 0 };
+  }
+
+  private walk(shard: Shard, f: ShardFilter, below: number, scan: number) {
+    const where: string[] = [];
+    const args: (string | number | bigint)[] = [];
+    if (f.source !== undefined) {
+      where.push("e.source = ?");
+      args.push(f.source);
+    }
+    if (f.type !== undefined) {
+      where.push("e.type = ?");
+      args.push(f.type);
+    }
+    if (f.from !== undefined) {
+      where.push("e.received >= ?");
+      args.push(f.from);
+    }
+    if (f.to !== undefined) {
+      where.push("e.received < ?");
+      args.push(f.to);
+    }
+    for (const k of f.alsoKeys) {
+      where.push("EXISTS (SELECT 1 FROM keys k2 WHERE k2.h = ? AND k2.seq = e.seq)");
+      args.push(k);
+    }
+    const walkSql =
+      f.key === undefined
+        ? "SELECT seq FROM events WHERE seq < ? ORDER BY seq DESC LIMIT ?"
+        : "SELECT seq FROM keys WHERE h = ? AND seq < ? ORDER BY seq DESC LIMIT ?";
+    const walkArgs = f.key === undefined ? [below, scan] : [f.key, below, scan];
+    const bounds = shard.db
+      .query(`SELECT count(*) AS n, min(seq) AS last FROM (${walkSql})`)
+      .get(...walkArgs) as { n: bigint; last: bigint | null };
+    const sql = `SELECT e.seq AS seq, e.ref AS ref, e.mh AS mh FROM (${walkSql}) c JOIN events e ON e.seq = c.seq${
+      where.length ? ` WHERE ${where.join(" AND ")}` : ""
+    } ORDER BY e.seq DESC`;
+    const rows = shard.db.query(sql).all(...walkArgs, ...args) as {
+      seq: bigint;
+      ref: string;
+      mh: bigint;
+    }[];
+    const hits = rows.map((r) => ({ seq: Number(r.seq), ref: r.ref, mh: r.mh }));
+    return {
+      hits,
+      walked: Number(bounds.n),
+      lastSeq: bounds.last === null ? shard.lo : Number(bounds.last),
+    };
+  }
+
+  /** The oldest shard's newest event (to see whether the log still holds it), if any. */
+  oldestShardLast(): Hit | undefined {
+    if (this.shards.length < 2) return undefined;
+    const row = this.shards[0]!.db.query(
+      "SELECT seq, ref, mh FROM events ORDER BY seq DESC LIMIT 1",
+    ).get() as { seq: bigint; ref: string; mh: bigint } | null;
+    return row ? { seq: Number(row.seq), ref: row.ref, mh: row.mh } : undefined;
+  }
+
+  /** Deletes the oldest shard (its events are gone from the log). */
+  dropOldest(): void {
+    const shard = this.shards.shift();
+    if (!shard) return;
+    shard.db.close();
+    for (const suffix of ["", "-wal", "-shm"]) {
+      rmSync(join(this.dir, `${fileName(shard.lo)}${suffix}`), { force: true });
+    }
+  }
+
+  /** Events indexed (rows in every shard). */
+  count(): number {
+    return this.shards.reduce(
+      (n, s) =>
+        n + Number((s.db.query("SELECT count(*) AS n FROM events").get() as { n: bigint }).n),
+      0,
+    );
+  }
+
+  close(): void {
+    for (const s of this.shards) s.db.close();
+    this.shards = [];
+  }
+
+  private open(lo: number): Shard {
+    const db = new Database(join(this.dir, fileName(lo)), { create: true, safeIntegers: true });
+    // Derived data: a crash may lose the last transactions, which are then indexed again
+    // (the progress row commits with the rows it covers).
+    db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = OFF; PRAGMA cache_size = -16000;");
+    db.exec(`CREATE TABLE IF NOT EXISTS events (
+      seq INTEGER PRIMARY KEY, source TEXT NOT NULL, type TEXT NOT NULL,
+      received INTEGER NOT NULL, ref TEXT NOT NULL, mh INTEGER NOT NULL);
+    CREATE TABLE IF NOT EXISTS keys (h INTEGER NOT NULL, seq INTEGER NOT NULL,
+      PRIMARY KEY (h, seq)) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS progress (id INTEGER PRIMARY KEY CHECK (id = 1),
+      next TEXT, seq INTEGER NOT NULL);`);
+    return {
+      lo,
+      db,
+      insertEvent: db.prepare(
+        "INSERT INTO events (seq, source, type, received, ref, mh) VALUES (?, ?, ?, ?, ?, ?)",
+      ),
+      insertKey: db.prepare("INSERT OR IGNORE INTO keys (h, seq) VALUES (?, ?)"),
+      setProgress: db.prepare(
+        "INSERT INTO progress (id, next, seq) VALUES (1, ?1, ?2) ON CONFLICT (id) DO UPDATE SET next = coalesce(?1, next), seq = ?2",
+      ),
+    };
+  }
+}
+
+function fileName(lo: number): string {
+  return `events-${String(lo).padStart(12, "0")}.db`;
+}

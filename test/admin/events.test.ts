@@ -1,0 +1,160 @@
+import { afterEach, describe, expect, test } from "bun:test";
+import type { TestServer } from "../support/server.ts";
+import { adminGet, startAdminServer } from "./support.ts";
+
+let server: TestServer | undefined;
+afterEach(async () => {
+  await server?.cleanup();
+  server = undefined;
+});
+
+interface Page {
+  events: Record<string, unknown>[];
+  next: string | null;
+}
+
+const search = async (s: TestServer, query: string): Promise<Page> => {
+  const res = await adminGet(s, `/admin/api/events?${query}`);
+  expect({ query, status: res.status }).toEqual({ query, status: 200 });
+  return (await res.json()) as Page;
+};
+
+const ev = (messageId: string, userId: string, event = "Clicked", extra = {}) => ({
+  type: "track",
+  event,
+  userId,
+  messageId,
+  ...extra,
+});
+
+describe("GET /admin/api/events", () => {
+  test("finds events by messageId, userId, anonymousId and event name, newest first", async () => {
+    server = await startAdminServer();
+    const key = { "x-write-key": server.keys.server };
+    await server.post("/v1/batch", { batch: [ev("m1", "alice"), ev("m2", "bob", "Bought")] }, key);
+    await server.post("/v1/batch", { batch: [ev("m3", "alice", "Bought")] }, key);
+    await server.post("/v1/page", { anonymousId: "anon-7", messageId: "m4", name: "Home" }, key);
+    await server.post("/v1/track", ev("m5", "carol"), { "x-write-key": server.keys.other });
+    // Found at once (not yet indexed) and after the index caught up alike.
+    for (const round of ["fresh", "indexed"]) {
+      if (round === "indexed") await Bun.sleep(400);
+      const ids = async (q: string) => (await search(server!, q)).events.map((e) => e.messageId);
+      expect(await ids("messageId=m2")).toEqual(["m2"]);
+      expect(await ids("userId=alice")).toEqual(["m3", "m1"]);
+      expect(await ids("event=Bought")).toEqual(["m3", "m2"]);
+      expect(await ids("event=Bought&userId=alice")).toEqual(["m3"]);
+      expect(await ids("anonymousId=anon-7")).toEqual(["m4"]);
+      expect(await ids("type=page")).toEqual(["m4"]);
+      expect(await ids("source=other")).toEqual(["m5"]);
+      expect(await ids("source=web&event=Clicked")).toEqual(["m1"]);
+      expect(await ids("")).toEqual(["m5", "m4", "m3", "m2", "m1"]);
+      expect(await ids("messageId=nope")).toEqual([]);
+    }
+    const one = await search(server, "messageId=m1");
+    expect(one.events[0]).toMatchObject({ sourceId: "web", keyId: "wk_server", userId: "alice" });
+    expect(one.next).toBeNull();
+  });
+
+  test("pages newest first with a cursor, each event once, and a time range", async () => {
+    server = await startAdminServer();
+    const key = { "x-write-key": server.keys.server };
+    for (let i = 0; i < 7; i++) await server.post("/v1/track", ev(`p${i}`, "u"), key);
+    const mid = Date.now();
+    for (let i = 7; i < 12; i++) await server.post("/v1/track", ev(`p${i}`, "u"), key);
+    const seen: unknown[] = [];
+    let cursor = "";
+    for (let pages = 0; pages < 10; pages++) {
+      const page = await search(server, `userId=u&limit=5${cursor ? `&cursor=${cursor}` : ""}`);
+      seen.push(...page.events.map((e) => e.messageId));
+      if (!page.next) break;
+      cursor = page.next;
+    }
+    expect(seen).toEqual(Array.from({ length: 12 }, (_, i) => `p${11 - i}`));
+    const after = (await search(server, `from=${new Date(mid).toISOString()}`)).events;
+    expect(after.map((e) => e.messageId)).toEqual(["p11", "p10", "p9", "p8", "p7"]);
+    const before = (await search(server, `to=${mid}`)).events;
+    expect(before.map((e) => e.messageId)).toEqual(["p6", "p5", "p4", "p3", "p2", "p1", "p0"]);
+  });
+
+  test("bad parameters are 400 naming the parameter", async () => {
+    server = await startAdminServer();
+    const cases: [string, string][] = [
+      ["limit=0", "limit"],
+      ["limit=201", "limit"],
+      ["limit=ten", "limit"],
+      ["cursor=garbage!", "cursor"],
+      [`cursor=${Buffer.from("c2.5").toString("base64url")}`, "cursor"],
+      ["from=yesterday", "from"],
+      ["to=not-a-time", "to"],
+      ["from=2024-01-02T00:00:00Z&to=2024-01-01T00:00:00Z", "to"],
+      ["type=click", "type"],
+      ["source=nope", "source"],
+      [`messageId=${"x".repeat(101)}`, "messageId"],
+    ];
+    for (const [query, parameter] of cases) {
+      const res = await adminGet(server, `/admin/api/events?${query}`);
+      expect({ query, status: res.status }).toEqual({ query, status: 400 });
+      const body = (await res.json()) as { error: string; parameter: string };
+      expect({ query, parameter: body.parameter }).toEqual({ query, parameter });
+      expect(body.error).toStartWith(`${parameter}:`);
+    }
+    expect((await fetch(`${server.url}/admin/api/events?limit=0`)).status).toBe(401);
+  });
+
+  test("with admin.searchIndex off, search answers 501 and no index is written", async () => {
+    server = await startAdminServer({ config: { admin: { tokens: [], searchIndex: false } } });
+    const res = await fetch(`${server.url}/admin/api/events`);
+    expect(res.status).toBe(501);
+    expect(await Bun.file(`${server.dataDir}/index`).exists()).toBe(false);
+  });
+});
+
+describe("GET /admin/api/events/{sourceId}/{messageId}", () => {
+  test("the event and its path: stored position, each connection, its function run", async () => {
+    server = await startAdminServer({
+      files: {
+        "functions/note.js":
+          'export default function (event, ctx) { ctx.log.info("saw " + event.messageId); }\n',
+      },
+      config: {
+        functions: [{ id: "note", file: "./functions/note.js" }],
+        connections: [
+          {
+            id: "con_file",
+            source: "web",
+            destination: { type: "file", path: "./out/web.ndjson", maxWaitMs: 20 },
+            functions: ["note"],
+          },
+        ],
+      },
+    });
+    await server.post("/v1/track", ev("d1", "dora"), { "x-write-key": server.keys.server });
+    const get = async () => {
+      const res = await adminGet(server!, "/admin/api/events/web/d1");
+      expect(res.status).toBe(200);
+      return (await res.json()) as {
+        event: Record<string, unknown>;
+        path: { position: string; receivedAt: string; connections: Record<string, unknown>[] };
+      };
+    };
+    const deadline = Date.now() + 10_000;
+    let detail = await get();
+    while (detail.path.connections[0]?.status !== "delivered" && Date.now() < deadline) {
+      await Bun.sleep(50);
+      detail = await get();
+    }
+    expect(detail.event).toMatchObject({ messageId: "d1", userId: "dora", sourceId: "web" });
+    expect(detail.path.position).toMatch(/^\d+:\d+$/);
+    expect(detail.path.receivedAt).toBe(detail.event.receivedAt as string);
+    const [con] = detail.path.connections;
+    expect(con).toMatchObject({ connectionId: "con_file", status: "delivered", deadLetter: null });
+    const runs = con!.functions as { logs: { message: string }[]; execLog: unknown[] }[];
+    expect(runs[0]!.logs.map((l) => l.message)).toEqual(["saw d1"]);
+    expect(runs[0]!.execLog).toHaveLength(1);
+
+    const missing = await adminGet(server, "/admin/api/events/web/nope");
+    expect(missing.status).toBe(404);
+    expect((await adminGet(server, "/admin/api/events/other/d1")).status).toBe(404);
+    expect((await fetch(`${server.url}/admin/api/events/web/d1`)).status).toBe(401);
+  });
+});

@@ -1,0 +1,144 @@
+import { afterEach, expect, test } from "bun:test";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pino from "pino";
+import { SearchIndexer } from "../../src/admin/search/indexer.ts";
+import { eventLogSource } from "../../src/admin/search/log-source.ts";
+import { EventSearch } from "../../src/admin/search/search.ts";
+import { IndexShards } from "../../src/admin/search/shards.ts";
+import { FileEventLog } from "../../src/log/file/file-log.ts";
+
+const logger = pino({ level: "silent" });
+const dirs: string[] = [];
+const closers: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const c of closers.splice(0).reverse()) await c();
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+/** A real file log with `n` events (user u<i % 10>, event E<i % 3>), and an index over it. */
+async function setup(n: number, opts: { shardEvents?: number; segmentBytes?: number } = {}) {
+  const dir = mkdtempSync(join(tmpdir(), "sluice-index-"));
+  dirs.push(dir);
+  const log = await FileEventLog.open({
+    dir: join(dir, "log"),
+    segmentBytes: opts.segmentBytes ?? 64 * 1024 * 1024,
+    logger,
+  });
+  closers.push(() => log.close());
+  const encoder = new TextEncoder();
+  const batch: Uint8Array[] = [];
+  const t0 = Date.parse("2024-05-01T00:00:00Z");
+  for (let i = 0; i < n; i++) {
+    const event = {
+      type: i % 5 === 0 ? "page" : "track",
+      event: `E${i % 3}`,
+      userId: `u${i % 10}`,
+      anonymousId: `a${i}`,
+      messageId: `m${i}`,
+      sourceId: i % 2 === 0 ? "web" : "app",
+      keyId: "k",
+      receivedAt: new Date(t0 + i * 1000).toISOString(),
+    };
+    batch.push(encoder.encode(JSON.stringify(event)));
+    if (batch.length === 500) await log.append(batch.splice(0));
+  }
+  if (batch.length > 0) await log.append(batch.splice(0));
+  const shards = new IndexShards(join(dir, "index"), opts.shardEvents ?? 1_000_000);
+  closers.push(() => shards.close());
+  const source = eventLogSource(log);
+  const indexer = new SearchIndexer(shards, source, { logger, batch: 700 });
+  closers.push(() => indexer.stop());
+  return { dir, log, shards, source, indexer, t0 };
+}
+
+test("the index finds what a full scan finds, across shards, with small scan chunks", async () => {
+  const { shards, source, indexer, dir } = await setup(3000, { shardEvents: 400 });
+  indexer.catchUp();
+  expect(shards.count()).toBe(3000);
+  expect(readdirSync(join(dir, "index")).filter((f) => f.endsWith(".db"))).toHaveLength(8);
+  const search = new EventSearch(shards, source, { chunk: 50, maxScan: 300 });
+  const all = (query: Omit<Parameters<EventSearch["search"]>[0], "limit">) => {
+    const ids: string[] = [];
+    let before: number | undefined;
+    for (let pages = 0; pages < 500; pages++) {
+      const page = search.search({ ...query, limit: 25, before });
+      ids.push(...page.events.map((f) => f.event.messageId));
+      if (page.before === null) return ids;
+      before = page.before;
+    }
+    throw new Error("too many pages");
+  };
+  const expected = (pred: (i: number) => boolean) =>
+    Array.from({ length: 3000 }, (_, i) => 2999 - i)
+      .filter(pred)
+      .map((i) => `m${i}`);
+  expect(all({ userId: "u3" })).toEqual(expected((i) => i % 10 === 3));
+  expect(all({ userId: "u3", event: "E0" })).toEqual(expected((i) => i % 10 === 3 && i % 3 === 0));
+  expect(all({ source: "web", type: "page" })).toEqual(expected((i) => i % 10 === 0));
+  expect(all({ messageId: "m1234" })).toEqual(["m1234"]);
+  expect(all({ anonymousId: "a17", source: "web" })).toEqual([]);
+  expect(all({ anonymousId: "a17", source: "app" })).toEqual(["m17"]);
+  expect(search.find("web", "m2998")?.event.userId).toBe("u8");
+});
+
+test("events past the index are found from the log, with the order they will have", async () => {
+  const { shards, source, indexer, log, t0 } = await setup(1000);
+  indexer.catchUp();
+  await log.append([
+    new TextEncoder().encode(
+      JSON.stringify({
+        type: "track",
+        event: "Late",
+        userId: "u3",
+        messageId: "late",
+        sourceId: "web",
+        receivedAt: new Date(t0 + 5_000_000).toISOString(),
+      }),
+    ),
+  ]);
+  const search = new EventSearch(shards, source);
+  const first = search.search({ userId: "u3", limit: 3 });
+  expect(first.events.map((f) => f.event.messageId)).toEqual(["late", "m993", "m983"]);
+  const rest = search.search({ userId: "u3", limit: 200, before: first.before! });
+  expect(rest.events[0]!.event.messageId).toBe("m973");
+  indexer.catchUp();
+  const after = search.search({ userId: "u3", limit: 3 });
+  expect(after.events.map((f) => [f.event.messageId, f.seq])).toEqual(
+    first.events.map((f) => [f.event.messageId, f.seq]),
+  );
+});
+
+test("the index survives a restart and goes on where it stopped", async () => {
+  const { dir, shards, source, log } = await setup(1500);
+  const indexer = new SearchIndexer(shards, source, { logger, batch: 500 });
+  indexer.catchUp();
+  shards.close();
+  const again = new IndexShards(join(dir, "index"));
+  closers.push(() => again.close());
+  expect(again.progress().seq).toBe(1500);
+  const more = [{ messageId: "x1", userId: "zed", sourceId: "web", type: "track", event: "Z" }];
+  await log.append(more.map((e) => new TextEncoder().encode(JSON.stringify(e))));
+  new SearchIndexer(again, source, { logger }).catchUp();
+  expect(again.count()).toBe(1501);
+  expect(new EventSearch(again, source).search({ userId: "zed", limit: 5 }).events).toHaveLength(1);
+});
+
+test("a shard whose events retention deleted from the log is dropped whole", async () => {
+  const { dir, shards, source, indexer, log } = await setup(2000, {
+    shardEvents: 500,
+    segmentBytes: 64 * 1024,
+  });
+  indexer.catchUp();
+  const segments = log.segments();
+  expect(segments.length).toBeGreaterThan(3);
+  for (const s of segments.slice(0, 2)) log.deleteSegment(s.segment);
+  indexer.dropExpired();
+  const files = readdirSync(join(dir, "index")).filter((f) => f.endsWith(".db"));
+  expect(files.length).toBeLessThan(4);
+  const search = new EventSearch(shards, source);
+  // Hits in a dropped or deleted part never reach the answer.
+  expect(search.search({ messageId: "m0", limit: 5 }).events).toEqual([]);
+  expect(search.search({ messageId: "m1999", limit: 5 }).events).toHaveLength(1);
+});
