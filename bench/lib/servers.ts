@@ -39,6 +39,8 @@ export interface ServerOptions {
   profileDir?: string;
   /** Script that runs sluice's CLI (default src/main.ts); experiments wrap it. */
   entry?: string;
+  /** Top-level config sections added to sluice's (e.g. `admin`). */
+  config?: Record<string, unknown>;
 }
 
 async function launch(
@@ -140,6 +142,7 @@ export function startSluice(opts: ServerOptions = {}) {
       },
     ];
   }
+  Object.assign(config, opts.config);
   const configFile = join(dir, "sluice.yaml");
   writeFileSync(configFile, JSON.stringify(config, null, 2));
   const profile = opts.profileDir
