@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Browser, Page } from "playwright-core";
 import { ADMIN_TOKEN, startAdminServer } from "../admin/support.ts";
+import { type Receiver, startReceiver } from "../delivery/receiver.ts";
 import type { TestServer } from "../support/server.ts";
 import {
   axeViolations,
@@ -20,9 +21,12 @@ const FUNCTION = `export default function (event, ctx) {
 
 let server: TestServer;
 let browser: Browser;
+/** A webhook receiver that fails the first batch (500) and takes the rest. */
+let hook: Receiver;
 
 describe.skipIf(!haveChromium)("the inspector in Chromium", () => {
   beforeAll(async () => {
+    hook = startReceiver([500]);
     server = await startAdminServer({
       files: { "functions/tagger.js": FUNCTION },
       config: {
@@ -34,6 +38,11 @@ describe.skipIf(!haveChromium)("the inspector in Chromium", () => {
             destination: { type: "file", path: "./out/web.ndjson", maxWaitMs: 50 },
             functions: ["tagger"],
           },
+          {
+            id: "con_hook",
+            source: "other",
+            destination: { type: "webhook", url: hook.url, maxWaitMs: 20, retryBaseMs: 50 },
+          },
         ],
       },
     });
@@ -42,6 +51,7 @@ describe.skipIf(!haveChromium)("the inspector in Chromium", () => {
   afterAll(async () => {
     await browser?.close();
     await server?.cleanup();
+    hook?.stop();
   }, 30_000);
 
   const post = (path: string, body: unknown) =>
@@ -159,16 +169,36 @@ describe.skipIf(!haveChromium)("the inspector in Chromium", () => {
     await page.context().close();
   }, 60_000);
 
-  test("connections: state, lag and the actions (not available until delivery control lands)", async () => {
+  test("a delivery that failed, then succeeded, shows both attempts in the event's path", async () => {
+    const res = await server.post("/v1/track", track("retried-1", "Paid"), {
+      "x-write-key": server.keys.other,
+    });
+    expect(res.status).toBe(200);
+    await hook.waitFor(1, 15_000);
+    expect(hook.batches.map((b) => b.status)).toEqual([500, 200]);
+    const page = await signedIn();
+    await page.goto(`${server.url}/inspector/#/event/other/retried-1`);
+    const step = page.locator('[data-connection="con_hook"]');
+    await step.getByText("delivered").waitFor({ timeout: 10_000 });
+    await step.getByText(/Delivery attempt 1 .*failed \(500\)/).waitFor({ timeout: 10_000 });
+    await step.getByText(/Delivery attempt 2 .*ok/).waitFor();
+    await shot(page, "detail-retried-desktop-light");
+    await page.context().close();
+  }, 60_000);
+
+  test("connections: state and lag; pause and resume change the state", async () => {
     const page = await signedIn();
     await page.getByRole("link", { name: "Connections" }).click();
     const card = page.locator('[data-connection="con_archive"]');
     await card.waitFor();
-    await expect(card.textContent()).resolves.toContain("running");
+    await card.locator(".badge").getByText("running").waitFor();
     await expectAccessible(page, "connections");
     await shot(page, "connections-desktop-light");
     await card.getByRole("button", { name: "Pause" }).click();
-    await page.getByText("pause con_archive: not available yet").waitFor();
+    await card.locator(".badge").getByText("paused").waitFor({ timeout: 5000 });
+    await shot(page, "connections-paused-desktop-light");
+    await card.getByRole("button", { name: "Resume" }).click();
+    await card.locator(".badge").getByText("running").waitFor({ timeout: 5000 });
     await page.context().close();
   }, 60_000);
 
