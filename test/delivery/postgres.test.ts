@@ -7,6 +7,7 @@ import {
   startTestServer,
   type TestServer,
 } from "../support/server.ts";
+import { waitFor } from "../support/wait.ts";
 import { waitForDeadLetters } from "./support.ts";
 
 const PG_URL = process.env.SLUICE_TEST_PG ?? "postgres://postgres:postgres@127.0.0.1:5432/test";
@@ -77,12 +78,14 @@ test("a database that is down is retried until it is back, and nothing is skippe
   const table = tableName();
   // A TCP proxy in front of PostgreSQL that we can switch off and on.
   let up = false;
+  let refused = 0;
   const proxy = Bun.listen<{ upstream?: Awaited<ReturnType<typeof Bun.connect>> }>({
     hostname: "127.0.0.1",
     port: 0,
     socket: {
       async open(client) {
         if (!up) {
+          refused++;
           client.end();
           return;
         }
@@ -116,7 +119,8 @@ test("a database that is down is retried until it is back, and nothing is skippe
     expect((await s.post("/v1/batch", { batch }, { "x-write-key": s.keys.server })).status).toBe(
       200,
     );
-    await Bun.sleep(600); // several failed attempts while the database is unreachable
+    // Several failed attempts while the database is unreachable.
+    await waitFor(() => refused >= 3, { what: "three refused connections" });
     expect(await waitForRows(table, 1, 10)).toBe(0);
     up = true;
     expect(await waitForRows(table, 10)).toBe(10);

@@ -2,6 +2,7 @@ import { afterEach, expect, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { startTestServer, storedEvents, type TestServer } from "../support/server.ts";
+import { waitFor } from "../support/wait.ts";
 import { type Receiver, startReceiver } from "./receiver.ts";
 import { caughtUp } from "./support.ts";
 
@@ -32,12 +33,8 @@ async function sendMany(s: TestServer, prefix: string, n: number) {
   }
 }
 
-async function until(check: () => boolean, timeoutMs = 10_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error("timed out");
-    await Bun.sleep(25);
-  }
+function until(check: () => boolean, timeoutMs = 10_000) {
+  return waitFor(check, { timeoutMs });
 }
 
 test("the file destination writes NDJSON and rotates it by size", async () => {
@@ -98,12 +95,13 @@ test("retention deletes consumed segments only, and keeps what a lagging connect
   });
   await sendMany(s, "r", 60);
   expect(segments(s.dataDir).length).toBeGreaterThan(2);
-  await Bun.sleep(400);
-  // Nothing delivered yet, so every segment is kept and the lag is reported.
-  expect((await storedEvents(s.dataDir)).length).toBe(60);
-  expect(readFileSync(s.logFile, "utf8")).toContain(
-    "segment kept because a connection has not consumed it",
+  // Nothing delivered yet, so once retention runs every segment is kept and the lag is
+  // reported.
+  const logFile = s.logFile;
+  await until(() =>
+    readFileSync(logFile, "utf8").includes("segment kept because a connection has not consumed it"),
   );
+  expect((await storedEvents(s.dataDir)).length).toBe(60);
   const held = 'sluice_connection_retention_held{connection="con_hook"}';
   expect(await (await fetch(`${s.url}/metrics`)).text()).toContain(`${held} 1\n`);
   r.script.length = 0; // the receiver is back

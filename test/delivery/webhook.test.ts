@@ -7,6 +7,7 @@ import {
   startTestServer,
   type TestServer,
 } from "../support/server.ts";
+import { waitFor } from "../support/wait.ts";
 import { type Receiver, startReceiver } from "./receiver.ts";
 import { caughtUp, waitForDeadLetters } from "./support.ts";
 
@@ -18,6 +19,23 @@ afterEach(async () => {
   s = undefined;
   r = undefined;
 });
+
+/** A metric of con_hook, as /metrics shows it. */
+async function gauge(url: string, name: string): Promise<number | undefined> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const m = new RegExp(`^${name}\\{connection="con_hook"\\} ([\\d.e+-]+)$`, "m").exec(text);
+  return m ? Number(m[1]) : undefined;
+}
+
+/**
+ * Waits until con_hook has confirmed every event of its source: nothing is in flight
+ * any more, so what the receiver got is all it will get (no duplicate can follow).
+ */
+function allConfirmed(url: string) {
+  return waitFor(async () => (await gauge(url, "sluice_connection_lag_events")) === 0, {
+    what: "con_hook to confirm every event",
+  });
+}
 
 const hook = (url: string, extra: Record<string, unknown> = {}) => ({
   connections: [
@@ -51,7 +69,7 @@ test("every event of the source is delivered once, in order, with the configured
   await send(s, ["other-1"], s.keys.other); // another source: not this connection's
   await send(s, ids.slice(20));
   await r.waitFor(35);
-  await Bun.sleep(100);
+  await allConfirmed(s.url);
   expect(r.delivered().map((e) => e.messageId)).toEqual(ids);
   expect(r.batches.every((b) => b.events.length <= 10)).toBe(true);
   expect(r.headers[0]!.get("x-token")).toBe("abc");
@@ -88,7 +106,7 @@ test("the offset survives a restart: nothing is delivered twice, nothing skipped
   await s.restart();
   await send(s, ["o-3"]);
   await r.waitFor(3);
-  await Bun.sleep(100);
+  await allConfirmed(s.url);
   expect(r.delivered().map((e) => e.messageId)).toEqual(["o-1", "o-2", "o-3"]);
 });
 
@@ -118,7 +136,7 @@ for (const start of ["now", "oldest"] as const) {
     try {
       expect((await post(second.url, "after")).status).toBe(200);
       await r.waitFor(start === "now" ? 1 : 2);
-      await Bun.sleep(100);
+      await allConfirmed(second.url);
     } finally {
       second.proc.kill("SIGTERM");
       await second.proc.exited;
@@ -133,11 +151,11 @@ test("`sluice connections` shows each connection's lag and dead letters", async 
   r = startReceiver([400, ...Array(1000).fill(500)]);
   s = await startTestServer({ config: hook(r.url, { maxAttempts: 1_000_000, retryBaseMs: 50 }) });
   await send(s, ["c-1", "c-2"]);
-  const deadline = Date.now() + 5000;
-  while (r.batches.length < 1 && Date.now() < deadline) await Bun.sleep(20);
-  await Bun.sleep(100);
+  await waitForDeadLetters(s.dataDir, "con_hook", 1); // the 400: both in one dead letter
   await send(s, ["c-3", "c-4", "c-5"]);
-  await Bun.sleep(300);
+  // These three stay unconfirmed (every answer is 500): wait until they are old enough.
+  const url = s.url;
+  await waitFor(async () => ((await gauge(url, "sluice_connection_lag_seconds")) ?? 0) > 0.2);
   const json = await runCli(["connections", "--json", "--config", s.configFile]);
   expect(json.code).toBe(0);
   const [row] = JSON.parse(json.stdout);
@@ -158,11 +176,13 @@ test("shutdown does not wait out a slow receiver; the batch is delivered after t
   let hang = true;
   const received: string[] = [];
   const release = Promise.withResolvers<void>();
+  const arrived = Promise.withResolvers<void>();
   const slow = Bun.serve({
     port: 0,
     hostname: "127.0.0.1",
     async fetch(req) {
       const events = (await req.json()) as { messageId: string }[];
+      arrived.resolve();
       if (hang) await release.promise; // never answers while hanging
       received.push(...events.map((e) => e.messageId));
       return new Response("ok");
@@ -171,15 +191,13 @@ test("shutdown does not wait out a slow receiver; the batch is delivered after t
   try {
     s = await startTestServer({ config: hook(`http://127.0.0.1:${slow.port}/hook`) });
     await send(s, ["slow-1"]);
-    await Bun.sleep(200); // the delivery is now waiting on the receiver
+    await arrived.promise; // the delivery is now waiting on the receiver
     const started = performance.now();
     await s.stop();
     expect(performance.now() - started).toBeLessThan(2000);
     hang = false;
     await s.restart();
-    const deadline = Date.now() + 5000;
-    while (!received.includes("slow-1") && Date.now() < deadline) await Bun.sleep(20);
-    expect(received).toContain("slow-1");
+    await waitFor(() => received.includes("slow-1"), { what: "slow-1 after the restart" });
   } finally {
     release.resolve();
     slow.stop(true);
