@@ -1,3 +1,4 @@
+import { waitFor } from "../support/wait.ts";
 /** A real local HTTP receiver for webhook deliveries, answering with scripted statuses. */
 export interface ReceivedBatch {
   status: number;
@@ -64,13 +65,10 @@ export function startReceiver(script: number[] = [], now: () => number = Date.no
       return [...counts].filter(([, n]) => n > 1).map(([k]) => String(k));
     },
     async waitFor(count, timeoutMs = 10_000) {
-      const deadline = Date.now() + timeoutMs;
-      while (r.delivered().length < count) {
-        if (Date.now() > deadline) {
-          throw new Error(`receiver got ${r.delivered().length} of ${count} events`);
-        }
-        await Bun.sleep(20);
-      }
+      await waitFor(() => r.delivered().length >= count, {
+        timeoutMs,
+        what: () => `${count} events (the receiver got ${r.delivered().length})`,
+      });
     },
     stop: () => server.stop(true),
   };

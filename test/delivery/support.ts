@@ -1,20 +1,15 @@
 import { expect } from "bun:test";
 import type { DeadLetter } from "../../src/delivery/dead-letters/interface.ts";
 import { SqliteDeadLetterStore } from "../../src/delivery/dead-letters/sqlite.ts";
+import { type Truthy, waitFor } from "../support/wait.ts";
 
 /** Polls `check` until it returns something truthy, or fails after `timeoutMs`. */
 export async function until<T>(
   check: () => T | Promise<T>,
   timeoutMs = 10_000,
   what = "condition",
-): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value as NonNullable<T>;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(20);
-  }
+): Promise<Truthy<T>> {
+  return waitFor(check, { timeoutMs, what });
 }
 
 /** A connection's dead letters, read from the data dir as `sluice deadletters list` does. */

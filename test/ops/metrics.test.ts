@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { startTestServer, type TestServer } from "../support/server.ts";
+import { waitFor } from "../support/wait.ts";
 import { parsePrometheus, type Sample, sampleValue } from "./prometheus.ts";
 
 let s: TestServer;
@@ -47,15 +48,10 @@ test("/metrics counts requests and events by source after known traffic", async 
   expect(statuses).toEqual([200, 200, 200, 400, 429, 200, 404]);
 
   // Request metrics are recorded just after each response is sent.
-  let m = await scrape();
-  for (
-    let i = 0;
-    i < 50 && sampleValue(m.samples, "sluice_http_requests_total", notFound) < 1;
-    i++
-  ) {
-    await Bun.sleep(10);
-    m = await scrape();
-  }
+  const m = await waitFor(async () => {
+    const scraped = await scrape();
+    return sampleValue(scraped.samples, "sluice_http_requests_total", notFound) >= 1 && scraped;
+  });
   const v = (name: string, labels: Record<string, string> = {}) =>
     sampleValue(m.samples, name, labels);
 

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { exitCode } from "../support/process.ts";
 import { makeTestConfig, runCli, type SpawnedServer, spawnServer } from "../support/server.ts";
+import { waitFor } from "../support/wait.ts";
 
 let made: ReturnType<typeof makeTestConfig>;
 let server: SpawnedServer;
@@ -26,16 +27,16 @@ const send = (key: string, messageId: string) =>
 async function hangUp(n: number): Promise<string> {
   server.proc.kill("SIGHUP");
   const re = /"msg":"config reload(ed|ed: nothing to apply| refused[^"]*)"/;
-  const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline) {
-    const lines = server
-      .output()
-      .split("\n")
-      .filter((l) => re.test(l));
-    if (lines.length >= n) return lines[n - 1]!;
-    await Bun.sleep(20);
-  }
-  throw new Error(`no reload line after SIGHUP:\n${server.output()}`);
+  return waitFor(
+    () =>
+      server
+        .output()
+        .split("\n")
+        .filter((l) => re.test(l))[n - 1],
+    {
+      what: () => `reload line ${n} after SIGHUP:\n${server.output()}`,
+    },
+  );
 }
 
 test("SIGHUP applies a key made by `keys create`, without a restart", async () => {

@@ -2,6 +2,7 @@ import { afterEach } from "bun:test";
 import { readdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { BUN, MAIN, spawnServer } from "./server.ts";
+import { waitFor } from "./wait.ts";
 
 /** A sluice CLI command running as a child process, with its output collected. */
 export interface RunningCli {
@@ -35,25 +36,24 @@ export function startCli(
       if (isStdout) stdout += text;
     }
   };
-  void collect(proc.stdout as ReadableStream<Uint8Array>, true);
-  void collect(proc.stderr as ReadableStream<Uint8Array>, false);
+  // Both end when the process has exited and its last output is read.
+  const collected = Promise.all([
+    collect(proc.stdout as ReadableStream<Uint8Array>, true),
+    collect(proc.stderr as ReadableStream<Uint8Array>, false),
+  ]);
   return {
     proc,
     output: () => out,
     stdout: () => stdout,
     async waitFor(re, timeoutMs = 10_000) {
-      const deadline = Date.now() + timeoutMs;
-      while (Date.now() < deadline) {
-        const m = re.exec(out);
-        if (m) return m;
-        if (proc.exitCode !== null) {
-          await Bun.sleep(50); // let the last output arrive
-          const last = re.exec(out);
-          if (last) return last;
-          break;
-        }
-        await Bun.sleep(20);
-      }
+      const exited = await waitFor(() => re.exec(out) ?? proc.exitCode !== null, {
+        timeoutMs,
+        what: () => `${re} in the output of sluice ${args.join(" ")}:\n${out}`,
+      });
+      if (exited !== true) return exited as RegExpExecArray;
+      await collected; // the process is gone: read the rest of what it wrote
+      const last = re.exec(out);
+      if (last) return last;
       throw new Error(`no ${re} in the output of sluice ${args.join(" ")}:\n${out}`);
     },
   };

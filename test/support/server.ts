@@ -7,6 +7,7 @@ import { generateWriteKey, hashWriteKey } from "../../src/auth/keys.ts";
 import { parseConfig } from "../../src/config/load.ts";
 import type { Clock } from "../../src/delivery/clock.ts";
 import { createLogger } from "../../src/logger.ts";
+import { waitFor } from "./wait.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
 export const BUN = process.execPath;
@@ -181,15 +182,13 @@ export async function spawnServer(
   };
   void collect(proc.stdout as ReadableStream<Uint8Array>);
   void collect(proc.stderr as ReadableStream<Uint8Array>);
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const m = /"port":(\d+)[^\n]*"msg":"sluice started"/.exec(out);
-    if (m) {
-      const port = Number(m[1]);
-      return { proc, port, url: `http://127.0.0.1:${port}`, output: () => out };
-    }
-    if (proc.exitCode !== null) break;
-    await Bun.sleep(25);
+  const started = /"port":(\d+)[^\n]*"msg":"sluice started"/;
+  const m = await waitFor(() => started.exec(out) ?? proc.exitCode !== null, {
+    timeoutMs,
+  }).catch(() => undefined);
+  if (m && m !== true) {
+    const port = Number(m[1]);
+    return { proc, port, url: `http://127.0.0.1:${port}`, output: () => out };
   }
   proc.kill(9);
   throw new Error(`server did not start:\n${out}`);

@@ -4,6 +4,9 @@
  * neither.
  */
 
+/** What `waitFor` returns: the condition's value, known to be truthy. */
+export type Truthy<T> = Exclude<T, false | 0 | "" | null | undefined>;
+
 export interface WaitOptions {
   /** Give up after this long (default 10 s). */
   timeoutMs?: number;
@@ -21,14 +24,14 @@ export interface WaitOptions {
 export async function waitFor<T>(
   cond: () => T | Promise<T>,
   opts: WaitOptions = {},
-): Promise<NonNullable<T>> {
+): Promise<Truthy<T>> {
   const { timeoutMs = 10_000, intervalMs = 20 } = opts;
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   for (;;) {
     try {
       const value = await cond();
-      if (value) return value as NonNullable<T>;
+      if (value) return value as Truthy<T>;
       lastError = undefined;
     } catch (err) {
       lastError = err;
