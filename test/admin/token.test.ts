@@ -6,6 +6,7 @@ import { addAdminToken } from "../../src/config/edit.ts";
 import { loadConfig } from "../../src/config/load.ts";
 import { cleanedAfterEach } from "../support/process.ts";
 import { BUN, MAIN, makeTestConfig } from "../support/server.ts";
+import { waitFor } from "../support/wait.ts";
 
 const { dirs, spawn } = cleanedAfterEach();
 const entry = { id: "adm_1", hash: `sha256:${"a".repeat(64)}` };
@@ -85,8 +86,7 @@ describe("sluice admin token create", () => {
     expect((await me()).status).toBe(200);
     expect(((await (await me()).json()) as { via: string }).via).toBe("loopback");
     server.proc.kill("SIGHUP");
-    const deadline = Date.now() + 5000;
-    while (!server.output().includes("admin tokens:") && Date.now() < deadline) await Bun.sleep(20);
+    await waitFor(() => server.output().includes("admin tokens:"), { what: "the reload line" });
     expect(((await (await me()).json()) as { via: string }).via).toBe("token");
     expect((await fetch(`${server.url}/admin/api/me`)).status).toBe(401);
   });

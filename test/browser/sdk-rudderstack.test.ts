@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { startTestServer, type TestServer } from "../support/server.ts";
+import { waitFor } from "../support/wait.ts";
 import {
   type Browser,
   beaconsOf,
@@ -189,8 +190,7 @@ describe.skipIf(Boolean(chromiumMissing))("RudderStack JS SDK v3 in Chromium", (
     const before = await duplicatesCounted(s);
     await page.reload();
     await resendFromPage(page, s.url, beacon!, true);
-    const deadline = Date.now() + 10_000;
-    while ((await duplicatesCounted(s)) <= before && Date.now() < deadline) await Bun.sleep(50);
+    await waitFor(async () => (await duplicatesCounted(s)) > before, { intervalMs: 50 });
     expect(await duplicatesCounted(s)).toBe(before + 1);
     expect((await storedFromRun(s, run)).map((e) => e.messageId)).toEqual([first!.messageId]);
     await context.close();

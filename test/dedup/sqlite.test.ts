@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SqliteDedupStore } from "../../src/dedup/sqlite.ts";
 import { openStateDb } from "../../src/state/sqlite.ts";
+import { waitFor } from "../support/wait.ts";
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -60,8 +61,7 @@ test("a bulk lookup finds exactly the stored ids among many, per source", async 
 test("the checkpoint moves even when a replayed stretch of log held no keys", async () => {
   const { db, store } = open(5);
   store.remember([], { segment: 2, offset: 0 });
-  const deadline = Date.now() + 5000;
-  while (store.checkpoint() === undefined && Date.now() < deadline) await Bun.sleep(5);
+  await waitFor(() => store.checkpoint() !== undefined, { intervalMs: 5, timeoutMs: 5000 });
   expect(store.checkpoint()).toEqual({ segment: 2, offset: 0 });
   await store.close();
   db.close();

@@ -93,6 +93,7 @@ beforeAll(async () => {
   upstream = Bun.serve({
     port: 0,
     async fetch(req) {
+      // A slow server is what ctx.fetch's timeout is tested against.
       if (new URL(req.url).pathname === "/slow") await Bun.sleep(2000);
       return new Response("fast answer");
     },

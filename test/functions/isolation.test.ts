@@ -82,7 +82,7 @@ async function slowestHealth(until: Promise<unknown>): Promise<number> {
     const res = await fetch(`${s.url}/health`);
     expect(res.status).toBe(200);
     slowest = Math.max(slowest, performance.now() - started);
-    await Bun.sleep(50);
+    await Bun.sleep(50); // a sampling interval: the server's answers over time are measured
   }
   return slowest;
 }

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { ConfigError, parseConfig } from "../../src/config/load.ts";
 import { parsePrometheus, sampleValue } from "../ops/prometheus.ts";
 import { basic, startTestServer, type TestServer } from "../support/server.ts";
+import { waitFor } from "../support/wait.ts";
 import { expectError, newId, storedWithId } from "./table.ts";
 
 // SPEC 3's browser-SDK rows, as the SDKs send them (test/browser/sdk-*.test.ts drives
@@ -299,8 +300,7 @@ describe("RudderStack JS SDK v3", () => {
       reason: "malformed JSON",
     });
     // Metrics are recorded just after the response is sent: wait for it.
-    const deadline = Date.now() + 5000;
-    while ((await beaconCount("400")) < before + 1 && Date.now() < deadline) await Bun.sleep(10);
+    await waitFor(async () => (await beaconCount("400")) >= before + 1, { intervalMs: 10 });
     expect(await beaconCount("400")).toBe(before + 1);
   });
 });

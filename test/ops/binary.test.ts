@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { exitCode } from "../support/process.ts";
 import { BUN } from "../support/server.ts";
+import { waitFor } from "../support/wait.ts";
 
 // SPEC 10: `bun build --compile` makes one executable that runs everything, functions
 // included. This builds it with the `build` script of package.json (into a temp dir,
@@ -86,12 +87,10 @@ functions:
     }
   })();
   try {
-    let port = 0;
-    for (let i = 0; i < 300 && !port; i++) {
-      port = Number(/"port":(\d+)[^\n]*"msg":"sluice started"/.exec(out)?.[1] ?? 0);
-      if (!port) await Bun.sleep(20);
-    }
-    expect(port).toBeGreaterThan(0);
+    const port = await waitFor(
+      () => Number(/"port":(\d+)[^\n]*"msg":"sluice started"/.exec(out)?.[1] ?? 0),
+      { timeoutMs: 6000, what: () => `"sluice started" in:\n${out}` },
+    );
     const url = `http://127.0.0.1:${port}`;
     const res = await fetch(`${url}/v1/track`, {
       method: "POST",
