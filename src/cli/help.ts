@@ -222,8 +222,9 @@ destination, without moving the connection's own offset. A webhook gets the same
 Idempotency-Key as for the first delivery of the same events; PostgreSQL keeps one
 row per messageId. A TIME is ISO-8601 (2026-12-01, 2026-12-01T09:00:00Z): events
 received in [from, to). A POSITION is a point between two events in the log
-(<segment>:<offset>, as the inspector shows the point after an event): from starts
-with the event after it, to ends with the event before it. Without --to: up to what
+(<segment>:<offset>; an event's position in the inspector is the point just before
+it): from starts with the event after it, to ends with the event before it, so
+--from P1 --to P2 covers the event at P1 up to the one before P2. Without --to: up to what
 is stored when the replay starts. Shows a progress bar on a terminal and a summary at
 the end; Ctrl-C stops between events. Works whether the server runs or not.
 Exit code 0 when every event went out (or the range held none), 1 when some did

@@ -12,7 +12,8 @@ const stdio: Io = { out: (l) => console.log(l), err: (l) => console.error(l) };
 
 /**
  * A time (ISO-8601: `2026-12-01`, `2026-12-01T09:00:00Z`) or a log position
- * (`<segment>:<offset>`, as the inspector shows an event's position).
+ * (`<segment>:<offset>`: a point between two events; the inspector shows the point
+ * just before each event).
  */
 export function parsePoint(name: string, text: string): ReplayPoint {
   if (parsePosition(text)) return { position: text };

@@ -146,6 +146,19 @@ test("a webhook replay sends the same Idempotency-Keys; a time or position range
   expect(r.batches.at(-1)!.events.map((e) => e.messageId)).toEqual(range("a", 10));
   expect(r.batches.at(-1)!.key).toBe(original[0]!);
   expect(r.accepted()).toHaveLength(20); // still no event twice, by key
+
+  // From the position the inspector shows for b-0 to the one it shows for b-5: b-0…b-4.
+  const positionOf = async (messageId: string) =>
+    until(async () => {
+      const res = await fetch(`${s!.url}/admin/api/events/web/${messageId}`, { headers: ADMIN });
+      return res.status === 200
+        ? ((await res.json()) as { path: { position: string } }).path.position
+        : undefined;
+    });
+  const [p0, p5] = [await positionOf("b-0"), await positionOf("b-5")];
+  const part = await cli(s, "replay", "--connection", "con_hook", "--from", p0, "--to", p5);
+  expect(part.stdout).toContain("replayed 5 of 5 event(s)");
+  expect(r.batches.at(-1)!.events.map((e) => e.messageId)).toEqual(range("b", 5));
   expect(r.repeatedKeys().sort()).toEqual([...original].sort() as string[]);
 }, 60_000);
 
