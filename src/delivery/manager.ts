@@ -166,6 +166,11 @@ export class DeliveryManager {
       run.catch(() => {}),
     );
     const report = await run;
+    // The destination took a letter: it is up, whatever the connection's last batch said.
+    if (report.delivered > 0 && report.failed.length === 0) {
+      const health = this.healthOf(connectionId);
+      if (health.phase === "failing") health.succeeded(this.clock.now());
+    }
     this.opts.logger.info(
       {
         connectionId,

@@ -39,7 +39,14 @@ export function connectionState(i: StateInputs): ConnectionState {
     id: i.connection.id,
     source: i.connection.source,
     destination: { type: i.connection.destination.type },
-    state: health.state(i.paused),
+    // `failing` says a batch went to the dead letters; once none are left (a redrive,
+    // perhaps from the CLI) there is nothing to repair any more.
+    state:
+      i.deadLetters === 0 && health.phase === "failing"
+        ? i.paused
+          ? "paused"
+          : "running"
+        : health.state(i.paused),
     lag: i.lag,
     lastSuccessAt: health.lastSuccessAt === null ? null : iso(health.lastSuccessAt),
     lastError: health.lastError && {

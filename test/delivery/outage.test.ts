@@ -136,4 +136,7 @@ test("past the retry window (24 h by default) the batch is dead-lettered with on
     10_000,
     "the server to count the redriven letters gone",
   );
+  // Nothing left to repair: no longer `failing`.
+  const after = await (await fetch(`${s.url}/metrics`)).text();
+  expect(after).toContain('sluice_connection_state{connection="con_hook",state="running"} 1');
 }, 60_000);
