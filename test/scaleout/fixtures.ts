@@ -9,29 +9,9 @@ import {
   startRedisServer,
 } from "./servers.ts";
 
-/** Why this file's scale-out tests skip (nats-server or redis-server missing), else undefined. */
+/** Why the scale-out tests skip (nats-server or redis-server missing), else undefined. */
 export const serversMissing = missingServers();
 if (serversMissing) console.warn(`scale-out tests skip: ${serversMissing}`);
-
-let redis: Promise<ServerProcess> | undefined;
-let nats: Promise<NatsServerProcess> | undefined;
-
-/** One redis-server for this test file, started on first use and stopped after the file. */
-export function fileRedis(): Promise<ServerProcess> {
-  redis ??= startRedisServer();
-  return redis;
-}
-
-/** One nats-server -js for this test file, started on first use and stopped after the file. */
-export function fileNats(): Promise<NatsServerProcess> {
-  nats ??= startNatsServer();
-  return nats;
-}
-
-afterAll(async () => {
-  await (await redis?.catch(() => undefined))?.cleanup();
-  await (await nats?.catch(() => undefined))?.cleanup();
-});
 
 let prefixes = 0;
 /** A key prefix no other test of this run uses, so tests share one Redis without meeting. */
@@ -39,8 +19,41 @@ export function freshPrefix(name: string): string {
   return `t${process.pid}-${name}-${prefixes++}-${Date.now().toString(36)}`;
 }
 
-/** A connection to this file's Redis under a fresh key prefix. */
-export async function redisConnection(name: string, prefix = freshPrefix(name)) {
-  const server = await fileRedis();
-  return RedisConnection.open(server.url, { logger: pino({ level: "silent" }), keyPrefix: prefix });
+/** Servers one test file shares: started on first use, stopped after the file. */
+export interface FileServers {
+  redis(): Promise<ServerProcess>;
+  nats(): Promise<NatsServerProcess>;
+  /** A connection to the file's Redis under a key prefix (a fresh one by default). */
+  redisConnection(name: string, prefix?: string): Promise<RedisConnection>;
+}
+
+/**
+ * Call once at the top of a test file. The servers are the file's own (bun test runs
+ * every file in one process: a server kept in a module would outlive its file).
+ */
+export function fileServers(): FileServers {
+  let redis: Promise<ServerProcess> | undefined;
+  let nats: Promise<NatsServerProcess> | undefined;
+  afterAll(async () => {
+    await (await redis?.catch(() => undefined))?.cleanup();
+    await (await nats?.catch(() => undefined))?.cleanup();
+  });
+  const servers: FileServers = {
+    redis: () => {
+      redis ??= startRedisServer();
+      return redis;
+    },
+    nats: () => {
+      nats ??= startNatsServer();
+      return nats;
+    },
+    async redisConnection(name, prefix = freshPrefix(name)) {
+      const server = await servers.redis();
+      return RedisConnection.open(server.url, {
+        logger: pino({ level: "silent" }),
+        keyPrefix: prefix,
+      });
+    },
+  };
+  return servers;
 }
