@@ -49,6 +49,8 @@ export interface Sluice {
   url: string;
   logger: Logger;
   metrics: SluiceMetrics;
+  /** The routes the HTTP app serves (method and Elysia pattern), as `/openapi.json` must list them. */
+  routes: { method: string; path: string }[];
   /** Re-reads the config file (SIGHUP); a bad file is refused and the running config kept. */
   reload(): ReloadOutcome;
   /** Stops accepting, lets in-flight requests finish, flushes, releases the data dir. */
@@ -231,6 +233,7 @@ export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {})
       url: `http://127.0.0.1:${port}`,
       logger,
       metrics,
+      routes: app.routes.map((r) => ({ method: r.method, path: r.path })),
       reload() {
         const outcome = reloadConfig({
           file: loaded.file,

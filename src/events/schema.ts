@@ -54,25 +54,25 @@ export const TrackEvent = t.Object(
       errorMessage: "track needs event: a non-empty string of at most 256 characters",
     }),
   },
-  { additionalProperties: true },
+  { $id: "TrackEvent", additionalProperties: true },
 );
 export type TrackEvent = Static<typeof TrackEvent>;
 
 export const PageEvent = t.Object(
   { ...common, type: t.Literal("page"), name: t.Optional(t.String()) },
-  { additionalProperties: true },
+  { $id: "PageEvent", additionalProperties: true },
 );
 export type PageEvent = Static<typeof PageEvent>;
 
 export const ScreenEvent = t.Object(
   { ...common, type: t.Literal("screen"), name: t.Optional(t.String()) },
-  { additionalProperties: true },
+  { $id: "ScreenEvent", additionalProperties: true },
 );
 export type ScreenEvent = Static<typeof ScreenEvent>;
 
 export const IdentifyEvent = t.Object(
   { ...common, type: t.Literal("identify") },
-  { additionalProperties: true },
+  { $id: "IdentifyEvent", additionalProperties: true },
 );
 export type IdentifyEvent = Static<typeof IdentifyEvent>;
 
@@ -82,7 +82,7 @@ export const GroupEvent = t.Object(
     type: t.Literal("group"),
     groupId: t.String({ minLength: 1, errorMessage: "group needs groupId: a non-empty string" }),
   },
-  { additionalProperties: true },
+  { $id: "GroupEvent", additionalProperties: true },
 );
 export type GroupEvent = Static<typeof GroupEvent>;
 
@@ -96,19 +96,15 @@ export const AliasEvent = t.Object(
     }),
     userId: t.String({ minLength: 1, errorMessage: "alias needs userId: a non-empty string" }),
   },
-  { additionalProperties: true },
+  { $id: "AliasEvent", additionalProperties: true },
 );
 export type AliasEvent = Static<typeof AliasEvent>;
 
 /** Any of the six Segment event types. */
-export const AnalyticsEvent = t.Union([
-  TrackEvent,
-  PageEvent,
-  ScreenEvent,
-  IdentifyEvent,
-  GroupEvent,
-  AliasEvent,
-]);
+export const AnalyticsEvent = t.Union(
+  [TrackEvent, PageEvent, ScreenEvent, IdentifyEvent, GroupEvent, AliasEvent],
+  { $id: "AnalyticsEvent" },
+);
 export type AnalyticsEvent = Static<typeof AnalyticsEvent>;
 
 export const EVENT_SCHEMAS = {
@@ -120,16 +116,18 @@ export const EVENT_SCHEMAS = {
   alias: AliasEvent,
 } as const;
 
-/** The body of `/v1/batch`. */
+/** The body of `/v1/batch` (documentation: the route reads it itself, item by item). */
 export const BatchBody = t.Object(
   {
-    batch: t.Array(t.Record(t.String(), t.Unknown())),
+    batch: t.Array(AnalyticsEvent, {
+      description: "The events; at most `limits.maxBatchEvents` (500) of them.",
+    }),
     context: t.Optional(t.Record(t.String(), t.Unknown())),
     integrations: t.Optional(t.Record(t.String(), t.Unknown())),
     sentAt: t.Optional(t.String({ format: "iso-8601" })),
     writeKey: t.Optional(t.String()),
   },
-  { additionalProperties: true },
+  { $id: "BatchBody", additionalProperties: true },
 );
 export type BatchBody = Static<typeof BatchBody>;
 

@@ -1,10 +1,41 @@
-import { Elysia } from "elysia";
+import { Type as t } from "@sinclair/typebox";
+import type { DocumentDecoration } from "elysia";
+import { badRequest, SluiceError } from "../errors.ts";
 import { isJsonObject } from "../events/json.ts";
+import { BatchBody } from "../events/schema.ts";
 import { isIsoDate } from "../events/time.ts";
 import type { IngestResult } from "../ingest/service.ts";
 import type { HttpDeps } from "./deps.ts";
-import { badRequest, HttpError } from "./errors.ts";
-import { authenticate, chargeRate, clientIp } from "./request.ts";
+import type { SingleRequest } from "./ingest.ts";
+import { requestIdOf } from "./observe.ts";
+import { chargeRate, clientIp } from "./request.ts";
+import { BatchResult, ErrorBody } from "./responses.ts";
+import { errors, jsonBody, routeGroup } from "./route.ts";
+
+/** The `writeKey` option of a batch route: charged by its count once parsed. */
+export const BATCH = { cost: "batch", body: "json" } as const;
+
+/** A batch route's answers (401 and 429 come with the write key). */
+export const BATCH_RESPONSES = {
+  200: BatchResult,
+  ...errors(403, 413, 415, 503),
+  400: t.Union([BatchResult, ErrorBody], {
+    description:
+      "Every event invalid (a BatchResult with `success: false`), or a malformed request.",
+  }),
+};
+
+/** The OpenAPI `detail` of a batch route. */
+export function batchDetail(operationId: string, summary = "Many events"): DocumentDecoration {
+  return {
+    tags: ["ingest"],
+    operationId,
+    summary,
+    description:
+      "Invalid events are skipped and listed in `rejected`; the rest are stored. The batch's `context` and `integrations` are merged under each event's own.",
+    requestBody: jsonBody(BatchBody, "A batch of events."),
+  };
+}
 
 /**
  * `POST /v1/batch` and `/batch`: many events with a shared context, integrations and
@@ -12,37 +43,36 @@ import { authenticate, chargeRate, clientIp } from "./request.ts";
  * valid, the answer is 400 with the same body.
  */
 export function batchRoutes(deps: HttpDeps) {
-  return new Elysia({ name: "batch" })
-    .post(
-      "/v1/batch",
-      ({ request, server, set }) => acceptBatch(deps, request, server, set.headers),
-      {
-        parse: "none",
-      },
-    )
-    .post("/batch", ({ request, server, set }) => acceptBatch(deps, request, server, set.headers), {
+  return routeGroup("batch", deps)
+    .post("/v1/batch", (c) => acceptBatch(deps, c), {
+      writeKey: BATCH,
       parse: "none",
+      response: BATCH_RESPONSES,
+      detail: batchDetail("segmentBatch"),
+    })
+    .post("/batch", (c) => acceptBatch(deps, c), {
+      writeKey: BATCH,
+      parse: "none",
+      response: BATCH_RESPONSES,
+      detail: batchDetail("batch"),
     });
 }
 
 /**
- * Accepts a batch (`{ batch: [...], context?, integrations?, sentAt? }`): invalid events
- * are skipped, logged and listed; 400 with the same body when none is valid.
+ * Accepts a batch (`{ batch: [...], context?, integrations?, sentAt? }`), its key and
+ * body read by the `writeKey` macro: charges its count, stores the valid events; the
+ * invalid ones are skipped, logged and listed; 400 with the same body when none is valid.
  */
-export async function acceptBatch(
-  deps: HttpDeps,
-  request: Request,
-  server: Parameters<typeof clientIp>[1],
-  headers: Record<string, string | number>,
-) {
-  const { key, body } = await authenticate(request, deps, headers);
+export async function acceptBatch(deps: HttpDeps, c: SingleRequest) {
+  const { key, body, request, server } = c;
+  const headers = c.set.headers;
   const batch = readBatch(body, deps.config.limits.maxBatchEvents);
   await chargeRate(deps, key, batch.items.length, headers);
   const result = await deps.ingest.ingest({
     key,
     items: batch.items,
     receivedAt: Date.now(),
-    requestId: headers["x-request-id"] as string | undefined,
+    requestId: requestIdOf(c.set),
     requestIp: clientIp(request, server, deps.config.server.trustProxy),
     userAgent: request.headers.get("user-agent") ?? undefined,
     batch: { context: batch.context, integrations: batch.integrations, sentAt: batch.sentAt },
@@ -51,7 +81,7 @@ export async function acceptBatch(
     // SPEC 3: invalid events in a batch are skipped, logged and listed.
     deps.logger.info(
       {
-        requestId: headers["x-request-id"],
+        requestId: requestIdOf(c.set),
         sourceId: key.source.id,
         keyId: key.keyId,
         rejected: result.rejected,
@@ -60,7 +90,7 @@ export async function acceptBatch(
     );
   }
   if (result.accepted + result.duplicates === 0) {
-    throw new HttpError("bad_request", "every event in the batch is invalid", {
+    throw new SluiceError("bad_request", "every event in the batch is invalid", {
       ...batchBody(result, false),
     });
   }

@@ -1,6 +1,6 @@
 import { gunzipSync, inflateSync } from "node:zlib";
 import type { LimitsConfig } from "../config/schema.ts";
-import { badRequest, HttpError, tooLarge } from "./errors.ts";
+import { badRequest, SluiceError, tooLarge } from "../errors.ts";
 
 const JSON_TYPES = new Set([
   "",
@@ -78,7 +78,10 @@ function checkCharset(parameters: string): void {
       .replace(/^"(.*)"$/, "$1")
       .toLowerCase();
     if (!UTF8_LABELS.has(charset)) {
-      throw new HttpError("unsupported_media_type", "unsupported charset: the body must be UTF-8");
+      throw new SluiceError(
+        "unsupported_media_type",
+        "unsupported charset: the body must be UTF-8",
+      );
     }
   }
 }

@@ -1,5 +1,11 @@
-/** The closed list of error codes sluice answers with. */
-export const ERROR_STATUS = {
+import { ValidationError } from "elysia";
+import { type ErrorCode, ShuttingDownError, SluiceError, StorageError } from "../errors.ts";
+import { FunctionTimeoutError } from "../functions/errors.ts";
+import type { HttpDeps } from "./deps.ts";
+import { requestIdOf, routeOf } from "./observe.ts";
+
+/** The HTTP status of each error code (src/errors.ts). */
+export const ERROR_STATUS: Record<ErrorCode, number> = {
   bad_request: 400,
   unauthorized: 401,
   forbidden: 403,
@@ -11,50 +17,82 @@ export const ERROR_STATUS = {
   not_implemented: 501,
   unavailable: 503,
   timeout: 504,
-} as const;
-export type ErrorCode = keyof typeof ERROR_STATUS;
+};
 
-/** An error a client caused or should see; mapped to its status and `{"error": …}` by onError. */
-export class HttpError extends Error {
-  constructor(
-    readonly code: ErrorCode,
-    message: string,
-    /** Extra fields of the error body (never request data). */
-    readonly body?: Record<string, unknown>,
-    readonly headers?: Record<string, string>,
-  ) {
-    super(message);
-    this.name = "HttpError";
-  }
-
-  get status(): number {
-    return ERROR_STATUS[this.code];
-  }
+/** What Elysia hands an onError hook, as far as the mapper reads it. */
+interface ErrorContext {
+  error: unknown;
+  code: unknown;
+  request: Request;
+  set: { status?: number | string; headers: Record<string, unknown> };
+  route?: string;
 }
 
-export const badRequest = (message: string) => new HttpError("bad_request", message);
-export const unauthorized = (message = "missing or unknown write key") =>
-  new HttpError("unauthorized", message);
-export const tooLarge = (message: string) => new HttpError("payload_too_large", message);
-
-/** Storage (log or state) failed: nothing in the request is acknowledged; the client retries. */
-export class StorageError extends Error {
-  constructor(cause: unknown) {
-    super(`storage failed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
-    this.name = "StorageError";
-  }
+/** An error mapped to its answer: the status, the body, and how to log it. */
+interface Mapped {
+  status: number;
+  body: Record<string, unknown>;
+  /** Internal: logged at error level with the stack, answered masked. */
+  internal?: boolean;
 }
 
-/** The server is shutting down: 503, and the client retries elsewhere or later. */
-export class ShuttingDownError extends Error {
-  constructor() {
-    super("server is shutting down");
-    this.name = "ShuttingDownError";
+/**
+ * The one place errors become answers (the app's onError): each error to its status and
+ * `{"error": …}` body, one log line per failed request. Handlers never build error
+ * JSON. Internal errors are answered masked (`error# a1b2c3: internal error`) and
+ * logged with that id and the stack. Elysia's own validation error (which echoes the
+ * input) never leaves: a bad parameter is named, its value is not. Log lines carry the
+ * route pattern, never the path: a path may hold a write key (`/v1/KEY`), matched or not.
+ */
+export function errorHandler(deps: Pick<HttpDeps, "logger" | "lifecycle">) {
+  return (ctx: ErrorContext) => {
+    const mapped = mapError(ctx.error, ctx.code, deps.lifecycle.shuttingDown);
+    const { set, request } = ctx;
+    set.status = mapped.status;
+    const line = {
+      requestId: requestIdOf(set),
+      method: request.method,
+      route: routeOf(ctx),
+      status: mapped.status,
+    };
+    if (mapped.internal) {
+      const errorId = newErrorId();
+      deps.logger.error({ ...line, errorId, err: ctx.error }, "request failed: internal error");
+      return { error: `error# ${errorId}: internal error` };
+    }
+    deps.logger.info({ ...line, reason: mapped.body.error }, "request failed");
+    return mapped.body;
+  };
+}
+
+function mapError(error: unknown, code: unknown, shuttingDown: boolean): Mapped {
+  if (error instanceof SluiceError) {
+    return {
+      status: ERROR_STATUS[error.code],
+      body: { error: error.message, ...(error.details ?? {}) },
+    };
   }
+  if (error instanceof FunctionTimeoutError) {
+    const details = error.functionId === undefined ? {} : { functionId: error.functionId };
+    return { status: ERROR_STATUS.timeout, body: { error: error.message, ...details } };
+  }
+  if (error instanceof ShuttingDownError) return { status: 503, body: { error: error.message } };
+  if (code === "NOT_FOUND") return { status: 404, body: { error: "not found" } };
+  if (error instanceof ValidationError) {
+    // An answer that does not match its declared schema is a bug of ours, not the client's.
+    if (error.type === "response") return { status: 500, body: {}, internal: true };
+    const where = error.valueError?.path.replace(/^\//, "").replaceAll("/", ".") || error.type;
+    return { status: 400, body: { error: `invalid ${error.type}: ${where}` } };
+  }
+  if (code === "PARSE" || code === "INVALID_COOKIE_SIGNATURE") {
+    return { status: 400, body: { error: "invalid request" } };
+  }
+  const status = error instanceof StorageError && shuttingDown ? 503 : 500;
+  return { status, body: {}, internal: true };
 }
 
 /** A short id to find a masked internal error in the log, e.g. `a1b2c3`. */
-export function errorId(): string {
+export function newErrorId(): string {
   return crypto
     .getRandomValues(new Uint8Array(3))
     .reduce((s, b) => s + b.toString(16).padStart(2, "0"), "");

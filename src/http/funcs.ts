@@ -1,10 +1,10 @@
-import { Elysia } from "elysia";
+import { badRequest, unauthorized } from "../errors.ts";
 import { UNSERIALISABLE } from "../events/json.ts";
-import { FunctionTimeoutError } from "../functions/errors.ts";
-import { STRICT_JSON_TYPES } from "./body.ts";
+import { AnalyticsEvent } from "../events/schema.ts";
 import type { HttpDeps } from "./deps.ts";
-import { badRequest, HttpError, unauthorized } from "./errors.ts";
-import { authenticate, chargeRate, singleEvent } from "./request.ts";
+import { chargeRate, singleEvent } from "./request.ts";
+import { FunctionRunResult, NoBody } from "./responses.ts";
+import { errors, jsonBody, routeGroup } from "./route.ts";
 
 /** Request headers user code never sees (SPEC 7: ctx.headers has credentials removed). */
 const CREDENTIAL_HEADERS = new Set([
@@ -17,28 +17,20 @@ const CREDENTIAL_HEADERS = new Set([
 /**
  * `POST /api/funcs/{conId}`: runs a connection's function chain on one event and
  * answers what it made of it (`{events, execLog, logs}`); nothing is stored. The
- * connection must belong to the key's source (else 401, as for an unknown id).
+ * connection must belong to the key's source (else 401, as for an unknown id), and
+ * is checked before the event is charged.
  */
 export function funcsRoutes(deps: HttpDeps) {
-  return new Elysia({ name: "funcs" }).post(
+  return routeGroup("funcs", deps).post(
     "/api/funcs/:conId",
-    async ({ request, set, params }) => {
-      const { key, body, bytes } = await authenticate(
-        request,
-        deps,
-        set.headers,
-        STRICT_JSON_TYPES,
-      );
+    async ({ key, body, bytes, request, set, params }) => {
       const connection = deps.config.connections.find((c) => c.id === params.conId);
       if (!connection || connection.source !== key.source.id) {
         throw unauthorized("unknown connection for this write key");
       }
       await chargeRate(deps, key, 1, set.headers);
       const event = singleEvent(body, bytes, deps.config.limits.maxEventBytes);
-      if (connection.functions.length === 0) {
-        set.status = 204;
-        return "";
-      }
+      if (connection.functions.length === 0) return new Response(null, { status: 204 });
       if (!deps.functions) throw new Error("the function runtime is not running");
       const { writeKey: _key, ...userEvent } = event;
       let result: string;
@@ -52,19 +44,37 @@ export function funcsRoutes(deps: HttpDeps) {
           retries: 0,
         });
       } catch (err) {
-        if (err instanceof FunctionTimeoutError) {
-          const body = err.functionId === undefined ? undefined : { functionId: err.functionId };
-          throw new HttpError("timeout", err.message, body);
-        }
         // The call is serialised for the function host; only that throws a RangeError.
         if (err instanceof RangeError) throw badRequest(UNSERIALISABLE);
         throw err;
       }
       // Already the JSON of {events, execLog, logs}, as the worker wrote it.
-      set.headers["content-type"] = "application/json";
-      return result;
+      return new Response(result, { headers: { "content-type": "application/json" } });
     },
-    { parse: "none" },
+    {
+      writeKey: { cost: 0, body: "strict-json" },
+      parse: "none",
+      response: {
+        200: FunctionRunResult,
+        204: NoBody("The connection has no functions."),
+        ...errors(400, 403, 413, 415, 503, 504),
+      },
+      detail: {
+        tags: ["functions"],
+        operationId: "runFunctions",
+        summary: "Run a connection's function chain on one event (not stored)",
+        parameters: [
+          {
+            name: "conId",
+            in: "path",
+            required: true,
+            description: "A connection of the key's source.",
+            schema: { type: "string" },
+          },
+        ],
+        requestBody: jsonBody(AnalyticsEvent, "One event.", true),
+      },
+    },
   );
 }
 

@@ -1,8 +1,12 @@
-import { Elysia } from "elysia";
-import { EVENT_TYPES, type EventType } from "../events/schema.ts";
+import type { DocumentDecoration } from "elysia";
+import { badRequest, notFound } from "../errors.ts";
+import { AnalyticsEvent, EVENT_SCHEMAS, EVENT_TYPES, type EventType } from "../events/schema.ts";
 import type { HttpDeps } from "./deps.ts";
-import { badRequest, HttpError } from "./errors.ts";
-import { authenticate, chargeRate, clientIp, singleEvent } from "./request.ts";
+import { requestIdOf } from "./observe.ts";
+import { clientIp, singleEvent } from "./request.ts";
+import { OkResponse } from "./responses.ts";
+import { errors, jsonBody, routeGroup, withOptionalType } from "./route.ts";
+import type { WriteKeyContext } from "./write-key.ts";
 
 /**
  * Jitsu's one-letter type aliases, and `event` (take the type from the payload). A Map,
@@ -17,29 +21,41 @@ const JITSU_TYPES = new Map<string, EventType | "event">([
 
 export const SINGLE_OK = { ok: true, success: true } as const;
 
+/** The `writeKey` option of a single-event route: one event, a JSON body. */
+export const SINGLE_EVENT = { cost: 1, body: "json" } as const;
+
+/** A single-event route's answers (401 and 429 come with the write key). */
+export const SINGLE_RESPONSES = { 200: OkResponse, ...errors(400, 403, 413, 415, 503) };
+
+/** The type a Jitsu path names; 404 for anything else (not echoed: it may be a key). */
+function jitsuType(name: string): EventType | undefined {
+  const t = JITSU_TYPES.get(name);
+  if (!t) throw notFound("unknown event type");
+  return t === "event" ? undefined : t;
+}
+
+/** What a single-event handler takes from Elysia's context. */
+export interface SingleRequest extends WriteKeyContext {
+  request: Request;
+  server: Parameters<typeof clientIp>[1];
+  set: { headers: Record<string, string | number> };
+}
+
 /**
- * Accepts one event on a single-event route: authenticates, charges the rate limit,
- * stores it with `pathType` (when given) as its type. 200 `SINGLE_OK`, or an HttpError.
+ * Stores one event (authenticated and read by the `writeKey` macro) with `pathType`
+ * (when given) as its type: `SINGLE_OK`, or a 400 naming what is wrong with it.
  */
 export async function acceptOne(
   deps: HttpDeps,
-  request: Request,
-  server: Parameters<typeof clientIp>[1],
-  headers: Record<string, string | number>,
+  { key, body, bytes, request, server, set }: SingleRequest,
   pathType: EventType | undefined,
-  serverOnly = false,
 ) {
-  const { key, body, bytes } = await authenticate(request, deps, headers);
-  if (serverOnly && key.type !== "server") {
-    throw new HttpError("unauthorized", "this endpoint needs a server write key");
-  }
-  await chargeRate(deps, key, 1, headers);
   const event = singleEvent(body, bytes, deps.config.limits.maxEventBytes);
   const result = await deps.ingest.ingest({
     key,
     items: [event],
     itemBytes: [bytes],
-    requestId: headers["x-request-id"] as string | undefined,
+    requestId: requestIdOf(set),
     type: pathType,
     receivedAt: Date.now(),
     requestIp: clientIp(request, server, deps.config.server.trustProxy),
@@ -50,37 +66,67 @@ export async function acceptOne(
   return SINGLE_OK;
 }
 
+/** The OpenAPI `detail` of a Jitsu route. */
+function jitsuDetail(serverOnly: boolean): DocumentDecoration {
+  return {
+    tags: ["ingest"],
+    operationId: serverOnly ? "jitsuServerEvent" : "jitsuEvent",
+    summary: serverOnly ? "One event, Jitsu style, server-to-server" : "One event, Jitsu style",
+    description:
+      "The path's type overrides the payload's, except `event` (`e`), which takes the type from the payload." +
+      (serverOnly ? " Needs a server write key." : ""),
+    parameters: [
+      {
+        name: "type",
+        in: "path",
+        required: true,
+        description: "Event type or its one-letter alias; another is a 404.",
+        schema: { type: "string", enum: [...JITSU_TYPES.keys()] },
+      },
+    ],
+    requestBody: jsonBody(AnalyticsEvent, "One event."),
+  };
+}
+
+/** `track` → `Track`. */
+const capitalised = (type: string) => `${type[0]!.toUpperCase()}${type.slice(1)}`;
+
+/** The OpenAPI `detail` of Segment's `/v1/{type}`. */
+export function segmentDetail(type: EventType): DocumentDecoration {
+  return {
+    tags: ["ingest"],
+    operationId: `segment${capitalised(type)}`,
+    summary: `One ${type} event, Segment style`,
+    description: "The type comes from the path.",
+    requestBody: jsonBody(withOptionalType(EVENT_SCHEMAS[type]), `One ${type} event.`),
+  };
+}
+
 /**
  * Single-event endpoints: Jitsu's `/api/s/{type}` and `/api/s/s2s/{type}`, and
  * Segment's `/v1/{type}`. The path's type overrides the payload's, except `event`.
  */
 export function ingestRoutes(deps: HttpDeps) {
-  const jitsuType = (name: string): EventType | undefined => {
-    const t = JITSU_TYPES.get(name);
-    // Not echoed: a client that puts its write key in the path would see it logged.
-    if (!t) throw new HttpError("not_found", "unknown event type");
-    return t === "event" ? undefined : t;
-  };
-
-  const app = new Elysia({ name: "ingest" })
-    .post(
-      "/api/s/s2s/:type",
-      ({ request, server, set, params }) =>
-        acceptOne(deps, request, server, set.headers, jitsuType(params.type), true),
-      { parse: "none" },
-    )
-    .post(
-      "/api/s/:type",
-      ({ request, server, set, params }) =>
-        acceptOne(deps, request, server, set.headers, jitsuType(params.type), false),
-      { parse: "none" },
-    );
+  const app = routeGroup("ingest", deps)
+    .post("/api/s/s2s/:type", (c) => acceptOne(deps, c, jitsuType(c.params.type)), {
+      writeKey: { ...SINGLE_EVENT, serverOnly: true },
+      parse: "none",
+      response: { ...SINGLE_RESPONSES, ...errors(404) },
+      detail: jitsuDetail(true),
+    })
+    .post("/api/s/:type", (c) => acceptOne(deps, c, jitsuType(c.params.type)), {
+      writeKey: SINGLE_EVENT,
+      parse: "none",
+      response: { ...SINGLE_RESPONSES, ...errors(404) },
+      detail: jitsuDetail(false),
+    });
   for (const type of EVENT_TYPES) {
-    app.post(
-      `/v1/${type}`,
-      ({ request, server, set }) => acceptOne(deps, request, server, set.headers, type, false),
-      { parse: "none" },
-    );
+    app.post(`/v1/${type}`, (c) => acceptOne(deps, c, type), {
+      writeKey: SINGLE_EVENT,
+      parse: "none",
+      response: SINGLE_RESPONSES,
+      detail: segmentDetail(type),
+    });
   }
   return app;
 }

@@ -1,4 +1,4 @@
-import type { AnyElysia } from "elysia";
+import { type AnyElysia, t } from "elysia";
 import { openApiDocument } from "../openapi/document.ts";
 import { VERSION } from "../version.ts";
 
@@ -10,10 +10,20 @@ import { VERSION } from "../version.ts";
 export function openapiRoutes() {
   return <App extends AnyElysia>(app: App) => {
     let body: string | undefined;
-    return app.get("/openapi.json", ({ set }) => {
-      body ??= JSON.stringify(openApiDocument(app.routes, VERSION));
-      set.headers["content-type"] = "application/json; charset=utf-8";
-      return body;
-    });
+    return app.get(
+      "/openapi.json",
+      () => {
+        body ??= JSON.stringify(openApiDocument(app.routes, VERSION));
+        return new Response(body, {
+          headers: { "content-type": "application/json; charset=utf-8" },
+        });
+      },
+      {
+        response: {
+          200: t.Object({}, { additionalProperties: true, description: "OpenAPI 3.1 document." }),
+        },
+        detail: { tags: ["operations"], operationId: "openapi", summary: "This document" },
+      },
+    );
   };
 }

@@ -2,6 +2,7 @@
 // as text, so `bun build --compile` embeds it in the binary.
 import JITSU_P_JS from "@jitsu/js/dist/web/p.js.txt";
 import { Elysia } from "elysia";
+import { NoBody, TextBody } from "./responses.ts";
 
 /** One hour: the URL carries no version, so a new sluice's p.js reaches browsers within it. */
 const CACHE_CONTROL = "public, max-age=3600";
@@ -22,23 +23,50 @@ function prepare(text: string) {
  */
 export function jitsuScriptRoutes() {
   const script = prepare(JITSU_P_JS);
-  return new Elysia({ name: "sdk-jitsu" }).get("/p.js", ({ request, set }) => {
-    Object.assign(set.headers, {
-      "content-type": "application/javascript; charset=utf-8",
-      "cache-control": CACHE_CONTROL,
-      etag: script.etag,
-      vary: "Accept-Encoding",
-      "x-content-type-options": "nosniff",
-    });
-    const match = request.headers.get("if-none-match");
-    if (match?.split(",").some((t) => t.trim().replace(/^W\//, "") === script.etag)) {
-      set.status = 304;
-      return "";
-    }
-    if (/\bgzip\b/.test(request.headers.get("accept-encoding") ?? "")) {
-      set.headers["content-encoding"] = "gzip";
-      return script.gzip;
-    }
-    return script.plain;
-  });
+  return new Elysia({ name: "sdk-jitsu" }).get(
+    "/p.js",
+    ({ request, set }) => {
+      Object.assign(set.headers, {
+        "content-type": "application/javascript; charset=utf-8",
+        "cache-control": CACHE_CONTROL,
+        etag: script.etag,
+        vary: "Accept-Encoding",
+        "x-content-type-options": "nosniff",
+      });
+      const match = request.headers.get("if-none-match");
+      if (match?.split(",").some((t) => t.trim().replace(/^W\//, "") === script.etag)) {
+        return new Response(null, { status: 304 });
+      }
+      if (/\bgzip\b/.test(request.headers.get("accept-encoding") ?? "")) {
+        set.headers["content-encoding"] = "gzip";
+        return new Response(script.gzip);
+      }
+      return new Response(script.plain);
+    },
+    {
+      response: {
+        200: TextBody(
+          "application/javascript",
+          "The script (from the `@jitsu/js` package's own build).",
+        ),
+        304: NoBody("Not modified (`If-None-Match` matched)."),
+      },
+      detail: {
+        tags: ["sdk"],
+        operationId: "jitsuScript",
+        summary: "Jitsu's browser snippet (p.js), served from the binary",
+        description:
+          'For `<script src="https://HOST/p.js" data-write-key="…">`. Cacheable (`Cache-Control`, `ETag`); gzip when accepted.',
+        responses: {
+          200: {
+            description: "The script (from the `@jitsu/js` package's own build).",
+            headers: {
+              ETag: { schema: { type: "string" } },
+              "Cache-Control": { schema: { type: "string" } },
+            },
+          },
+        },
+      },
+    },
+  );
 }

@@ -1,8 +1,9 @@
-import { Elysia } from "elysia";
 import { EVENT_TYPES } from "../events/schema.ts";
-import { acceptBatch } from "./batch.ts";
+import { acceptBatch, BATCH, BATCH_RESPONSES, batchDetail } from "./batch.ts";
 import type { HttpDeps } from "./deps.ts";
-import { acceptOne, SINGLE_OK } from "./ingest.ts";
+import { acceptOne, SINGLE_EVENT, SINGLE_OK, SINGLE_RESPONSES, segmentDetail } from "./ingest.ts";
+import { OkResponse } from "./responses.ts";
+import { routeGroup } from "./route.ts";
 
 /**
  * Segment analytics.js 2.0 (`@segment/analytics-next`) posts to one-letter paths under
@@ -12,17 +13,40 @@ import { acceptOne, SINGLE_OK } from "./ingest.ts";
  * names; `/v1/m` is answered and ignored (those are the SDK's counters, not events).
  */
 export function segmentShortRoutes(deps: HttpDeps) {
-  const app = new Elysia({ name: "sdk-segment" });
+  const app = routeGroup("sdk-segment", deps);
   for (const type of EVENT_TYPES) {
-    app.post(
-      `/v1/${type[0]}`,
-      ({ request, server, set }) => acceptOne(deps, request, server, set.headers, type),
-      { parse: "none" },
-    );
+    const long = segmentDetail(type);
+    app.post(`/v1/${type[0]}`, (c) => acceptOne(deps, c, type), {
+      writeKey: SINGLE_EVENT,
+      parse: "none",
+      response: SINGLE_RESPONSES,
+      detail: {
+        ...long,
+        operationId: `${long.operationId}Short`,
+        summary: `One ${type} event, Segment analytics.js 2.0 short path`,
+        description: `Same as \`/v1/${type}\`; analytics.js 2.0 posts here (\`text/plain\`, Basic auth, and a \`writeKey\` body field that is never stored).`,
+      },
+    });
   }
   return app
-    .post("/v1/b", ({ request, server, set }) => acceptBatch(deps, request, server, set.headers), {
+    .post("/v1/b", (c) => acceptBatch(deps, c), {
+      writeKey: BATCH,
       parse: "none",
+      response: BATCH_RESPONSES,
+      detail: batchDetail(
+        "segmentBatchShort",
+        "Many events, Segment analytics.js 2.0 batching strategy",
+      ),
     })
-    .post("/v1/m", () => SINGLE_OK, { parse: "none" });
+    .post("/v1/m", () => SINGLE_OK, {
+      parse: "none",
+      response: { 200: OkResponse },
+      detail: {
+        tags: ["sdk"],
+        operationId: "segmentMetrics",
+        summary: "analytics.js 2.0's own metrics: answered and ignored",
+        description: "Nothing is read or stored; no write key is needed.",
+        responses: { 200: { description: "Ignored." } },
+      },
+    });
 }

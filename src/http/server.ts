@@ -1,14 +1,15 @@
 import { Elysia } from "elysia";
 import { adminApiRoutes } from "../admin/http/index.ts";
 import { pageRoutes } from "../admin/http/page-routes.ts";
+import { ShuttingDownError } from "../errors.ts";
 import { batchRoutes } from "./batch.ts";
 import { anySourceAllows, corsHeaders, preflightHeaders } from "./cors.ts";
 import type { HttpDeps } from "./deps.ts";
-import { errorId, HttpError, ShuttingDownError, StorageError } from "./errors.ts";
+import { errorHandler } from "./errors.ts";
 import { funcsRoutes } from "./funcs.ts";
 import { ingestRoutes } from "./ingest.ts";
 import { metricsRoutes } from "./metrics.ts";
-import { requestIdOf, requestObserver, routeOf } from "./observe.ts";
+import { requestObserver } from "./observe.ts";
 import { openapiRoutes } from "./openapi.ts";
 import { opsRoutes } from "./ops.ts";
 import { jitsuScriptRoutes } from "./sdk-jitsu.ts";
@@ -21,7 +22,6 @@ import { sdkSettingsRoutes } from "./sdk-settings.ts";
  * built only here; Elysia's own validation error (which echoes the body) never leaves.
  */
 export function buildHttpApp(deps: HttpDeps) {
-  const { logger } = deps;
   const observe = requestObserver(deps);
   return new Elysia({ precompile: true })
     .onRequest(observe.begin)
@@ -32,43 +32,7 @@ export function buildHttpApp(deps: HttpDeps) {
       }
       if (deps.lifecycle.shuttingDown && request.method !== "GET") throw new ShuttingDownError();
     })
-    .onError((ctx) => {
-      const { error, code, set, request } = ctx;
-      // The route pattern, never the path: a path may hold a write key (`/v1/KEY`,
-      // `/api/s/KEY`, `//v1/projects/KEY/settings`), matched or not.
-      const route = routeOf(ctx);
-      const requestId = requestIdOf(set);
-      if (error instanceof HttpError) {
-        set.status = error.status;
-        if (error.headers) Object.assign(set.headers, error.headers);
-        logger.info(
-          { requestId, method: request.method, route, status: error.status, reason: error.message },
-          "request failed",
-        );
-        return { error: error.message, ...(error.body ?? {}) };
-      }
-      const fail = (status: number, message: string) => {
-        set.status = status;
-        logger.info(
-          { requestId, method: request.method, route, status, reason: message },
-          "request failed",
-        );
-        return { error: message };
-      };
-      if (error instanceof ShuttingDownError) return fail(503, error.message);
-      if (code === "NOT_FOUND") return fail(404, "not found");
-      if (code === "PARSE" || code === "VALIDATION" || code === "INVALID_COOKIE_SIGNATURE") {
-        return fail(400, "invalid request");
-      }
-      const id = errorId();
-      const status = error instanceof StorageError && deps.lifecycle.shuttingDown ? 503 : 500;
-      set.status = status;
-      logger.error(
-        { requestId, errorId: id, method: request.method, route, status, err: error },
-        "request failed: internal error",
-      );
-      return { error: `error# ${id}: internal error` };
-    })
+    .onError(errorHandler(deps))
     .mapResponse(observe.end)
     .options("/*", ({ request, set }) => {
       const origin = request.headers.get("origin");

@@ -1,11 +1,11 @@
 import type { Logger } from "pino";
 import type { ResolvedKey } from "../auth/resolve.ts";
 import type { DedupStore } from "../dedup/interface.ts";
+import { StorageError } from "../errors.ts";
 import { type EnrichInput, enrichEvent } from "../events/enrich.ts";
 import { isJsonObject, UNSERIALISABLE } from "../events/json.ts";
 import type { EventType, StoredEvent } from "../events/schema.ts";
 import { validateEvent } from "../events/validate.ts";
-import { StorageError } from "../http/errors.ts";
 import type { EventLog } from "../log/interface.ts";
 
 /** One event of a request that was not stored, and why. */

@@ -14,7 +14,8 @@ export function fullBucket(spec: RateSpec, now: number): BucketState {
 /**
  * Token-bucket arithmetic, pure: refills `state` up to `now`, then takes `cost`
  * tokens if they are there. A request costing more than the whole burst is charged
- * the burst (it fits only into a full bucket) rather than refused for ever.
+ * the burst (it fits only into a full bucket) rather than refused for ever; a negative
+ * cost gives tokens back, up to the burst.
  */
 export function takeTokens(
   state: BucketState,
@@ -26,7 +27,8 @@ export function takeTokens(
   const tokens = Math.min(spec.burst, state.tokens + elapsed * spec.eventsPerSecond);
   const charge = Math.min(cost, spec.burst);
   const allowed = tokens >= charge;
-  const left = allowed ? tokens - charge : tokens;
+  // A negative cost is a refund (a request charged before it failed): never past the burst.
+  const left = allowed ? Math.min(spec.burst, tokens - charge) : tokens;
   const decision: RateDecision = {
     allowed,
     limit: spec.burst,

@@ -18,7 +18,11 @@ export interface RateSpec {
 
 /** Token buckets per write key. A refused request takes no tokens. */
 export interface RateLimiter {
-  /** Charges `cost` tokens to `keyId`'s bucket, or refuses the whole request. */
+  /**
+   * Charges `cost` tokens to `keyId`'s bucket, or refuses the whole request. Cost 0
+   * only reads the bucket; a negative cost refunds tokens (up to the burst) to a
+   * request that was charged before it failed.
+   */
   take(keyId: string, cost: number, spec: RateSpec): Promise<RateDecision> | RateDecision;
   close(): Promise<void>;
 }

@@ -2,7 +2,8 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { authorizeAdmin } from "../../src/admin/http/guard.ts";
 import { hashAdminToken } from "../../src/admin/token.ts";
 import type { SluiceConfig } from "../../src/config/schema.ts";
-import { HttpError } from "../../src/http/errors.ts";
+import { SluiceError } from "../../src/errors.ts";
+import { ERROR_STATUS } from "../../src/http/errors.ts";
 import type { TestServer } from "../support/server.ts";
 import { ADMIN, ADMIN_TOKEN, startAdminServer } from "./support.ts";
 
@@ -131,8 +132,8 @@ describe("no admin token configured", () => {
       } catch (err) {
         error = err;
       }
-      expect(error).toBeInstanceOf(HttpError);
-      expect((error as HttpError).status).toBe(403);
+      expect(error).toBeInstanceOf(SluiceError);
+      expect(ERROR_STATUS[(error as SluiceError).code]).toBe(403);
     }
     const tokens = { admin: { tokens: [{ id: "a", hash: hashAdminToken("a:s") }] } };
     const withToken = new Request("http://10.0.0.2/admin/api/me", {

@@ -72,6 +72,65 @@ test("lists every public endpoint, and documents each route the app serves", () 
   }
 });
 
+test("every route the app registers is in the document, documented from its declaration", () => {
+  const routes = s.routes();
+  expect(routes.length).toBeGreaterThan(25);
+  const posts = routes.filter((r) => r.method === "POST").map((r) => r.path);
+  const expected = routes.flatMap((r): [string, string][] =>
+    r.method === "OPTIONS" && r.path === "/*"
+      ? posts.map((p): [string, string] => ["options", p])
+      : [[r.method.toLowerCase(), r.path]],
+  );
+  for (const [method, pattern] of expected) {
+    const path = pattern.replace(/:(\w+)/g, "{$1}");
+    const op = doc.paths[path]?.[method];
+    expect({ method, path, listed: Boolean(op) }).toEqual({ method, path, listed: true });
+    expect({ method, path, undocumented: op["x-undocumented"] ?? false }).toEqual({
+      method,
+      path,
+      undocumented: false,
+    });
+    expect(typeof op.summary).toBe("string");
+    // Every success answer is described, with its body's schema unless it has none.
+    const ok = Object.entries(op.responses as Json).filter(([code]) => code.startsWith("2"));
+    expect(ok.length).toBeGreaterThan(0);
+    for (const [code, answer] of ok) {
+      expect({ path, code, described: typeof answer.description === "string" }).toEqual({
+        path,
+        code,
+        described: true,
+      });
+    }
+  }
+  // And nothing else: the document lists exactly the routes served.
+  const listed = Object.entries(doc.paths as Json).flatMap(([p, ops]) =>
+    Object.keys(ops as Json).map((m) => `${m} ${p}`),
+  );
+  expect(listed.sort()).toEqual(
+    expected.map(([m, p]) => `${m} ${p.replace(/:(\w+)/g, "{$1}")}`).sort(),
+  );
+});
+
+test("a write-key route lists the key schemes, 401, 429 and the rate-limit headers by itself", () => {
+  for (const [path, method] of [
+    ["/v1/batch", "post"],
+    ["/v1/config", "get"],
+    ["/api/funcs/{conId}", "post"],
+  ] as const) {
+    const op = doc.paths[path][method];
+    expect(op.responses["401"].content["application/json"].schema).toEqual({
+      $ref: "#/components/schemas/Error",
+    });
+    expect(op.responses["429"].headers["Retry-After"]).toBeDefined();
+    expect(op.responses["200"].headers["X-RateLimit-Remaining"]).toBeDefined();
+  }
+  // The key in the path: no scheme to send it by.
+  expect(doc.paths["/v1/projects/{writeKey}/settings"].get.security).toEqual([]);
+  expect(
+    doc.paths["/health"].get.responses["200"].headers["X-RateLimit-Remaining"],
+  ).toBeUndefined();
+});
+
 test("auth schemes: basic, bearer, X-Write-Key header and writeKey query", () => {
   expect(doc.components.securitySchemes).toMatchObject({
     basicAuth: { type: "http", scheme: "basic" },
@@ -93,7 +152,7 @@ test("auth schemes: basic, bearer, X-Write-Key header and writeKey query", () =>
 test("status codes of the ingest endpoints, bodies from the TypeBox schemas", () => {
   const track = doc.paths["/v1/track"].post;
   expect(Object.keys(track.responses).sort()).toEqual(
-    ["200", "400", "401", "403", "413", "429", "500", "503"].sort(),
+    ["200", "400", "401", "403", "413", "415", "429", "500", "503"].sort(),
   );
   expect(track.requestBody.content["application/json"].schema.properties.event).toMatchObject({
     type: "string",

@@ -152,3 +152,38 @@ test("Segment's Node client pauses on Retry-After and delivers everything", asyn
   expect(last.status).toBe(200);
   expect(last.at - refused[0]!.at).toBeGreaterThanOrEqual(900);
 }, 20_000);
+
+test("a request the bucket cannot pay is refused before its body is read", async () => {
+  s = await startTestServer({ web: { rateLimit: { eventsPerSecond: 0.01, burst: 1 } } });
+  const key = { "x-write-key": s.keys.server, "content-type": "application/json" };
+  expect((await s.post("/v1/track", track(1), key)).status).toBe(200);
+  // The bucket is empty: a single event and a batch are refused unread, so even a
+  // malformed body is a 429 (reading it first would make it a 400).
+  for (const path of ["/v1/track", "/api/s/track", "/v1/batch", "/batch"]) {
+    const res = await s.post(path, "{not json at all", key);
+    expect({ path, status: res.status }).toEqual({ path, status: 429 });
+    expect(res.headers.get("retry-after")).toBe("100");
+    expect(res.headers.get("x-ratelimit-remaining")).toBe("0");
+  }
+  expect(await storedEvents(s.dataDir)).toHaveLength(1);
+});
+
+test("a body that cannot be read costs no token; an invalid event does", async () => {
+  s = await startTestServer({ web: { rateLimit: { eventsPerSecond: 0.01, burst: 3 } } });
+  const key = { "x-write-key": s.keys.server, "content-type": "application/json" };
+  for (const body of ["{not json", "", "[1,"]) {
+    const res = await s.post("/v1/track", body, key);
+    expect(res.status).toBe(400);
+    expect(res.headers.get("x-ratelimit-remaining")).toBe("3");
+  }
+  const wrongCharset = await s.post("/v1/track", JSON.stringify(track(1)), {
+    ...key,
+    "content-type": "application/json; charset=latin1",
+  });
+  expect(wrongCharset.status).toBe(415);
+  expect(wrongCharset.headers.get("x-ratelimit-remaining")).toBe("3");
+  // Read, then refused for what it says: charged, as a stored event would be.
+  const invalid = await s.post("/v1/track", { type: "track", userId: "u" }, key);
+  expect(invalid.status).toBe(400);
+  expect(invalid.headers.get("x-ratelimit-remaining")).toBe("2");
+});

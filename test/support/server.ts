@@ -42,6 +42,8 @@ export interface TestServer {
   configFile: string;
   logFile: string;
   keys: TestKeys;
+  /** The routes the running server's HTTP app serves. */
+  routes(): { method: string; path: string }[];
   /** POSTs JSON (or a raw body) with the given headers. */
   post(path: string, body: unknown, headers?: Record<string, string>): Promise<Response>;
   /** Stops the server (graceful) and starts it again on the same data dir and port. */
@@ -115,6 +117,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     get port() {
       return port;
     },
+    routes: () => sluice.routes,
     post(path, body, headers = {}) {
       const raw = typeof body === "string" || body instanceof Uint8Array;
       return fetch(`http://127.0.0.1:${port}${path}`, {

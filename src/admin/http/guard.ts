@@ -1,6 +1,6 @@
 import type { Server } from "bun";
 import type { SluiceConfig } from "../../config/schema.ts";
-import { HttpError } from "../../http/errors.ts";
+import { SluiceError } from "../../errors.ts";
 import type { LiveTickets } from "../live/tickets.ts";
 import { bearerToken, matchAdminToken } from "../token.ts";
 
@@ -28,7 +28,7 @@ export function accessOf(request: Request): AdminAccess {
   return access;
 }
 
-export const wrongToken = () => new HttpError("unauthorized", "missing or wrong admin token");
+export const wrongToken = () => new SluiceError("unauthorized", "missing or wrong admin token");
 
 /**
  * Lets a request to the inspector's API in, or throws: 401 for a missing or wrong
@@ -61,7 +61,7 @@ function decide(
   const tokens = config.admin.tokens;
   if (tokens.length === 0) {
     if (!isDirectLoopback(request, server)) {
-      throw new HttpError(
+      throw new SluiceError(
         "forbidden",
         "the inspector answers only on loopback until an admin token is configured (sluice admin token create)",
       );
@@ -109,7 +109,7 @@ function refuseCrossOrigin(request: Request): void {
     }
   }
   if (site === "cross-site" || site === "same-site" || !sameOrigin) {
-    throw new HttpError("forbidden", "cross-origin requests to the admin API are refused");
+    throw new SluiceError("forbidden", "cross-origin requests to the admin API are refused");
   }
 }
 

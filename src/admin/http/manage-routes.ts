@@ -1,6 +1,6 @@
 import { Elysia, t } from "elysia";
+import { SluiceError } from "../../errors.ts";
 import type { HttpDeps } from "../../http/deps.ts";
-import { HttpError } from "../../http/errors.ts";
 import { ErrorBody } from "../../http/responses.ts";
 import type { ControlOutcome } from "../delivery/control.ts";
 import type { AdminServices } from "../services.ts";
@@ -20,11 +20,11 @@ const ACTION_ERRORS = { ...ADMIN_ERRORS, 404: ErrorBody, 501: ErrorBody };
 /** The answer for a control action's outcome. */
 function answer(outcome: ControlOutcome) {
   if (outcome.ok) return { ok: true as const, ...outcome.detail };
-  if (outcome.reason === "not_found") throw new HttpError("not_found", "unknown connection");
+  if (outcome.reason === "not_found") throw new SluiceError("not_found", "unknown connection");
   if (outcome.reason === "unavailable") {
-    throw new HttpError("not_implemented", outcome.message ?? "not available yet");
+    throw new SluiceError("not_implemented", outcome.message ?? "not available yet");
   }
-  throw new HttpError("bad_request", outcome.message ?? "invalid request");
+  throw new SluiceError("bad_request", outcome.message ?? "invalid request");
 }
 
 /** Sources with their rates, connections with their state, and the actions on them. */

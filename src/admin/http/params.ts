@@ -1,8 +1,8 @@
-import { HttpError } from "../../http/errors.ts";
+import { SluiceError } from "../../errors.ts";
 
 /** 400 naming the query or body parameter at fault (`{"error", "parameter"}`). */
-export function badParameter(name: string, message: string): HttpError {
-  return new HttpError("bad_request", `${name}: ${message}`, { parameter: name });
+export function badParameter(name: string, message: string): SluiceError {
+  return new SluiceError("bad_request", `${name}: ${message}`, { parameter: name });
 }
 
 /** A comma-separated list parameter, each item checked against `allowed` when given. */
