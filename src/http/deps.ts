@@ -22,7 +22,10 @@ export interface HttpDeps {
   log: EventLog;
   logger: Logger;
   lifecycle: { shuttingDown: boolean };
-  /** A request refused by the rate limiter (for the log and metrics). */
+  /**
+   * A request refused by the rate limiter (for the log and metrics): `cost` is its
+   * events, or 1 for a batch refused unread on an empty bucket (its size is unknown).
+   */
   onRateLimited?: (key: ResolvedKey, cost: number, requestId?: string) => void;
   /** Request, event and log metrics for `/metrics`. */
   metrics?: SluiceMetrics;

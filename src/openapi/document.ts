@@ -163,6 +163,7 @@ function answer(
     ...((own.headers as Json | undefined) ?? {}),
   };
   const out: Json = { description, headers };
+  if (own.content !== undefined) return { ...out, content: own.content };
   if (plain.type === "void") return out;
   const mediaType = plain.contentMediaType;
   out.content =

@@ -1,4 +1,5 @@
 import { Elysia } from "elysia";
+import { TextBody } from "../../http/responses.ts";
 import { VERSION } from "../../version.ts";
 import { ATTEMPT_STATUSES } from "../live/attempt.ts";
 import type { AdminServices } from "../services.ts";
@@ -69,6 +70,7 @@ export function liveRoutes(admin: AdminServices) {
       },
       {
         query: LiveQuery,
+        response: { 200: TextBody("text/event-stream", "The stream"), ...ADMIN_ERRORS },
         detail: {
           tags: [ADMIN_TAG],
           summary: "Every ingest attempt as it happens (Server-Sent Events)",
