@@ -1,5 +1,5 @@
 import { badRequest, unauthorized } from "../errors.ts";
-import { UNSERIALISABLE } from "../events/json.ts";
+import { MAX_EVENT_DEPTH, nestedDeeperThan, TOO_DEEP, UNSERIALISABLE } from "../events/json.ts";
 import { AnalyticsEvent } from "../events/schema.ts";
 import type { HttpDeps } from "./deps.ts";
 import { chargeRate, singleEvent } from "./request.ts";
@@ -30,6 +30,7 @@ export function funcsRoutes(deps: HttpDeps) {
       }
       await chargeRate(deps, key, 1, set.headers);
       const event = singleEvent(body, bytes, deps.config.limits.maxEventBytes);
+      if (nestedDeeperThan(event, MAX_EVENT_DEPTH)) throw badRequest(TOO_DEEP);
       if (connection.functions.length === 0) return new Response(null, { status: 204 });
       if (!deps.functions) throw new Error("the function runtime is not running");
       const { writeKey: _key, ...userEvent } = event;

@@ -3,7 +3,13 @@ import type { ResolvedKey } from "../auth/resolve.ts";
 import type { DedupStore } from "../dedup/interface.ts";
 import { StorageError } from "../errors.ts";
 import { type EnrichInput, enrichEvent } from "../events/enrich.ts";
-import { isJsonObject, UNSERIALISABLE } from "../events/json.ts";
+import {
+  isJsonObject,
+  MAX_EVENT_DEPTH,
+  nestedDeeperThan,
+  TOO_DEEP,
+  UNSERIALISABLE,
+} from "../events/json.ts";
 import type { EventType, StoredEvent } from "../events/schema.ts";
 import { validateEvent } from "../events/validate.ts";
 import type { EventLog } from "../log/interface.ts";
@@ -95,6 +101,7 @@ export class IngestService {
     const slack = known === undefined && isJsonObject(item) ? droppedBytesBound(item) : 0;
     const v = validateEvent(item, type);
     if (!v.ok) return v.error;
+    if (nestedDeeperThan(v.event, MAX_EVENT_DEPTH)) return TOO_DEEP;
     const event = enrichEvent(v.event, enrich);
     const record = serialise(event, this.encoder);
     if (!record) return UNSERIALISABLE;

@@ -1,4 +1,5 @@
 import { type Static, Type as t } from "@sinclair/typebox";
+import { MAX_EVENT_DEPTH, nestedDeeperThan } from "../../events/json.ts";
 
 /** What became of one ingest attempt (one event, or a whole request refused before its events). */
 export const ATTEMPT_STATUSES = [
@@ -68,6 +69,8 @@ export function payloadPreview(item: unknown): string | undefined {
     const { writeKey: _, ...rest } = item as Record<string, unknown>;
     value = rest;
   }
+  // An item nested tens of thousands deep would hold the event loop for seconds here.
+  if (nestedDeeperThan(value, MAX_EVENT_DEPTH)) return undefined;
   let json: string | undefined;
   try {
     json = JSON.stringify(value);
