@@ -91,8 +91,8 @@ test("every route the app registers is in the document, documented from its decl
       undocumented: false,
     });
     expect(typeof op.summary).toBe("string");
-    // Every success answer is described, with its body's schema unless it has none.
-    const ok = Object.entries(op.responses as Json).filter(([code]) => code.startsWith("2"));
+    // Every success (or redirect) answer is described, with its body's schema unless it has none.
+    const ok = Object.entries(op.responses as Json).filter(([code]) => /^[23]/.test(code));
     expect(ok.length).toBeGreaterThan(0);
     for (const [code, answer] of ok) {
       expect({ path, code, described: typeof answer.description === "string" }).toEqual({

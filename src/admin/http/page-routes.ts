@@ -1,6 +1,7 @@
 import { Elysia } from "elysia";
+import { SluiceError } from "../../errors.ts";
 import type { HttpDeps } from "../../http/deps.ts";
-import { HttpError } from "../../http/errors.ts";
+import { ErrorBody, NoBody, TextBody } from "../../http/responses.ts";
 import { pageAllowed } from "./guard.ts";
 import { ADMIN_TAG } from "./schemas.ts";
 
@@ -16,11 +17,11 @@ const PAGE_HEADERS = {
 const assets = () => import("../../inspector/assets.ts");
 
 const page = (summary: string, type: string) => ({
+  response: { 200: TextBody(type, summary), 403: ErrorBody },
   detail: {
     tags: [ADMIN_TAG],
     summary,
     responses: {
-      200: { description: summary, content: { [type]: { schema: { type: "string" as const } } } },
       403: { description: "No admin token is configured and the request is not from loopback." },
     },
   },
@@ -34,7 +35,7 @@ const page = (summary: string, type: string) => ({
 export function pageRoutes(deps: HttpDeps) {
   const allow = (request: Request, server: Parameters<typeof pageAllowed>[1]) => {
     if (!pageAllowed(request, server, deps.config)) {
-      throw new HttpError(
+      throw new SluiceError(
         "forbidden",
         "the inspector answers only on loopback until an admin token is configured (sluice admin token create)",
       );
@@ -42,7 +43,10 @@ export function pageRoutes(deps: HttpDeps) {
   };
   const redirect = () => new Response(null, { status: 302, headers: { location: "/inspector/" } });
   return new Elysia({ name: "inspector-page" })
-    .get("/", redirect, page("Redirects to the inspector", "text/html"))
+    .get("/", redirect, {
+      response: { 302: NoBody("Redirects to `/inspector/`.") },
+      detail: { tags: [ADMIN_TAG], summary: "Redirects to the inspector" },
+    })
     .get(
       "/inspector/",
       async ({ request, server }) => {
