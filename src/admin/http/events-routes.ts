@@ -1,7 +1,7 @@
 import { Elysia, t } from "elysia";
+import { SluiceError } from "../../errors.ts";
 import { EVENT_TYPES } from "../../events/schema.ts";
 import type { HttpDeps } from "../../http/deps.ts";
-import { HttpError } from "../../http/errors.ts";
 import { ErrorBody } from "../../http/responses.ts";
 import type { EventQuery } from "../search/search.ts";
 import type { AdminServices } from "../services.ts";
@@ -69,7 +69,10 @@ function readQuery(q: Record<string, string | undefined>, deps: HttpDeps): Event
 export function eventsRoutes(deps: HttpDeps, admin: AdminServices) {
   const search = () => {
     if (!admin.search) {
-      throw new HttpError("not_implemented", "the search index is off (admin.searchIndex: false)");
+      throw new SluiceError(
+        "not_implemented",
+        "the search index is off (admin.searchIndex: false)",
+      );
     }
     return admin.search;
   };
@@ -101,7 +104,7 @@ export function eventsRoutes(deps: HttpDeps, admin: AdminServices) {
       async ({ params }) => {
         const found = search().find(params.sourceId, params.messageId);
         if (!found)
-          throw new HttpError("not_found", "no stored event with this source and messageId");
+          throw new SluiceError("not_found", "no stored event with this source and messageId");
         const { event, ref } = found;
         return {
           event,
