@@ -32,7 +32,8 @@ tokens = math.min(burst, tokens + elapsed * rate)
 local charge = math.min(cost, burst)
 local allowed = tokens >= charge
 local left = tokens
-if allowed then left = tokens - charge end
+-- A negative cost is a refund (a request charged before it failed): never past the burst.
+if allowed then left = math.min(burst, tokens - charge) end
 local fullIn = (burst - left) / rate
 redis.call("HSET", KEYS[1], "tokens", string.format("%.17g", left), "at", string.format("%.17g", now))
 redis.call("PEXPIRE", KEYS[1], math.ceil(fullIn * 1000) + 1000)

@@ -56,6 +56,16 @@ export function rateLimiterContract(
       expect(await limiter.take("k1", 0, spec)).toMatchObject({ remaining: 20, reset: 0 });
     });
 
+    test("cost 0 reads the bucket; a negative cost refunds, never past the burst", async () => {
+      const limiter = await open();
+      await limiter.take("k1", 12, spec);
+      expect(await limiter.take("k1", 0, spec)).toMatchObject({ allowed: true, remaining: 8 });
+      expect(await limiter.take("k1", -5, spec)).toMatchObject({ allowed: true, remaining: 13 });
+      clock += 1000; // 10 tokens refilled: 20, the burst
+      expect(await limiter.take("k1", -5, spec)).toMatchObject({ remaining: 20, reset: 0 });
+      expect(await limiter.take("k1", 20, spec)).toMatchObject({ allowed: true, remaining: 0 });
+    });
+
     test("keys have buckets of their own", async () => {
       const limiter = await open();
       await limiter.take("k1", 20, spec);
