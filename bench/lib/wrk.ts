@@ -22,7 +22,7 @@ export interface WrkRun {
   seconds: number;
   headers: Record<string, string>;
   /** events.lua arguments: mode, tag, size, pool file, mean pause in ms. */
-  mode: "single" | "batch" | "dup" | "gzip";
+  mode: "single" | "batch" | "dup" | "gzip" | "uuid";
   tag: string;
   size: number;
   pool?: string;

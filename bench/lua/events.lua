@@ -6,6 +6,8 @@
 -- MODE   single   one event per request
 --        batch    {"batch":[SIZE events]} per request
 --        dup      a batch whose even-indexed events repeat events stored LAG requests ago
+--        uuid     {"batch":[SIZE events]} with random UUIDv4 messageIds, as Segment's and
+--                 RudderStack's server SDKs send them (the soak scenario, bench/soak.ts)
 --        gzip     bodies taken in turn from POOL (pre-gzipped batches, see gzip-pool.ts)
 -- TAG    makes messageIds unique across runs (warm-up and measurement differ)
 -- DELAY_MS  mean pause before each request on a connection (paced runs; 0 = flat out)
@@ -60,7 +62,12 @@ function init(args)
   size = tonumber(args[3] or "1")
   if mode == "gzip" then load_pool(args[4]) end
   pause = tonumber(args[5] or "0")
-  if pause > 0 then math.randomseed(os.time() + tid) end
+  if pause > 0 or mode == "uuid" then
+    -- The tag differs between runs: seeding from it keeps two runs' UUIDs apart.
+    local seed = os.time() + tid * 7919
+    for c in (args[2] or ""):gmatch(".") do seed = (seed * 31 + c:byte()) % 2147483647 end
+    math.randomseed(seed)
+  end
 end
 
 -- A scrambled 32-bit hash of (request, index): puts ids in random order, as UUIDs are,
@@ -79,11 +86,22 @@ local function event_id(n, i)
   return scramble(n, i) .. "-" .. prefix .. n .. "-" .. i
 end
 
+-- A random version-4 UUID (122 random bits), built from 16-bit pieces so that no
+-- number passes LuaJIT's 32-bit bit operations.
+local function uuid4()
+  local r = math.random
+  return string.format("%04x%04x-%04x-4%03x-%04x-%04x%04x%04x",
+    r(0, 0xffff), r(0, 0xffff), r(0, 0xffff), r(0, 0xfff), 0x8000 + r(0, 0x3fff),
+    r(0, 0xffff), r(0, 0xffff), r(0, 0xffff))
+end
+
 local function batch_body(n)
   local parts = {}
   for i = 1, size do
     local id
-    if mode == "dup" and i % 2 == 0 and n > LAG then
+    if mode == "uuid" then
+      id = uuid4()
+    elseif mode == "dup" and i % 2 == 0 and n > LAG then
       id = event_id(n - LAG, i - 1)
     else
       id = event_id(n, i)
