@@ -12,6 +12,7 @@ import type { AdminServices } from "./admin/services.ts";
 import { KeyRing } from "./auth/resolve.ts";
 import type { LoadedConfig } from "./config/load.ts";
 import { type ReloadOutcome, reloadConfig } from "./config/reload.ts";
+import { dropLegacyDedupKeys } from "./dedup/legacy.ts";
 import { SqliteDedupStore } from "./dedup/sqlite.ts";
 import type { Clock } from "./delivery/clock.ts";
 import { ManagerControl } from "./delivery/control.ts";
@@ -99,12 +100,13 @@ export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {})
     const db = openStateDb(dataDir);
     cleanup.push(() => db.close());
     const onStateError = (err: Error) => logger.error({ err }, "state persistence failed");
-    const dedup = new SqliteDedupStore(db, {
+    dropLegacyDedupKeys(db);
+    const dedup = await SqliteDedupStore.open(dataDir, {
       windowSeconds: config.dedup.windowSeconds,
-      onError: onStateError,
+      onError: (err) => logger.error({ err }, "dedup keys could not be written"),
     });
     cleanup.push(() => dedup.close());
-    replayDedupKeys(log, dedup, logger);
+    await replayDedupKeys(log, dedup, logger);
     const limiter = new SqliteRateLimiter(db, { onError: onStateError });
     cleanup.push(() => limiter.close());
     const functionStore = new SqliteFunctionStore(db, { onError: onStateError });

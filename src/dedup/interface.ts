@@ -4,20 +4,37 @@ import type { LogPosition } from "../log/interface.ts";
 export interface DedupKey {
   sourceId: string;
   messageId: string;
+  /** When the key's event was received (ms); default: now. Replay passes the log's time. */
+  at?: number;
+}
+
+/** What a store holds, for metrics and benchmarks. */
+export interface DedupStats {
+  /** Keys inside the window (written or not yet written). */
+  keys: number;
+  /** Bytes of memory the store holds for its keys (filter and unwritten keys). */
+  memoryBytes: number;
 }
 
 /**
  * Remembers which messageIds each source has stored, for `dedup.windowSeconds`.
  * Keys are recorded only after their events are durable in the log, so a key is never
- * "seen" for an event the log does not have.
+ * "seen" for an event the log does not have; the store may lag the log (it replays the
+ * log from `checkpoint()` on start).
  */
 export interface DedupStore {
   /** The messageIds of `sourceId` among `messageIds` that were stored inside the window. */
   seen(sourceId: string, messageIds: string[]): Promise<Set<string>>;
-  /** Records keys whose events are durable up to log position `upTo` (seen at `at`, ms). */
+  /**
+   * Records keys whose events are durable up to log position `upTo`. Calls come in log
+   * order. `at` (ms) applies to keys that carry no time of their own.
+   */
   remember(keys: DedupKey[], upTo: LogPosition, at?: number): void;
   /** The log position up to which every key is recorded durably (replay from here on start). */
   checkpoint(): LogPosition | undefined;
+  /** Resolves once the store can take more keys without holding too many in memory. */
+  backlog(): Promise<void>;
+  stats(): DedupStats;
   /** Persists what is pending and stops timers. */
   close(): Promise<void>;
 }

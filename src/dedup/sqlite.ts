@@ -1,294 +1,555 @@
-import type { Database } from "bun:sqlite";
+import type { Database, Statement } from "bun:sqlite";
+import { join } from "node:path";
 import type { LogPosition } from "../log/interface.ts";
-import { getMeta, setMeta } from "../state/sqlite.ts";
-import type { DedupKey, DedupStore } from "./interface.ts";
+import {
+  bucketsFor,
+  FilterSegment,
+  MAX_LOAD,
+  MIN_BUCKETS,
+  Placement,
+  SEGMENTS,
+  TARGET_LOAD,
+} from "./filter.ts";
+import { covers, type Geometry, geometryFor, SlotClock, type SlotRange, TAGS } from "./geometry.ts";
+import { type KeyHash, keyedHash, newSecret } from "./hash.ts";
+import type { DedupKey, DedupStats, DedupStore } from "./interface.ts";
+import { loadFilter, lowestSlot } from "./load.ts";
+import { OpenRun } from "./open-run.ts";
+import type { FromWriter, ToWriter } from "./protocol.ts";
+import {
+  createTables,
+  getMeta,
+  keysTable,
+  keysTables,
+  openDedupDb,
+  SCHEMA_VERSION,
+  setMeta,
+  storedText,
+} from "./schema.ts";
 
 export interface SqliteDedupOptions {
   windowSeconds: number;
-  /** How often pending keys are written to SQLite. */
-  persistIntervalMs?: number;
   now?: () => number;
+  /** Called when writing keys fails (they stay in memory and are retried). */
   onError?: (err: Error) => void;
+  /** The key hash (tests inject a weak one to force collisions). Default: keyed wyhash. */
+  hash?: KeyHash;
+  /** Slot and slice lengths; default from the window (geometry.ts). */
+  geometry?: Geometry;
 }
 
-const CHECKPOINT = "dedup.checkpoint";
 /**
- * Keys per SQLite transaction when the timer persists. Inserting random messageIds
- * into a large index costs several microseconds each, so writing a whole interval's
- * keys at once held the event loop for tens of milliseconds at high rates (the p99
- * of every request behind it); a chunk of this size takes about a millisecond.
+ * Keys not yet confirmed on disk beyond which `seen` waits for the writer: ingestion then
+ * slows to what the disk takes instead of memory growing without bound.
  */
-const CHUNK = 256;
-/**
- * Keys waiting for SQLite beyond which the timer's write stops yielding between chunks.
- * Under a sustained load heavier than SQLite can index, ingestion then waits for the
- * writes (as it did when they were one transaction) instead of the backlog, and memory,
- * growing without bound.
- */
-const MAX_BACKLOG = 20_000;
-/** Above this many ids, `seen` asks SQLite in one statement per BULK ids, not one per id. */
-const BULK_LOOKUP = 16;
-const BULK = 128;
+const MAX_UNWRITTEN = 400_000;
+/** The housekeeping timer: seals finished slots, hands keys on, expires, sweeps, resizes. */
+const TICK_MS = 100;
+/** A full sweep of the filter (clearing expired entries) takes at most this share of the window. */
+const SWEEP_SHARE = 1 / 4;
 
-type Pending = Map<string, Map<string, number>>;
+type LookupRow = { source: string; message: string; at: number };
+
+/** One filter segment: the table lookups use, and the resized one being filled, if any. */
+interface Segment {
+  table: FilterSegment;
+  next?: FilterSegment;
+}
 
 /**
- * Dedup keys in SQLite, with an in-memory front for keys not yet persisted. The log
- * position the keys cover is written with the last of them, so after a crash the keys
- * of every event past the checkpoint are rebuilt from the log (see `replay`).
+ * The dedup store (SPEC 5) at a constant cost per key, whatever the window holds:
+ *
+ * - Each key is a 53-bit keyed hash plus its full key. Keys seen in the same short slot
+ *   (2.75 s of a 24 h window) form a run, written once by the writer thread, sorted,
+ *   at the end of its slice's table: one sequential row per key, no page rewritten
+ *   for another key later, whatever the table's size.
+ * - A filter in memory (filter.ts, ~5 bytes a key) answers "new" for almost every new
+ *   key without touching disk, and for a match names the one run that can confirm it
+ *   (a single index seek comparing the full key, so a hash collision is never taken for
+ *   a duplicate). The filter may say "maybe", never "duplicate", on its own.
+ * - Expiry drops a whole slice table (1/24 of the window) and lets the filter's entries
+ *   of expired slots be reused; no row is ever deleted one by one.
+ * - The event log is the source of truth: the store lags it by a few seconds, and its
+ *   checkpoint (the log position its written keys cover) tells start-up where to replay.
+ *
+ * Lookups and recording run on the caller's thread against memory and a read-only
+ * connection; every write is the writer thread's (dedup-writer.ts).
  */
 export class SqliteDedupStore implements DedupStore {
-  /** sourceId -> messageId -> seenAt (ms), not yet handed to SQLite. */
-  private front: Pending = new Map();
-  private frontUpTo: LogPosition | undefined;
-  /** Keys in `front` (kept as a count: summing map sizes on every chunk is not free). */
-  private frontKeys = 0;
-  /** Keys being written chunk by chunk; `seen` consults them until they are all in. */
-  private writing: Pending = new Map();
-  private writingUpTo: LogPosition | undefined;
-  private writer: Promise<void> | null = null;
-  /** Bumped by a synchronous `persist`, which makes a chunked write in progress stop. */
-  private generation = 0;
-  private timer: ReturnType<typeof setInterval>;
+  private readonly segments: Segment[];
+  /** Per segment, the lowest slot with a key in a stash (shared with the writer; see snapshot). */
+  private readonly stashFloor: Float64Array;
+  private readonly placement = new Placement();
+  private readonly candidates: number[] = [];
+  /** Runs whose keys are not confirmed on disk yet, by slot. */
+  private readonly open = new Map<number, OpenRun>();
+  private current: OpenRun | undefined;
+  /** The slot new keys go to; never goes back, even if the clock does. */
+  private slot: number;
+  private range: SlotRange;
+  /** Live runs on disk: slot -> keys. */
+  private readonly written = new Map<number, number>();
+  private writtenKeys = 0;
+  private readonly slices = new Set<number>();
+  private readonly lookups = new Map<number, Statement<LookupRow, [number, number]>>();
+  private unwritten = 0;
+  private lastCheckpoint: LogPosition | undefined;
+  private writerError: Error | undefined;
+  private writerDead = false;
+  private waiters: (() => void)[] = [];
+  private closed: Promise<void> | undefined;
+  private readonly timer: ReturnType<typeof setInterval>;
+  private sweepSegment = 0;
+  private sweepFrom = 0;
   private readonly now: () => number;
-  private readonly lookup;
-  private readonly lookupMany;
-  private readonly insert;
-  private readonly expire;
-  private readonly sweep;
-  private readonly remove;
-  /** Where the incremental prune goes on from (primary-key order; wraps round). */
-  private sweepFrom: [string, string] = ["", ""];
 
-  constructor(
+  private constructor(
     private readonly db: Database,
+    private readonly writer: Worker,
+    private readonly clock: SlotClock,
+    private readonly hash: KeyHash,
     private readonly opts: SqliteDedupOptions,
+    state: { segments: FilterSegment[]; stashFloor: Float64Array; range: SlotRange },
   ) {
     this.now = opts.now ?? Date.now;
-    db.exec(`CREATE TABLE IF NOT EXISTS dedup_keys (
-      source_id TEXT NOT NULL, message_id TEXT NOT NULL, seen_at INTEGER NOT NULL,
-      PRIMARY KEY (source_id, message_id)) WITHOUT ROWID`);
-    this.lookup = db.query<{ seen_at: number }, [string, string]>(
-      "SELECT seen_at FROM dedup_keys WHERE source_id = ? AND message_id = ?",
-    );
-    this.lookupMany = db.query<{ message_id: string; seen_at: number }, string[]>(
-      "SELECT message_id, seen_at FROM dedup_keys WHERE source_id = ? AND message_id IN " +
-        `(${Array(BULK).fill("?").join(", ")})`,
-    );
-    this.insert = db.query(
-      "INSERT INTO dedup_keys (source_id, message_id, seen_at) VALUES (?, ?, ?) " +
-        "ON CONFLICT DO UPDATE SET seen_at = excluded.seen_at",
-    );
-    this.expire = db.query("DELETE FROM dedup_keys WHERE seen_at < ?");
-    this.sweep = db.query<
-      { source_id: string; message_id: string; seen_at: number },
-      [string, string, number]
-    >(
-      "SELECT source_id, message_id, seen_at FROM dedup_keys WHERE (source_id, message_id) > (?, ?) " +
-        "ORDER BY source_id, message_id LIMIT ?",
-    );
-    this.remove = db.query("DELETE FROM dedup_keys WHERE source_id = ? AND message_id = ?");
-    this.timer = setInterval(() => {
-      this.guard(() => this.pruneStep());
-      this.writer ??= this.persistInChunks()
-        .catch((err) => opts.onError?.(err as Error))
-        .finally(() => {
-          this.writer = null;
-        });
-    }, opts.persistIntervalMs ?? 200);
+    this.segments = state.segments.map((table) => ({ table }));
+    this.stashFloor = state.stashFloor;
+    this.range = state.range;
+    this.slot = state.range.current;
+    const raw = getMeta(db, "checkpoint");
+    this.lastCheckpoint = raw ? (JSON.parse(raw) as LogPosition) : undefined;
+    for (const r of db
+      .query<{ slot: number; keys: number }, [number]>(
+        "SELECT slot, keys FROM runs WHERE slot >= ?",
+      )
+      .all(this.range.first)) {
+      this.written.set(r.slot, r.keys);
+      this.writtenKeys += r.keys;
+    }
+    for (const slice of keysTables(db)) this.slices.add(slice);
+    writer.onmessage = (e: MessageEvent<FromWriter>) => this.onWriter(e.data);
+    writer.addEventListener("error", (e) => {
+      this.writerDead = true;
+      this.fail(new Error(`dedup writer thread failed: ${(e as ErrorEvent).message}`));
+    });
+    this.timer = setInterval(() => this.tick(), TICK_MS);
     this.timer.unref?.();
   }
 
-  async seen(sourceId: string, messageIds: string[]): Promise<Set<string>> {
-    const found = new Set<string>();
-    const since = this.now() - this.opts.windowSeconds * 1000;
-    const front = this.front.get(sourceId);
-    const writing = this.writing.get(sourceId);
-    const unknown: string[] = [];
-    for (const id of messageIds) {
-      const at = front?.get(id) ?? writing?.get(id);
-      if (at === undefined) unknown.push(id);
-      else if (at >= since) found.add(id);
-    }
-    let i = 0;
-    for (; unknown.length - i > BULK_LOOKUP; i += BULK) {
-      const ids = unknown.slice(i, i + BULK);
-      // Short last slice: repeat its last id to fill the statement's placeholders.
-      while (ids.length < BULK) ids.push(ids[ids.length - 1]!);
-      for (const row of this.lookupMany.all(sourceId, ...ids)) {
-        if (row.seen_at >= since) found.add(row.message_id);
+  /**
+   * Opens (or creates) `<dataDir>/dedup.db`, loads the filter, and starts the writer
+   * thread. Keys written with another hash, or with a slot geometry the window no longer
+   * fits in, are discarded: start-up then rebuilds them from the event log.
+   */
+  static async open(dataDir: string, opts: SqliteDedupOptions): Promise<SqliteDedupStore> {
+    const path = join(dataDir, "dedup.db");
+    const db = openDedupDb(path, "reader");
+    try {
+      createTables(db);
+      const windowMs = opts.windowSeconds * 1000;
+      const secret = BigInt(getMeta(db, "secret") ?? newSecret().toString());
+      const hash = opts.hash ?? keyedHash(secret);
+      const stored = getMeta(db, "geometry");
+      let geometry = opts.geometry ?? geometryFor(windowMs);
+      const keep =
+        getMeta(db, "version") === SCHEMA_VERSION &&
+        getMeta(db, "hash") === hash.id &&
+        stored !== undefined &&
+        covers(JSON.parse(stored) as Geometry, windowMs) &&
+        (opts.geometry === undefined || stored === JSON.stringify(opts.geometry));
+      if (keep) geometry = JSON.parse(stored) as Geometry;
+      db.transaction(() => {
+        if (!keep) discardKeys(db);
+        setMeta(db, "version", SCHEMA_VERSION);
+        setMeta(db, "hash", hash.id);
+        setMeta(db, "secret", secret.toString());
+        setMeta(db, "geometry", JSON.stringify(geometry));
+      })();
+
+      const clock = new SlotClock(geometry, windowMs);
+      const now = (opts.now ?? Date.now)();
+      const last = db
+        .query<{ slot: number | null }, []>("SELECT max(slot) AS slot FROM runs")
+        .get();
+      const range = clock.range(now, Math.max(clock.slotAt(now), last?.slot ?? 0));
+      const loaded = loadFilter(db, range);
+      const stashFloor = new Float64Array(new SharedArrayBuffer(SEGMENTS * 8));
+      for (let s = 0; s < SEGMENTS; s++) {
+        stashFloor[s] = lowestSlot(loaded.segments[s]!.stash, range);
       }
+      const live = db
+        .query<{ n: number | null }, [number]>("SELECT sum(keys) AS n FROM runs WHERE slot >= ?")
+        .get(range.first);
+      const writer = new Worker(new URL("./dedup-writer.ts", import.meta.url).href);
+      const started = new Promise<void>((resolve, reject) => {
+        writer.onmessage = (e: MessageEvent<FromWriter>) => {
+          if (e.data.t === "ready") resolve();
+          else if (e.data.t === "failed") reject(new Error(e.data.message));
+        };
+        writer.addEventListener("error", (e) => reject(new Error((e as ErrorEvent).message)));
+        writer.postMessage({
+          t: "init",
+          stashFloor: stashFloor.buffer,
+          init: {
+            path,
+            geometry,
+            segments: loaded.segments.map((s) => s.buffer),
+            covered: loaded.covered,
+            keysSinceSnapshot: loaded.reread,
+            liveKeys: live?.n ?? 0,
+          },
+        });
+      });
+      try {
+        await started;
+      } catch (err) {
+        writer.terminate();
+        throw err;
+      }
+      writer.unref();
+      return new SqliteDedupStore(db, writer, clock, hash, opts, {
+        segments: loaded.segments,
+        stashFloor,
+        range,
+      });
+    } catch (err) {
+      db.close();
+      throw err;
     }
-    for (const id of unknown.slice(i)) {
-      const at = this.lookup.get(sourceId, id)?.seen_at;
-      if (at !== undefined && at >= since) found.add(id);
+  }
+
+  async seen(sourceId: string, messageIds: string[]): Promise<Set<string>> {
+    if (this.unwritten > MAX_UNWRITTEN) await this.backlog();
+    if (this.closed) throw new Error("dedup store is closed");
+    const now = this.now();
+    this.advance(now);
+    const since = now - this.clock.windowMs;
+    const found = new Set<string>();
+    const p = this.placement;
+    const candidates = this.candidates;
+    for (const id of messageIds) {
+      const h = this.hash.of(sourceId, id);
+      candidates.length = 0;
+      this.segments[p.of(h).seg]!.table.find(p, h, this.range, candidates);
+      for (const slot of candidates) {
+        const at = this.open.get(slot)?.at(sourceId, id);
+        if ((at !== undefined && at >= since) || this.onDisk(slot, h, sourceId, id, since)) {
+          found.add(id);
+          break;
+        }
+      }
     }
     return found;
   }
 
-  remember(keys: DedupKey[], upTo: LogPosition, at = this.now()): void {
+  remember(keys: DedupKey[], upTo: LogPosition, at?: number): void {
+    if (this.closed) throw new Error("dedup store is closed");
+    const now = this.now();
+    const run = this.runFor(now);
+    const since = now - this.clock.windowMs;
+    const tag = run.slot & (TAGS - 1);
+    const p = this.placement;
     for (const k of keys) {
-      let m = this.front.get(k.sourceId);
-      if (!m) {
-        m = new Map();
-        this.front.set(k.sourceId, m);
-      }
-      const before = m.size;
-      m.set(k.messageId, at);
-      this.frontKeys += m.size - before;
+      const seenAt = Math.min(k.at ?? at ?? now, now);
+      if (seenAt < since) continue; // replayed from the log, already out of the window
+      const h = this.hash.of(k.sourceId, k.messageId);
+      if (!run.add(k.sourceId, k.messageId, h, seenAt)) continue;
+      this.unwritten++;
+      const seg = this.segments[p.of(h).seg]!;
+      this.insert(seg.table, p, h, tag, run.slot);
+      if (seg.next) this.insert(seg.next, p, h, tag, run.slot);
     }
-    this.frontUpTo = upTo;
+    run.upTo = upTo;
   }
 
   checkpoint(): LogPosition | undefined {
-    const raw = getMeta(this.db, CHECKPOINT);
-    return raw ? (JSON.parse(raw) as LogPosition) : undefined;
+    return this.lastCheckpoint;
   }
 
-  /**
-   * Writes every key not yet in SQLite, and the log position they cover, in one
-   * transaction (on close, and in tests). Any chunked write in progress stops.
-   */
-  persist(): void {
-    this.generation++;
-    const upTo = this.frontUpTo ?? this.writingUpTo;
-    if (!upTo) return;
-    const keys = merge(this.takeWriting(), this.front);
-    this.front = new Map();
-    this.frontKeys = 0;
-    this.frontUpTo = undefined;
+  stats(): DedupStats {
+    let filter = 0;
+    for (const s of this.segments)
+      filter += s.table.buffer.byteLength + (s.next?.buffer.byteLength ?? 0);
+    return {
+      keys: this.writtenKeys + this.unwritten,
+      memoryBytes: filter + this.unwritten * OpenRun.BYTES_PER_KEY,
+    };
+  }
+
+  backlog(): Promise<void> {
+    if (this.unwritten <= MAX_UNWRITTEN / 2) return Promise.resolve();
+    return this.waitFor(() => this.unwritten <= MAX_UNWRITTEN / 2);
+  }
+
+  /** Hands every key to the writer and resolves once all are on disk (tests, tools). */
+  flush(): Promise<void> {
+    if (this.current) this.seal(this.current);
+    return this.waitFor(() => this.open.size === 0);
+  }
+
+  close(): Promise<void> {
+    this.closed ??= (async () => {
+      clearInterval(this.timer);
+      if (this.current) this.seal(this.current);
+      if (!this.writerDead) {
+        const closed = new Promise<void>((resolve) => {
+          this.closedWriter = resolve;
+        });
+        this.post({ t: "close" });
+        await closed;
+      }
+      this.writer.terminate();
+      for (const stmt of this.lookups.values()) stmt.finalize();
+      this.db.close();
+    })();
+    return this.closed;
+  }
+
+  private closedWriter: (() => void) | undefined;
+
+  /** The open run for keys recorded at `now`, sealing the previous slot's run if it ended. */
+  private runFor(now: number): OpenRun {
+    this.advance(now);
+    const run = this.current;
+    if (run && run.slot === this.slot) return run;
+    if (run) this.seal(run);
+    const next = new OpenRun(this.slot);
+    this.current = next;
+    this.open.set(next.slot, next);
+    return next;
+  }
+
+  private advance(now: number): void {
+    this.slot = Math.max(this.slot, this.clock.slotAt(now));
+    this.range = this.clock.range(now, this.slot);
+  }
+
+  private insert(table: FilterSegment, p: Placement, h: number, tag: number, slot: number): void {
+    const stashed = table.stash.length;
+    table.insert(p, h, tag, this.range);
+    if (table.stash.length > stashed) {
+      this.stashFloor[p.seg] = Math.min(this.stashFloor[p.seg]!, slot);
+    }
+  }
+
+  /** Whether run `slot` on disk holds exactly this key, seen inside the window. */
+  private onDisk(slot: number, h: number, sourceId: string, id: string, since: number): boolean {
+    if (!this.written.has(slot)) return false;
+    const lookup = this.lookupFor(this.clock.sliceOf(slot));
+    if (!lookup) return false;
+    const message = storedText(id);
+    for (const row of lookup.all(slot, h)) {
+      if (row.source === sourceId && row.message === message && row.at >= since) return true;
+    }
+    return false;
+  }
+
+  private lookupFor(slice: number): Statement<LookupRow, [number, number]> | undefined {
+    let stmt = this.lookups.get(slice);
+    if (!stmt && this.slices.has(slice)) {
+      stmt = this.db.prepare<LookupRow, [number, number]>(
+        `SELECT source, message, at FROM ${keysTable(slice)} WHERE slot = ? AND h = ?`,
+      );
+      this.lookups.set(slice, stmt);
+    }
+    return stmt;
+  }
+
+  /** Hands a run's last keys to the writer; the next keys go to a later slot. */
+  private seal(run: OpenRun): void {
+    if (run.sealed) return;
+    run.sealed = true;
+    if (this.current === run) this.current = undefined;
+    // A run sealed before its slot ended (flush, close) is not reopened: later keys go on.
+    this.slot = Math.max(this.slot, run.slot + 1);
+    this.sendKeys(run);
+    this.post({ t: "seal", slot: run.slot, upTo: run.upTo });
+  }
+
+  private sendKeys(run: OpenRun): void {
+    if (run.sent === run.size) return;
+    const part = run.takeUnsent();
+    this.post({ t: "keys", slot: run.slot, ...part }, [part.hashes.buffer, part.ats.buffer]);
+  }
+
+  private post(m: ToWriter, transfer: ArrayBuffer[] = []): void {
+    if (this.writerDead) return;
+    this.writer.postMessage(m, transfer);
+  }
+
+  private onWriter(m: FromWriter): void {
+    switch (m.t) {
+      case "committed": {
+        const run = this.open.get(m.slot);
+        if (run?.sealed) {
+          this.open.delete(m.slot);
+          this.unwritten -= run.size;
+        }
+        if (m.keys > 0) {
+          this.written.set(m.slot, (this.written.get(m.slot) ?? 0) + m.keys);
+          this.writtenKeys += m.keys;
+          this.slices.add(m.slice);
+        }
+        if (m.upTo) this.lastCheckpoint = m.upTo;
+        this.writerError = undefined;
+        break;
+      }
+      case "rebuilt": {
+        const seg = this.segments[m.seg]!;
+        const next = seg.next;
+        if (!next) break;
+        next.used += m.used;
+        next.stash.push(...m.stash);
+        seg.table = next;
+        seg.next = undefined;
+        this.stashFloor[m.seg] = lowestSlot(next.stash, this.range);
+        break;
+      }
+      case "failed":
+        this.fail(new Error(m.message));
+        break;
+      case "closed":
+        this.closedWriter?.();
+        break;
+    }
+    this.wake();
+  }
+
+  private fail(err: Error): void {
+    this.writerError = err;
+    this.opts.onError?.(err);
+    this.wake();
+  }
+
+  private waitFor(done: () => boolean): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const check = () => {
+        if (done()) resolve();
+        else if (this.writerDead || (this.writerError && this.unwritten > MAX_UNWRITTEN)) {
+          reject(this.writerError ?? new Error("dedup writer stopped"));
+        } else {
+          this.waiters.push(check);
+          return;
+        }
+      };
+      check();
+    });
+  }
+
+  private wake(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w();
+  }
+
+  /** Housekeeping, every TICK_MS: nothing here is proportional to the window. */
+  private tick(): void {
     try {
-      this.writeAll(keys, upTo);
+      const now = this.now();
+      this.advance(now);
+      const run = this.current;
+      if (run && run.slot < this.clock.slotAt(now)) this.seal(run);
+      else if (run) this.sendKeys(run);
+      this.expire(now);
+      this.sweep();
+      this.resize();
     } catch (err) {
-      this.restore(keys, upTo);
-      throw err;
+      this.fail(err as Error);
     }
   }
 
-  /**
-   * Deletes expired keys among the next `rows` of the table, in key order, and moves on;
-   * each timer tick takes one step. A single `DELETE … WHERE seen_at < ?` has no index
-   * to use and would scan the whole table on the event loop (seconds at millions of
-   * keys); stepping keeps each tick to a few milliseconds, and a full sweep still runs
-   * far more often than once per window. Lookups ignore expired keys either way.
-   */
-  pruneStep(rows = 2000): number {
-    const page = this.sweep.all(this.sweepFrom[0], this.sweepFrom[1], rows);
-    const last = page.at(-1);
-    this.sweepFrom = page.length < rows || !last ? ["", ""] : [last.source_id, last.message_id];
-    const since = this.now() - this.opts.windowSeconds * 1000;
-    const old = page.filter((r) => r.seen_at < since);
-    if (old.length > 0) {
-      this.db.transaction(() => {
-        for (const r of old) this.remove.run(r.source_id, r.message_id);
-      })();
-    }
-    return old.length;
-  }
-
-  /** Deletes every key older than the window (a full scan: for tests and tools). */
-  prune(): number {
-    return this.expire.run(this.now() - this.opts.windowSeconds * 1000).changes;
-  }
-
-  async close(): Promise<void> {
-    clearInterval(this.timer);
-    await this.writer;
-    this.persist();
-  }
-
-  /**
-   * The timer's write: the front's keys in sorted order (neighbouring keys share index
-   * pages) and in chunks of CHUNK, yielding to the event loop between chunks. The
-   * checkpoint moves with the last chunk, so a crash midway only means a longer replay.
-   */
-  private async persistInChunks(): Promise<void> {
-    const upTo = this.frontUpTo;
-    if (!upTo) return;
-    const generation = this.generation;
-    const keys = this.front;
-    this.writing = keys;
-    this.writingUpTo = upTo;
-    this.front = new Map();
-    this.frontKeys = 0;
-    this.frontUpTo = undefined;
-    const rows = sortedRows(keys);
-    try {
-      // At least one transaction: with no keys, the checkpoint alone moves.
-      for (let i = 0; i === 0 || i < rows.length; i += CHUNK) {
-        const last = i + CHUNK >= rows.length;
-        this.db.transaction(() => {
-          for (const [sourceId, messageId, at] of rows.slice(i, i + CHUNK)) {
-            this.insert.run(sourceId, messageId, at);
-          }
-          if (last) setMeta(this.db, CHECKPOINT, JSON.stringify(upTo));
-        })();
-        const backlog = rows.length - (i + CHUNK) + this.frontKeys;
-        if (!last && backlog <= MAX_BACKLOG) {
-          await new Promise((resolve) => setImmediate(resolve));
-          if (this.generation !== generation) return; // persist() wrote everything
+  /** Drops slices whose every key is older than the window: one DROP TABLE each. */
+  private expire(now: number): void {
+    for (const slice of [...this.slices].sort((a, b) => a - b)) {
+      if (!this.clock.sliceExpired(slice, now)) break;
+      this.lookups.get(slice)?.finalize();
+      this.lookups.delete(slice);
+      this.slices.delete(slice);
+      for (const [slot, keys] of this.written) {
+        if (this.clock.sliceOf(slot) === slice) {
+          this.written.delete(slot);
+          this.writtenKeys -= keys;
         }
       }
-      this.takeWriting();
-    } catch (err) {
-      if (this.generation === generation) this.restore(this.takeWriting(), upTo);
-      throw err;
+      this.post({ t: "drop", slice });
     }
-  }
-
-  private writeAll(keys: Pending, upTo: LogPosition): void {
-    this.db.transaction(() => {
-      for (const [sourceId, messageId, at] of sortedRows(keys)) {
-        this.insert.run(sourceId, messageId, at);
-      }
-      setMeta(this.db, CHECKPOINT, JSON.stringify(upTo));
-    })();
-  }
-
-  private takeWriting(): Pending {
-    const writing = this.writing;
-    this.writing = new Map();
-    this.writingUpTo = undefined;
-    return writing;
+    // Keys of slots that left the window no longer count, though their slice stays a while.
+    for (const [slot, keys] of this.written) {
+      if (slot >= this.range.first) break;
+      this.written.delete(slot);
+      this.writtenKeys -= keys;
+    }
   }
 
   /**
-   * A failed write: the keys go back in front of newer ones. They still guard this run,
-   * and the log rebuilds them on the next start because the checkpoint did not move.
+   * Clears expired filter entries a few at a time, so that a full pass over the filter
+   * takes a quarter of the window: an entry is cleared long before its tag (a slot
+   * number modulo 65,536) could name a new slot.
    */
-  private restore(keys: Pending, upTo: LogPosition): void {
-    this.front = merge(keys, this.front);
-    this.frontKeys = 0;
-    for (const ids of this.front.values()) this.frontKeys += ids.size;
-    this.frontUpTo = this.frontUpTo ?? upTo;
-  }
-
-  private guard(fn: () => void): void {
-    try {
-      fn();
-    } catch (err) {
-      this.opts.onError?.(err as Error);
+  private sweep(): void {
+    let total = 0;
+    for (const s of this.segments) total += s.table.capacity;
+    let budget = Math.max(1024, Math.ceil((total * TICK_MS) / (this.clock.windowMs * SWEEP_SHARE)));
+    while (budget > 0) {
+      const seg = this.segments[this.sweepSegment]!;
+      if (seg.next) {
+        this.nextSweepSegment();
+        budget -= 64;
+        continue;
+      }
+      const count = Math.min(budget, seg.table.capacity - this.sweepFrom);
+      this.sweepFrom = seg.table.sweep(this.sweepFrom, count, this.range);
+      budget -= count;
+      if (this.sweepFrom === 0) {
+        this.stashFloor[this.sweepSegment] = lowestSlot(seg.table.stash, this.range);
+        this.nextSweepSegment();
+      }
     }
   }
+
+  private nextSweepSegment(): void {
+    this.sweepSegment = (this.sweepSegment + 1) % SEGMENTS;
+    this.sweepFrom = 0;
+  }
+
+  /**
+   * Resizes a segment that is too full (or has keys in its stash) or mostly empty: a new
+   * table is filled by the writer from disk while this thread adds what it records to
+   * both, then takes its place. One segment's memory at a time, never the whole filter's.
+   */
+  private resize(): void {
+    for (let s = 0; s < SEGMENTS; s++) {
+      const seg = this.segments[s]!;
+      if (seg.next) continue;
+      const t = seg.table;
+      const full = t.used > t.capacity * MAX_LOAD || t.stash.length > 0;
+      const empty = t.buckets > MIN_BUCKETS && t.used < t.capacity * TARGET_LOAD * 0.25;
+      if (!full && !empty) continue;
+      const live = t.countLive(this.range);
+      const buckets = bucketsFor(live);
+      if (!full && buckets >= t.buckets) continue;
+      this.rebuild(s, Math.max(buckets, full ? t.buckets : MIN_BUCKETS));
+    }
+  }
+
+  private rebuild(s: number, buckets: number): void {
+    const next = FilterSegment.allocate(buckets);
+    const p = new Placement();
+    // Keys not on disk yet: the writer's scan cannot see them, so they go in from here.
+    for (const run of this.open.values()) {
+      const tag = run.slot & (TAGS - 1);
+      for (let i = 0; i < run.size; i++) {
+        const h = run.hashes[i]!;
+        if (p.of(h).seg === s) this.insert(next, p, h, tag, run.slot);
+      }
+    }
+    this.segments[s]!.next = next;
+    this.post({ t: "rebuild", seg: s, buffer: next.buffer, range: { ...this.range } });
+  }
 }
 
-/** `newer`'s keys added to `older` (newer times win). */
-function merge(older: Pending, newer: Pending): Pending {
-  for (const [sourceId, ids] of newer) {
-    const into = older.get(sourceId);
-    if (!into) older.set(sourceId, ids);
-    else for (const [id, at] of ids) into.set(id, at);
-  }
-  return older;
-}
-
-/** Rows in index order (source, then messageId); the default sort compares natively. */
-function sortedRows(keys: Pending): [string, string, number][] {
-  const rows: [string, string, number][] = [];
-  for (const sourceId of [...keys.keys()].sort()) {
-    const ids = keys.get(sourceId)!;
-    for (const messageId of [...ids.keys()].sort())
-      rows.push([sourceId, messageId, ids.get(messageId)!]);
-  }
-  return rows;
+/** Forgets every key and the checkpoint: start-up then replays the whole log. */
+function discardKeys(db: Database): void {
+  for (const slice of keysTables(db)) db.exec(`DROP TABLE IF EXISTS ${keysTable(slice)}`);
+  db.exec("DELETE FROM runs; DELETE FROM filter; DELETE FROM meta WHERE key = 'checkpoint'");
 }

@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import type { DedupStore } from "../dedup/interface.ts";
+import type { DedupKey, DedupStore } from "../dedup/interface.ts";
 import { comparePositions, type EventLog } from "../log/interface.ts";
 
 const BATCH = 10_000;
@@ -8,8 +8,13 @@ const BATCH = 10_000;
  * Rebuilds the dedup keys of events appended after the dedup checkpoint. Keys are
  * recorded only after their events are durable, so after a crash the log may hold
  * events whose keys were lost, never the reverse; replaying the tail makes them agree.
+ * Each key keeps its event's `receivedAt`, so it leaves the window when it would have.
  */
-export function replayDedupKeys(log: EventLog, dedup: DedupStore, logger: Logger): number {
+export async function replayDedupKeys(
+  log: EventLog,
+  dedup: DedupStore,
+  logger: Logger,
+): Promise<number> {
   const checkpoint = dedup.checkpoint();
   // A checkpoint past the end means the log was cut back (a corrupt tail): replay it all.
   let from = checkpoint && comparePositions(checkpoint, log.end()) <= 0 ? checkpoint : log.start();
@@ -18,8 +23,7 @@ export function replayDedupKeys(log: EventLog, dedup: DedupStore, logger: Logger
   for (;;) {
     const records = log.read(from, BATCH);
     if (records.length === 0) break;
-    const keys = [];
-    let newest = 0;
+    const keys: DedupKey[] = [];
     for (const r of records) {
       try {
         const e = JSON.parse(decoder.decode(r.payload)) as {
@@ -27,15 +31,20 @@ export function replayDedupKeys(log: EventLog, dedup: DedupStore, logger: Logger
           messageId?: string;
           receivedAt?: string;
         };
-        if (e.sourceId && e.messageId) keys.push({ sourceId: e.sourceId, messageId: e.messageId });
-        newest = Math.max(newest, Date.parse(e.receivedAt ?? "") || 0);
+        if (e.sourceId && e.messageId) {
+          const at = Date.parse(e.receivedAt ?? "");
+          keys.push({ sourceId: e.sourceId, messageId: e.messageId, at: at || undefined });
+        }
       } catch {
         logger.warn({ position: r.position }, "dedup replay: record is not an event; skipped");
       }
     }
     from = records.at(-1)!.next;
-    dedup.remember(keys, from, newest || undefined);
+    dedup.remember(keys, from);
     count += keys.length;
+    // A long tail (a first start after an upgrade replays the whole log) is written out
+    // as it goes instead of piling up in memory.
+    await dedup.backlog();
   }
   if (count > 0) logger.info({ keys: count }, "dedup keys rebuilt from the event log tail");
   return count;

@@ -1,0 +1,290 @@
+/**
+ * Worker entry of the dedup store's writer thread: every write to dedup.db happens here,
+ * so that sorting a run, inserting it, WAL checkpoints (with their fsync), copying the
+ * filter to disk, dropping expired slices and refilling resized filter segments never
+ * hold the event loop that answers requests. Messages are handled strictly in order.
+ *
+ * A separate entry point: `bun build --compile` must list it (see package.json).
+ */
+import type { Database, Statement } from "bun:sqlite";
+import type { LogPosition } from "../log/interface.ts";
+import { FilterSegment, SEGMENTS } from "./filter.ts";
+import { fillFromRuns, lowestSlot } from "./load.ts";
+import type { FromWriter, ToWriter, WriterInit } from "./protocol.ts";
+import { createKeysTable, keysTable, openDedupDb, setMeta, storedText } from "./schema.ts";
+
+declare const self: Worker;
+
+/**
+ * A new copy of the filter is written once the keys added since the last one reach this
+ * share of the keys in the window: the copies then cost a constant number of bytes per
+ * key, and a restart after a crash re-reads at most this share of the window from disk.
+ */
+const SNAPSHOT_SHARE = 1 / 8;
+/** ...but not more often than every this many keys (a small window's copies are tiny). */
+const MIN_SNAPSHOT_KEYS = 50_000;
+/** After a failed write, the writer tries again this often. */
+const RETRY_MS = 1000;
+
+interface PendingRun {
+  parts: Extract<ToWriter, { t: "keys" }>[];
+}
+
+const post = (m: FromWriter) => self.postMessage(m);
+
+class Writer {
+  private readonly db: Database;
+  private readonly segments: FilterSegment[];
+  private readonly pending = new Map<number, PendingRun>();
+  private readonly sealed: { slot: number; upTo: LogPosition | null }[] = [];
+  private readonly inserts = new Map<number, Statement>();
+  private lastCommitted = -1;
+  private keysSinceSnapshot: number;
+  private liveKeys: number;
+  /** Segments whose copy is due, written one per turn of the event loop. */
+  private snapshotQueue: number[] = [];
+  private snapshotTimer: ReturnType<typeof setTimeout> | undefined;
+  private retryTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Per segment, the lowest slot of a key kept outside the table (its stash), else +Inf. */
+  private readonly stashFloor: Float64Array;
+
+  constructor(private readonly init: WriterInit & { stashFloor: SharedArrayBuffer }) {
+    this.db = openDedupDb(init.path, "writer");
+    this.segments = init.segments.map((b) => new FilterSegment(b));
+    this.stashFloor = new Float64Array(init.stashFloor);
+    this.keysSinceSnapshot = init.keysSinceSnapshot;
+    this.liveKeys = init.liveKeys;
+    const last = this.db
+      .query<{ slot: number | null }, []>("SELECT max(slot) AS slot FROM runs")
+      .get();
+    this.lastCommitted = last?.slot ?? -1;
+    if (this.keysSinceSnapshot > 0 || init.covered.some((c) => c < 0)) this.queueSnapshots();
+  }
+
+  handle(m: ToWriter): void {
+    switch (m.t) {
+      case "keys": {
+        let run = this.pending.get(m.slot);
+        if (!run) {
+          run = { parts: [] };
+          this.pending.set(m.slot, run);
+        }
+        run.parts.push(m);
+        return;
+      }
+      case "seal":
+        this.sealed.push({ slot: m.slot, upTo: m.upTo });
+        this.commitSealed();
+        return;
+      case "drop":
+        this.dropSlice(m.slice);
+        return;
+      case "rebuild":
+        this.rebuild(m);
+        return;
+      case "close":
+        this.close();
+        return;
+    }
+  }
+
+  /** Writes the sealed runs in slot order; a failure leaves them queued and retries later. */
+  private commitSealed(): void {
+    clearTimeout(this.retryTimer);
+    while (this.sealed.length > 0) {
+      const next = this.sealed[0]!;
+      try {
+        const keys = this.commit(next.slot, next.upTo);
+        this.sealed.shift();
+        post({
+          t: "committed",
+          slot: next.slot,
+          slice: this.sliceOf(next.slot),
+          keys,
+          upTo: next.upTo,
+        });
+      } catch (err) {
+        post({ t: "failed", message: (err as Error).message });
+        this.retryTimer = setTimeout(() => this.commitSealed(), RETRY_MS);
+        return;
+      }
+    }
+    if (this.keysSinceSnapshot >= Math.max(MIN_SNAPSHOT_KEYS, this.liveKeys * SNAPSHOT_SHARE)) {
+      this.queueSnapshots();
+    }
+  }
+
+  /**
+   * One run: the slot's keys sorted by hash and appended to its slice's table in one
+   * transaction with the new checkpoint, so the table grows at its end only.
+   */
+  private commit(slot: number, upTo: LogPosition | null): number {
+    const parts = this.pending.get(slot)?.parts ?? [];
+    let n = 0;
+    for (const p of parts) n += p.hashes.length;
+    const hashes = new Float64Array(n);
+    const sources: string[] = [];
+    const messages: string[] = [];
+    const ats = new Float64Array(n);
+    let at = 0;
+    for (const p of parts) {
+      hashes.set(p.hashes, at);
+      ats.set(p.ats, at);
+      for (let i = 0; i < p.sources.length; i++) {
+        sources.push(p.sources[i]!);
+        messages.push(storedText(p.messages[i]!));
+      }
+      at += p.hashes.length;
+    }
+    const order = Array.from({ length: n }, (_, i) => i).sort(
+      (a, b) =>
+        hashes[a]! - hashes[b]! || cmp(sources[a]!, sources[b]!) || cmp(messages[a]!, messages[b]!),
+    );
+    const slice = this.sliceOf(slot);
+    const insert = n > 0 ? this.insertFor(slice) : undefined;
+    this.db.transaction(() => {
+      if (insert) {
+        for (const i of order) insert.run(slot, hashes[i]!, sources[i]!, messages[i]!, ats[i]!);
+        this.db
+          .query(
+            "INSERT INTO runs (slot, slice, keys) VALUES (?, ?, ?) " +
+              "ON CONFLICT(slot) DO UPDATE SET keys = keys + excluded.keys",
+          )
+          .run(slot, slice, n);
+      }
+      if (upTo) setMeta(this.db, "checkpoint", JSON.stringify(upTo));
+    })();
+    this.pending.delete(slot);
+    this.lastCommitted = Math.max(this.lastCommitted, slot);
+    this.keysSinceSnapshot += n;
+    this.liveKeys += n;
+    return n;
+  }
+
+  private insertFor(slice: number): Statement {
+    let stmt = this.inserts.get(slice);
+    if (!stmt) {
+      createKeysTable(this.db, slice);
+      stmt = this.db.prepare(
+        `INSERT OR IGNORE INTO ${keysTable(slice)} (slot, h, source, message, at) VALUES (?, ?, ?, ?, ?)`,
+      );
+      this.inserts.set(slice, stmt);
+    }
+    return stmt;
+  }
+
+  private sliceOf(slot: number): number {
+    return Math.floor(slot / this.init.geometry.slotsPerSlice);
+  }
+
+  /** Expiry: the whole slice goes in one DROP TABLE, never row by row. */
+  private dropSlice(slice: number): void {
+    try {
+      this.inserts.get(slice)?.finalize();
+      this.inserts.delete(slice);
+      this.db.transaction(() => {
+        const gone = this.db
+          .query<{ n: number | null }, [number]>("SELECT sum(keys) AS n FROM runs WHERE slice = ?")
+          .get(slice);
+        this.liveKeys = Math.max(0, this.liveKeys - (gone?.n ?? 0));
+        this.db.query("DELETE FROM runs WHERE slice = ?").run(slice);
+        this.db.exec(`DROP TABLE IF EXISTS ${keysTable(slice)}`);
+      })();
+    } catch (err) {
+      post({ t: "failed", message: `dropping slice ${slice}: ${(err as Error).message}` });
+    }
+  }
+
+  /**
+   * Fills a resized segment with the hashes of its keys in every live run on disk. Keys
+   * not yet on disk were put there by the main thread, which also adds every key it
+   * records meanwhile; runs are written in order, so none slips between the two.
+   */
+  private rebuild(m: Extract<ToWriter, { t: "rebuild" }>): void {
+    const seg = new FilterSegment(m.buffer);
+    try {
+      fillFromRuns(this.db, m.seg, seg, m.range);
+    } catch (err) {
+      post({ t: "failed", message: `resizing filter segment ${m.seg}: ${(err as Error).message}` });
+    }
+    this.segments[m.seg] = seg;
+    // Keys of the new table's stash are not in its copies: keep their runs uncovered
+    // (the main thread resets this when it takes the new table over).
+    this.stashFloor[m.seg] = Math.min(this.stashFloor[m.seg]!, lowestSlot(seg.stash, m.range));
+    this.snapshotQueue = [m.seg, ...this.snapshotQueue.filter((s) => s !== m.seg)];
+    this.scheduleSnapshot();
+    post({ t: "rebuilt", seg: m.seg, used: seg.used, stash: seg.stash });
+  }
+
+  private queueSnapshots(): void {
+    this.keysSinceSnapshot = 0;
+    const queued = new Set(this.snapshotQueue);
+    for (let s = 0; s < SEGMENTS; s++) if (!queued.has(s)) this.snapshotQueue.push(s);
+    this.scheduleSnapshot();
+  }
+
+  private scheduleSnapshot(): void {
+    if (this.snapshotTimer || this.snapshotQueue.length === 0) return;
+    this.snapshotTimer = setTimeout(() => {
+      this.snapshotTimer = undefined;
+      const seg = this.snapshotQueue.shift();
+      if (seg !== undefined) this.snapshot(seg);
+      this.scheduleSnapshot();
+    }, 0);
+  }
+
+  /**
+   * Copies one segment to disk with the last slot it covers: every run written up to
+   * then had its keys in the table before the copy began (entries never move), except
+   * keys in the main thread's stash, which `stashFloor` keeps out of the covered range.
+   */
+  private snapshot(seg: number): void {
+    const segment = this.segments[seg]!;
+    const covered = Math.min(this.lastCommitted, this.stashFloor[seg]! - 1);
+    const copy = new Uint8Array(segment.buffer.byteLength);
+    copy.set(new Uint8Array(segment.buffer));
+    try {
+      this.db
+        .query(
+          "INSERT INTO filter (seg, buckets, covered, entries) VALUES (?, ?, ?, ?) " +
+            "ON CONFLICT(seg) DO UPDATE SET buckets = excluded.buckets, " +
+            "covered = excluded.covered, entries = excluded.entries",
+        )
+        .run(seg, segment.buckets, covered, copy);
+    } catch (err) {
+      post({ t: "failed", message: `copying filter segment ${seg}: ${(err as Error).message}` });
+    }
+  }
+
+  private close(): void {
+    clearTimeout(this.snapshotTimer);
+    clearTimeout(this.retryTimer);
+    this.commitSealed();
+    if (this.sealed.length === 0) {
+      // A copy of every segment: the next start loads the filter and re-reads nothing.
+      for (let s = 0; s < SEGMENTS; s++) this.snapshot(s);
+    }
+    this.db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+    this.db.close();
+    post({ t: "closed" });
+  }
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+let writer: Writer | undefined;
+self.onmessage = (
+  e: MessageEvent<ToWriter | { t: "init"; init: WriterInit; stashFloor: SharedArrayBuffer }>,
+) => {
+  const m = e.data;
+  try {
+    if (m.t === "init") {
+      writer = new Writer({ ...m.init, stashFloor: m.stashFloor });
+      post({ t: "ready" });
+    } else writer?.handle(m);
+  } catch (err) {
+    post({ t: "failed", message: (err as Error).message });
+  }
+};

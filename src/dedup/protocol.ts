@@ -1,0 +1,44 @@
+import type { LogPosition } from "../log/interface.ts";
+import type { Geometry, SlotRange } from "./geometry.ts";
+
+/** What the writer thread is started with (its `workerData`). */
+export interface WriterInit {
+  path: string;
+  geometry: Geometry;
+  /** The filter's segments as the main thread loaded them. */
+  segments: SharedArrayBuffer[];
+  /** Per segment, the last slot its stored copy covers (-1: none). */
+  covered: number[];
+  /** Keys written since the segments' copies (they were re-read at start). */
+  keysSinceSnapshot: number;
+  /** Keys in live runs on disk (sizes the snapshot interval). */
+  liveKeys: number;
+}
+
+/** Main thread to writer, handled strictly in order. */
+export type ToWriter =
+  /** Keys of `slot` (not yet complete): appended to the slot's pending run. */
+  | {
+      t: "keys";
+      slot: number;
+      hashes: Float64Array;
+      sources: string[];
+      messages: string[];
+      ats: Float64Array;
+    }
+  /** `slot` is complete: write its run, then move the checkpoint to `upTo`. */
+  | { t: "seal"; slot: number; upTo: LogPosition | null }
+  /** Drops a slice that left the window. */
+  | { t: "drop"; slice: number }
+  /** Fills `buffer` (a resized segment) from the keys on disk of live slots. */
+  | { t: "rebuild"; seg: number; buffer: SharedArrayBuffer; range: SlotRange }
+  /** Writes every pending run and a copy of every segment, then closes the file. */
+  | { t: "close" };
+
+/** Writer to main thread. */
+export type FromWriter =
+  | { t: "ready" }
+  | { t: "committed"; slot: number; slice: number; keys: number; upTo: LogPosition | null }
+  | { t: "rebuilt"; seg: number; used: number; stash: number[] }
+  | { t: "failed"; message: string }
+  | { t: "closed" };
