@@ -130,9 +130,12 @@ class Writer {
     for (const p of parts) {
       hashes.set(p.hashes, at);
       ats.set(p.ats, at);
-      for (let i = 0; i < p.sources.length; i++) {
-        sources.push(p.sources[i]!);
-        messages.push(storedText(p.messages[i]!));
+      let offset = 0;
+      for (let i = 0; i < p.lengths.length; i++) {
+        const end = offset + p.lengths[i]!;
+        sources.push(p.sourceNames[p.sources[i]!]!);
+        messages.push(storedText(p.text.slice(offset, end)));
+        offset = end;
       }
       at += p.hashes.length;
     }

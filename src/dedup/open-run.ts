@@ -1,4 +1,5 @@
 import type { LogPosition } from "../log/interface.ts";
+import type { KeyBatch } from "./protocol.ts";
 
 /**
  * The keys of one slot that are not on disk yet: looked up exactly (full key) until the
@@ -46,14 +47,30 @@ export class OpenRun {
   }
 
   /** The keys not yet handed to the writer, as one message's fields. */
-  takeUnsent() {
+  takeUnsent(): KeyBatch {
     const from = this.sent;
+    const n = this.size - from;
     this.sent = this.size;
+    const names = new Map<string, number>();
+    const sources = new Uint32Array(n);
+    const lengths = new Uint32Array(n);
+    for (let i = 0; i < n; i++) {
+      const source = this.sources[from + i]!;
+      let index = names.get(source);
+      if (index === undefined) {
+        index = names.size;
+        names.set(source, index);
+      }
+      sources[i] = index;
+      lengths[i] = this.messages[from + i]!.length;
+    }
     return {
       hashes: Float64Array.from(this.hashes.slice(from)),
-      sources: this.sources.slice(from),
-      messages: this.messages.slice(from),
       ats: Float64Array.from(this.ats.slice(from)),
+      sources,
+      sourceNames: [...names.keys()],
+      text: this.messages.slice(from).join(""),
+      lengths,
     };
   }
 

@@ -15,17 +15,26 @@ export interface WriterInit {
   liveKeys: number;
 }
 
+/**
+ * Keys as a message: numbers in typed arrays (moved, not copied) and the messageIds as
+ * one string with their lengths, which a structured clone copies in one go instead of
+ * one string at a time.
+ */
+export interface KeyBatch {
+  hashes: Float64Array<ArrayBuffer>;
+  ats: Float64Array<ArrayBuffer>;
+  /** Index into `sourceNames` per key. */
+  sources: Uint32Array<ArrayBuffer>;
+  sourceNames: string[];
+  /** The messageIds, concatenated; `lengths` cuts them apart. */
+  text: string;
+  lengths: Uint32Array<ArrayBuffer>;
+}
+
 /** Main thread to writer, handled strictly in order. */
 export type ToWriter =
   /** Keys of `slot` (not yet complete): appended to the slot's pending run. */
-  | {
-      t: "keys";
-      slot: number;
-      hashes: Float64Array;
-      sources: string[];
-      messages: string[];
-      ats: Float64Array;
-    }
+  | ({ t: "keys"; slot: number } & KeyBatch)
   /** `slot` is complete: write its run, then move the checkpoint to `upTo`. */
   | { t: "seal"; slot: number; upTo: LogPosition | null }
   /** Drops a slice that left the window. */

@@ -369,7 +369,12 @@ export class SqliteDedupStore implements DedupStore {
   private sendKeys(run: OpenRun): void {
     if (run.sent === run.size) return;
     const part = run.takeUnsent();
-    this.post({ t: "keys", slot: run.slot, ...part }, [part.hashes.buffer, part.ats.buffer]);
+    this.post({ t: "keys", slot: run.slot, ...part }, [
+      part.hashes.buffer,
+      part.ats.buffer,
+      part.sources.buffer,
+      part.lengths.buffer,
+    ]);
   }
 
   private post(m: ToWriter, transfer: ArrayBuffer[] = []): void {
