@@ -9,6 +9,7 @@
 import type { Database, Statement } from "bun:sqlite";
 import type { LogPosition } from "../log/interface.ts";
 import { FilterSegment, SEGMENTS } from "./filter.ts";
+import { TAGS } from "./geometry.ts";
 import { fillFromRuns, lowestSlot } from "./load.ts";
 import type { FromWriter, ToWriter, WriterInit } from "./protocol.ts";
 import { createKeysTable, keysTable, openDedupDb, setMeta, storedText } from "./schema.ts";
@@ -21,8 +22,6 @@ declare const self: Worker;
  * key, and a restart after a crash re-reads at most this share of the window from disk.
  */
 const SNAPSHOT_SHARE = 1 / 8;
-/** ...but not more often than every this many keys (a small window's copies are tiny). */
-const MIN_SNAPSHOT_KEYS = 50_000;
 /** After a failed write, the writer tries again this often. */
 const RETRY_MS = 1000;
 
@@ -109,7 +108,8 @@ class Writer {
         return;
       }
     }
-    if (this.keysSinceSnapshot >= Math.max(MIN_SNAPSHOT_KEYS, this.liveKeys * SNAPSHOT_SHARE)) {
+    const due = Math.max(this.init.snapshotMinKeys, this.liveKeys * SNAPSHOT_SHARE);
+    if (this.keysSinceSnapshot >= due) {
       this.queueSnapshots();
     }
   }
@@ -205,15 +205,18 @@ class Writer {
    */
   private rebuild(m: Extract<ToWriter, { t: "rebuild" }>): void {
     const seg = new FilterSegment(m.buffer);
+    // The main thread keeps adding keys of newer slots meanwhile: read their tags as ahead
+    // of `current`, not as 65,536 slots behind it (expired, free to overwrite).
+    const range = { current: m.range.current + TAGS / 4, first: m.range.first };
     try {
-      fillFromRuns(this.db, m.seg, seg, m.range);
+      fillFromRuns(this.db, m.seg, seg, range);
     } catch (err) {
       post({ t: "failed", message: `resizing filter segment ${m.seg}: ${(err as Error).message}` });
     }
     this.segments[m.seg] = seg;
     // Keys of the new table's stash are not in its copies: keep their runs uncovered
     // (the main thread resets this when it takes the new table over).
-    this.stashFloor[m.seg] = Math.min(this.stashFloor[m.seg]!, lowestSlot(seg.stash, m.range));
+    this.stashFloor[m.seg] = Math.min(this.stashFloor[m.seg]!, lowestSlot(seg.stash, range));
     this.snapshotQueue = [m.seg, ...this.snapshotQueue.filter((s) => s !== m.seg)];
     this.scheduleSnapshot();
     post({ t: "rebuilt", seg: m.seg, used: seg.used, stash: seg.stash });

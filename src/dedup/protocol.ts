@@ -13,6 +13,8 @@ export interface WriterInit {
   keysSinceSnapshot: number;
   /** Keys in live runs on disk (sizes the snapshot interval). */
   liveKeys: number;
+  /** The filter is copied to disk at most once per this many keys written. */
+  snapshotMinKeys: number;
 }
 
 /**

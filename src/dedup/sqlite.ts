@@ -36,6 +36,11 @@ export interface SqliteDedupOptions {
   hash?: KeyHash;
   /** Slot and slice lengths; default from the window (geometry.ts). */
   geometry?: Geometry;
+  /**
+   * The filter is copied to disk once the keys written since the last copy reach 1/8 of
+   * the window's keys, but at most once per this many keys (default 50,000).
+   */
+  snapshotMinKeys?: number;
 }
 
 /**
@@ -197,6 +202,7 @@ export class SqliteDedupStore implements DedupStore {
             covered: loaded.covered,
             keysSinceSnapshot: loaded.reread,
             liveKeys: live?.n ?? 0,
+            snapshotMinKeys: opts.snapshotMinKeys ?? 50_000,
           },
         });
       });
@@ -223,6 +229,7 @@ export class SqliteDedupStore implements DedupStore {
     if (this.closed) throw new Error("dedup store is closed");
     const now = this.now();
     this.advance(now);
+    // Inside the window means seen less than windowMs ago: `at > since`.
     const since = now - this.clock.windowMs;
     const found = new Set<string>();
     const p = this.placement;
@@ -233,7 +240,7 @@ export class SqliteDedupStore implements DedupStore {
       this.segments[p.of(h).seg]!.table.find(p, h, this.range, candidates);
       for (const slot of candidates) {
         const at = this.open.get(slot)?.at(sourceId, id);
-        if ((at !== undefined && at >= since) || this.onDisk(slot, h, sourceId, id, since)) {
+        if ((at !== undefined && at > since) || this.onDisk(slot, h, sourceId, id, since)) {
           found.add(id);
           break;
         }
@@ -251,7 +258,7 @@ export class SqliteDedupStore implements DedupStore {
     const p = this.placement;
     for (const k of keys) {
       const seenAt = Math.min(k.at ?? at ?? now, now);
-      if (seenAt < since) continue; // replayed from the log, already out of the window
+      if (seenAt <= since) continue; // replayed from the log, already out of the window
       const h = this.hash.of(k.sourceId, k.messageId);
       if (!run.add(k.sourceId, k.messageId, h, seenAt)) continue;
       this.unwritten++;
@@ -332,14 +339,14 @@ export class SqliteDedupStore implements DedupStore {
     }
   }
 
-  /** Whether run `slot` on disk holds exactly this key, seen inside the window. */
+  /** Whether run `slot` on disk holds exactly this key, seen less than a window ago. */
   private onDisk(slot: number, h: number, sourceId: string, id: string, since: number): boolean {
     if (!this.written.has(slot)) return false;
     const lookup = this.lookupFor(this.clock.sliceOf(slot));
     if (!lookup) return false;
     const message = storedText(id);
     for (const row of lookup.all(slot, h)) {
-      if (row.source === sourceId && row.message === message && row.at >= since) return true;
+      if (row.source === sourceId && row.message === message && row.at > since) return true;
     }
     return false;
   }

@@ -1,0 +1,184 @@
+import { Database } from "bun:sqlite";
+import { afterEach, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Geometry } from "../../src/dedup/geometry.ts";
+import type { KeyHash } from "../../src/dedup/hash.ts";
+import { type SqliteDedupOptions, SqliteDedupStore } from "../../src/dedup/sqlite.ts";
+import { dedupContract } from "../contract/dedup.ts";
+
+dedupContract("SQLite (dedup.db)", {
+  async open(opts) {
+    const dir = mkdtempSync(join(tmpdir(), "sluice-dedup-"));
+    let store = await SqliteDedupStore.open(dir, opts);
+    return {
+      store,
+      async reopen() {
+        await store.close();
+        store = await SqliteDedupStore.open(dir, opts);
+        return store;
+      },
+      async cleanup() {
+        await store.close();
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  },
+});
+
+const dirs: string[] = [];
+const stores: SqliteDedupStore[] = [];
+afterEach(async () => {
+  for (const s of stores.splice(0)) await s.close();
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), "sluice-dedup-"));
+  dirs.push(dir);
+  return dir;
+}
+
+async function open(dir: string, opts: Partial<SqliteDedupOptions> = {}) {
+  const store = await SqliteDedupStore.open(dir, { windowSeconds: 3600, ...opts });
+  stores.push(store);
+  return store;
+}
+
+async function close(store: SqliteDedupStore) {
+  stores.splice(stores.indexOf(store), 1);
+  await store.close();
+}
+
+/** What dedup.db holds, read through a connection of the test's own. */
+function onDisk(dir: string) {
+  const db = new Database(join(dir, "dedup.db"), { readonly: true });
+  try {
+    const tables = db
+      .query<{ name: string }, []>(
+        "SELECT name FROM sqlite_schema WHERE type = 'table' AND name GLOB 'keys_*' ORDER BY name",
+      )
+      .all()
+      .map((r) => r.name);
+    let rows = 0;
+    for (const t of tables) {
+      rows += db.query<{ n: number }, []>(`SELECT count(*) AS n FROM ${t}`).get()!.n;
+    }
+    return { tables, rows };
+  } finally {
+    db.close();
+  }
+}
+
+const ids = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}-${i}`);
+const keys = (messageIds: string[], sourceId = "web") =>
+  messageIds.map((messageId) => ({ sourceId, messageId }));
+const pos = (offset: number) => ({ segment: 1, offset });
+
+/** Every key hashes to one of four values: nearly every lookup meets a collision. */
+const weakHash: KeyHash = {
+  id: "weak-test-hash",
+  of: (sourceId, messageId) => (sourceId.length * 31 + messageId.length) % 4,
+};
+
+test("hash collisions are told apart by the full key, in memory, on disk and after a restart", async () => {
+  const dir = tempDir();
+  const store = await open(dir, { hash: weakHash });
+  const stored = ids("stored", 200);
+  const others = ids("other", 200); // same lengths, so the very same four hashes
+  store.remember(keys(stored), pos(1));
+  store.remember(keys(["shared"], "app"), pos(2));
+  expect([...(await store.seen("web", [...others, ...stored]))].sort()).toEqual(stored.sort());
+  await store.flush();
+  expect(onDisk(dir).rows).toBe(201);
+  expect([...(await store.seen("web", [...others, ...stored]))].sort()).toEqual(stored.sort());
+  expect((await store.seen("web", ["shared"])).size).toBe(0);
+  expect((await store.seen("app", ["shared", "shares"])).size).toBe(1);
+  await close(store);
+  const again = await open(dir, { hash: weakHash });
+  expect([...(await again.seen("web", [...others, ...stored]))].sort()).toEqual(stored.sort());
+});
+
+test("keys written under another hash are dropped, and the checkpoint with them (the log replays)", async () => {
+  const dir = tempDir();
+  const store = await open(dir, { hash: weakHash });
+  store.remember(keys(["k"]), pos(9));
+  await close(store);
+  const again = await open(dir);
+  expect(again.checkpoint()).toBeUndefined();
+  expect((await again.seen("web", ["k"])).size).toBe(0);
+  expect(onDisk(dir).tables).toEqual([]);
+});
+
+test("slices: keys stay exact across slice boundaries and a slice is dropped whole when it leaves the window", async () => {
+  const dir = tempDir();
+  let now = Date.UTC(2025, 0, 1);
+  // 1 s slots, 10 slots per slice (a table per 10 s) and a 30 s window.
+  const geometry: Geometry = { runMs: 1000, slotsPerSlice: 10 };
+  const store = await open(dir, { windowSeconds: 30, geometry, now: () => now });
+  const batches: string[][] = [];
+  for (let second = 0; second < 40; second++) {
+    const batch = ids(`t${second}`, 25);
+    batches.push(batch);
+    store.remember(keys(batch), pos(second));
+    // Every key of the last 30 s is a duplicate, every older one is new again.
+    const all = batches.flat();
+    const expected = batches.slice(Math.max(0, second - 29)).flat();
+    expect((await store.seen("web", all)).size).toBe(expected.length);
+    if (second % 7 === 0) await store.flush();
+    now += 1000;
+  }
+  await store.flush();
+  // Drive the housekeeping timer (expiry) with the clock, then wait for the writer.
+  const first = Math.floor(Date.UTC(2025, 0, 1) / 1000 / 10);
+  const deadline = Date.now() + 5000;
+  while (onDisk(dir).tables.includes(`keys_${first}`) && Date.now() < deadline) {
+    await Bun.sleep(20);
+  }
+  // Slice 0 (seconds 0-9) is gone whole; slices 1-3 remain: no key was deleted one by one.
+  expect(onDisk(dir)).toEqual({
+    tables: [1, 2, 3].map((i) => `keys_${first + i}`),
+    rows: 30 * 25,
+  });
+  // At 40 s, the keys of seconds 11-39 are inside the window.
+  expect((await store.seen("web", batches.flat())).size).toBe(29 * 25);
+});
+
+test("the filter grows with the window and every key is still found", async () => {
+  const dir = tempDir();
+  const store = await open(dir);
+  const all: string[] = [];
+  for (let b = 0; b < 120; b++) {
+    const batch = Array.from({ length: 500 }, () => crypto.randomUUID());
+    all.push(...batch);
+    expect((await store.seen("web", batch)).size).toBe(0);
+    store.remember(keys(batch), pos(b));
+    // Let the timer and the writer run, as between requests.
+    await new Promise((r) => setImmediate(r));
+  }
+  expect((await store.seen("web", all)).size).toBe(60_000);
+  await store.flush();
+  expect((await store.seen("web", all)).size).toBe(60_000);
+  expect(store.stats().keys).toBe(60_000);
+  // Grown from 128 KB (64 segments of 2 KB), to a few bytes a key.
+  expect(store.stats().memoryBytes).toBeGreaterThan(128 * 1024);
+  await close(store);
+  const again = await open(dir);
+  expect((await again.seen("web", all)).size).toBe(60_000);
+  const fresh = Array.from({ length: 20_000 }, () => crypto.randomUUID());
+  expect((await again.seen("web", fresh)).size).toBe(0);
+  expect(again.stats().memoryBytes / 60_000).toBeLessThan(12);
+}, 60_000);
+
+test("writes happen off the caller's thread: recording keys does not touch dedup.db", async () => {
+  const dir = tempDir();
+  const store = await open(dir);
+  store.remember(keys(ids("x", 1000)), pos(1));
+  // Nothing is on disk until the writer has its turn...
+  expect(onDisk(dir).rows).toBe(0);
+  await store.flush();
+  // ...and then all of it, with the checkpoint.
+  expect(onDisk(dir).rows).toBe(1000);
+  expect(store.checkpoint()).toEqual(pos(1));
+});
