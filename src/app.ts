@@ -88,7 +88,11 @@ export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {})
   };
 
   try {
-    const metrics = new SluiceMetrics({ version: VERSION, segments: () => log.segments() });
+    const metrics = new SluiceMetrics({
+      version: VERSION,
+      segments: () => log.segments(),
+      dedup: () => dedup.stats(),
+    });
     metrics.declareSources(config.sources.map((s) => s.id));
     const log = await FileEventLog.open({
       dir: join(dataDir, "log"),

@@ -1,4 +1,5 @@
 import type { ResolvedKey } from "../auth/resolve.ts";
+import type { DedupStats } from "../dedup/interface.ts";
 import type { IngestResult } from "../ingest/service.ts";
 import type { SegmentInfo } from "../log/interface.ts";
 import { Counter, Gauge, Histogram, Registry } from "./registry.ts";
@@ -26,6 +27,8 @@ export interface SluiceMetricsOptions {
   version: string;
   /** The event log's segments, read at each scrape (log size and segment count). */
   segments?: () => SegmentInfo[];
+  /** The dedup store's keys and memory, read at each scrape. */
+  dedup?: () => DedupStats;
 }
 
 /** The outcomes `sluice_events_total` counts, per source. */
@@ -125,6 +128,19 @@ export class SluiceMetrics implements FunctionMetrics {
         () => segments().length,
       ),
     );
+    const dedup = opts.dedup;
+    if (dedup) {
+      this.registry.register(
+        new Gauge("sluice_dedup_keys", "Dedup keys inside the window.", () => dedup().keys),
+      );
+      this.registry.register(
+        new Gauge(
+          "sluice_dedup_memory_bytes",
+          "Memory the dedup store holds for its keys (filter and keys not yet written).",
+          () => dedup().memoryBytes,
+        ),
+      );
+    }
     this.registry.register(
       new Gauge(
         "process_resident_memory_bytes",

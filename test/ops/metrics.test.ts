@@ -89,6 +89,9 @@ test("/metrics counts requests and events by source after known traffic", async 
   expect(flushes).toBeLessThanOrEqual(3);
   expect(v("sluice_log_segments")).toBe(1);
   expect(v("sluice_log_bytes")).toBeGreaterThan(0);
+  // The three stored events' keys are in the dedup window.
+  expect(v("sluice_dedup_keys")).toBe(3);
+  expect(v("sluice_dedup_memory_bytes")).toBeGreaterThan(0);
   expect(v("process_resident_memory_bytes")).toBeGreaterThan(0);
   expect(v("sluice_memory_bytes", { kind: "heap_used" })).toBeGreaterThan(0);
 
