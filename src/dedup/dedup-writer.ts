@@ -8,7 +8,7 @@
  */
 import type { Database, Statement } from "bun:sqlite";
 import type { LogPosition } from "../log/interface.ts";
-import { FilterSegment, SEGMENTS } from "./filter.ts";
+import { FilterSegment, Placement, SEGMENTS } from "./filter.ts";
 import { TAGS } from "./geometry.ts";
 import { fillFromRuns, lowestSlot } from "./load.ts";
 import type { FromWriter, ToWriter, WriterInit } from "./protocol.ts";
@@ -25,6 +25,14 @@ const SNAPSHOT_SHARE = 1 / 8;
 /** After a failed write, the writer tries again this often. */
 const RETRY_MS = 1000;
 
+/** Rows per INSERT statement when writing a run. */
+const ROWS_PER_INSERT = 32;
+
+interface Inserts {
+  many: Statement;
+  one: Statement;
+}
+
 interface PendingRun {
   parts: Extract<ToWriter, { t: "keys" }>[];
 }
@@ -36,7 +44,8 @@ class Writer {
   private readonly segments: FilterSegment[];
   private readonly pending = new Map<number, PendingRun>();
   private readonly sealed: { slot: number; upTo: LogPosition | null }[] = [];
-  private readonly inserts = new Map<number, Statement>();
+  private readonly inserts = new Map<number, Inserts>();
+  private readonly params: (string | number)[] = new Array(ROWS_PER_INSERT * 5);
   private lastCommitted = -1;
   private keysSinceSnapshot: number;
   private liveKeys: number;
@@ -147,7 +156,25 @@ class Writer {
     const insert = n > 0 ? this.insertFor(slice) : undefined;
     this.db.transaction(() => {
       if (insert) {
-        for (const i of order) insert.run(slot, hashes[i]!, sources[i]!, messages[i]!, ats[i]!);
+        // Many rows per statement: a third less work per key than one row per call.
+        const params = this.params;
+        let k = 0;
+        for (; k + ROWS_PER_INSERT <= n; k += ROWS_PER_INSERT) {
+          for (let j = 0; j < ROWS_PER_INSERT; j++) {
+            const i = order[k + j]!;
+            const o = j * 5;
+            params[o] = slot;
+            params[o + 1] = hashes[i]!;
+            params[o + 2] = sources[i]!;
+            params[o + 3] = messages[i]!;
+            params[o + 4] = ats[i]!;
+          }
+          insert.many.run(...params);
+        }
+        for (; k < n; k++) {
+          const i = order[k]!;
+          insert.one.run(slot, hashes[i]!, sources[i]!, messages[i]!, ats[i]!);
+        }
         this.db
           .query(
             "INSERT INTO runs (slot, slice, keys) VALUES (?, ?, ?) " +
@@ -164,16 +191,17 @@ class Writer {
     return n;
   }
 
-  private insertFor(slice: number): Statement {
-    let stmt = this.inserts.get(slice);
-    if (!stmt) {
+  private insertFor(slice: number): Inserts {
+    let stmts = this.inserts.get(slice);
+    if (!stmts) {
       createKeysTable(this.db, slice);
-      stmt = this.db.prepare(
-        `INSERT OR IGNORE INTO ${keysTable(slice)} (slot, h, source, message, at) VALUES (?, ?, ?, ?, ?)`,
-      );
-      this.inserts.set(slice, stmt);
+      const sql = (rows: number) =>
+        `INSERT OR IGNORE INTO ${keysTable(slice)} (slot, h, source, message, at) VALUES ` +
+        Array(rows).fill("(?, ?, ?, ?, ?)").join(", ");
+      stmts = { many: this.db.prepare(sql(ROWS_PER_INSERT)), one: this.db.prepare(sql(1)) };
+      this.inserts.set(slice, stmts);
     }
-    return stmt;
+    return stmts;
   }
 
   private sliceOf(slot: number): number {
@@ -183,7 +211,9 @@ class Writer {
   /** Expiry: the whole slice goes in one DROP TABLE, never row by row. */
   private dropSlice(slice: number): void {
     try {
-      this.inserts.get(slice)?.finalize();
+      const stmts = this.inserts.get(slice);
+      stmts?.many.finalize();
+      stmts?.one.finalize();
       this.inserts.delete(slice);
       this.db.transaction(() => {
         const gone = this.db
@@ -199,9 +229,9 @@ class Writer {
   }
 
   /**
-   * Fills a resized segment with the hashes of its keys in every live run on disk. Keys
-   * not yet on disk were put there by the main thread, which also adds every key it
-   * records meanwhile; runs are written in order, so none slips between the two.
+   * Fills a resized segment with the hashes of its keys: those in live runs on disk and
+   * those sent but not written yet. The main thread sent every key it had before asking
+   * and adds every key it records meanwhile, so none slips between the two.
    */
   private rebuild(m: Extract<ToWriter, { t: "rebuild" }>): void {
     const seg = new FilterSegment(m.buffer);
@@ -210,6 +240,14 @@ class Writer {
     const range = { current: m.range.current + TAGS / 4, first: m.range.first };
     try {
       fillFromRuns(this.db, m.seg, seg, range);
+      // Keys the main thread sent before asking, not in a run on disk yet.
+      const p = new Placement();
+      for (const run of this.pending.values()) {
+        for (const part of run.parts) {
+          const tag = part.slot & (TAGS - 1);
+          for (const h of part.hashes) if (p.of(h).seg === m.seg) seg.insert(p, h, tag, range);
+        }
+      }
     } catch (err) {
       post({ t: "failed", message: `resizing filter segment ${m.seg}: ${(err as Error).message}` });
     }

@@ -53,7 +53,7 @@ const TICK_MS = 100;
 /** A full sweep of the filter (clearing expired entries) takes at most this share of the window. */
 const SWEEP_SHARE = 1 / 4;
 
-type LookupRow = { source: string; message: string; at: number };
+type LookupParams = [number, number, string, string];
 
 /** One filter segment: the table lookups use, and the resized one being filled, if any. */
 interface Segment {
@@ -96,7 +96,7 @@ export class SqliteDedupStore implements DedupStore {
   private readonly written = new Map<number, number>();
   private writtenKeys = 0;
   private readonly slices = new Set<number>();
-  private readonly lookups = new Map<number, Statement<LookupRow, [number, number]>>();
+  private readonly lookups = new Map<number, Statement<{ at: number }, LookupParams>>();
   private unwritten = 0;
   private lastCheckpoint: LogPosition | undefined;
   private writerError: Error | undefined;
@@ -239,7 +239,7 @@ export class SqliteDedupStore implements DedupStore {
       candidates.length = 0;
       this.segments[p.of(h).seg]!.table.find(p, h, this.range, candidates);
       for (const slot of candidates) {
-        const at = this.open.get(slot)?.at(sourceId, id);
+        const at = this.open.get(slot)?.at(sourceId, id, h);
         if ((at !== undefined && at > since) || this.onDisk(slot, h, sourceId, id, since)) {
           found.add(id);
           break;
@@ -339,23 +339,22 @@ export class SqliteDedupStore implements DedupStore {
     }
   }
 
-  /** Whether run `slot` on disk holds exactly this key, seen less than a window ago. */
+  /**
+   * Whether run `slot` on disk holds exactly this key, seen less than a window ago: one
+   * seek on the full primary key, so keys sharing a hash cost no more than any other.
+   */
   private onDisk(slot: number, h: number, sourceId: string, id: string, since: number): boolean {
     if (!this.written.has(slot)) return false;
     const lookup = this.lookupFor(this.clock.sliceOf(slot));
-    if (!lookup) return false;
-    const message = storedText(id);
-    for (const row of lookup.all(slot, h)) {
-      if (row.source === sourceId && row.message === message && row.at > since) return true;
-    }
-    return false;
+    const at = lookup?.get(slot, h, sourceId, storedText(id))?.at;
+    return at !== undefined && at > since;
   }
 
-  private lookupFor(slice: number): Statement<LookupRow, [number, number]> | undefined {
+  private lookupFor(slice: number): Statement<{ at: number }, LookupParams> | undefined {
     let stmt = this.lookups.get(slice);
     if (!stmt && this.slices.has(slice)) {
-      stmt = this.db.prepare<LookupRow, [number, number]>(
-        `SELECT source, message, at FROM ${keysTable(slice)} WHERE slot = ? AND h = ?`,
+      stmt = this.db.prepare<{ at: number }, LookupParams>(
+        `SELECT at FROM ${keysTable(slice)} WHERE slot = ? AND h = ? AND source = ? AND message = ?`,
       );
       this.lookups.set(slice, stmt);
     }
@@ -530,6 +529,7 @@ export class SqliteDedupStore implements DedupStore {
    * both, then takes its place. One segment's memory at a time, never the whole filter's.
    */
   private resize(): void {
+    const due = new Map<number, FilterSegment>();
     for (let s = 0; s < SEGMENTS; s++) {
       const seg = this.segments[s]!;
       if (seg.next) continue;
@@ -537,26 +537,18 @@ export class SqliteDedupStore implements DedupStore {
       const full = t.used > t.capacity * MAX_LOAD || t.stash.length > 0;
       const empty = t.buckets > MIN_BUCKETS && t.used < t.capacity * TARGET_LOAD * 0.25;
       if (!full && !empty) continue;
-      const live = t.countLive(this.range);
-      const buckets = bucketsFor(live);
+      const buckets = bucketsFor(t.countLive(this.range));
       if (!full && buckets >= t.buckets) continue;
-      this.rebuild(s, Math.max(buckets, full ? t.buckets : MIN_BUCKETS));
+      due.set(s, FilterSegment.allocate(Math.max(buckets, full ? t.buckets : MIN_BUCKETS)));
     }
-  }
-
-  private rebuild(s: number, buckets: number): void {
-    const next = FilterSegment.allocate(buckets);
-    const p = new Placement();
-    // Keys not on disk yet: the writer's scan cannot see them, so they go in from here.
-    for (const run of this.open.values()) {
-      const tag = run.slot & (TAGS - 1);
-      for (let i = 0; i < run.size; i++) {
-        const h = run.hashes[i]!;
-        if (p.of(h).seg === s) this.insert(next, p, h, tag, run.slot);
-      }
+    if (due.size === 0) return;
+    // Every key recorded so far goes to the writer first: it fills the new tables from
+    // the runs on disk and the keys it holds; keys recorded from now on go to both tables.
+    if (this.current) this.sendKeys(this.current);
+    for (const [s, next] of due) {
+      this.segments[s]!.next = next;
+      this.post({ t: "rebuild", seg: s, buffer: next.buffer, range: { ...this.range } });
     }
-    this.segments[s]!.next = next;
-    this.post({ t: "rebuild", seg: s, buffer: next.buffer, range: { ...this.range } });
   }
 }
 
