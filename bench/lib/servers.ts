@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { generateWriteKey, hashWriteKey } from "../../src/auth/keys.ts";
@@ -16,6 +16,8 @@ export interface BenchServer {
   keys: BenchKeys;
   /** Resident memory right after start, before any load, in MB. */
   idleRssMb: number;
+  /** Milliseconds from starting the process until it answered /health. */
+  startMs: number;
   cpuSeconds(): number;
   memoryMb(): { rss: number; hwm: number };
   stop(): Promise<void>;
@@ -41,6 +43,8 @@ export interface ServerOptions {
   entry?: string;
   /** Top-level config sections added to sluice's (e.g. `admin`). */
   config?: Record<string, unknown>;
+  /** Runs before the server starts, with its (empty) data dir: to fill it (bench/capacity.ts). */
+  prepare?: (dataDir: string) => Promise<void>;
 }
 
 async function launch(
@@ -53,6 +57,7 @@ async function launch(
   env: Record<string, string> = {},
 ): Promise<BenchServer> {
   const logFile = join(dir, "server.log");
+  const started = performance.now();
   const proc = Bun.spawn(pinned(opts.cpu, cmd), {
     cwd: ROOT,
     // PORT, SLUICE_DATA_DIR and SLUICE_CONFIG would override the bench's own config.
@@ -62,13 +67,14 @@ async function launch(
   });
   const url = `http://127.0.0.1:${port}`;
   try {
-    await waitForHttp(`${url}/health`, proc);
+    await waitForHttp(`${url}/health`, proc, 120_000);
   } catch (err) {
     await stopProcess(proc);
     const log = await Bun.file(`${logFile}.err`).text();
     rmSync(dir, { recursive: true, force: true });
     throw new Error(`${kind} did not start: ${(err as Error).message}\n${log}`);
   }
+  const startMs = performance.now() - started;
   await Bun.sleep(500); // let start-up allocations settle before reading idle memory
   return {
     kind,
@@ -76,6 +82,7 @@ async function launch(
     url,
     keys,
     idleRssMb: memoryMb(proc.pid).rss,
+    startMs,
     cpuSeconds: () => cpuSeconds(proc.pid),
     memoryMb: () => memoryMb(proc.pid),
     async stop() {
@@ -103,7 +110,7 @@ export function startBaseline(mode: "single" | "batch", opts: ServerOptions = {}
  * Starts `sluice serve` as a user would, on a temp config and data dir: source `bench`
  * with a limit no run reaches, and source `limited` whose bucket is always empty.
  */
-export function startSluice(opts: ServerOptions = {}) {
+export async function startSluice(opts: ServerOptions = {}) {
   const dir = mkdtempSync(join(tmpdir(), "sluice-bench-"));
   const port = freePort();
   const keys: BenchKeys = {
@@ -145,6 +152,10 @@ export function startSluice(opts: ServerOptions = {}) {
   Object.assign(config, opts.config);
   const configFile = join(dir, "sluice.yaml");
   writeFileSync(configFile, JSON.stringify(config, null, 2));
+  if (opts.prepare) {
+    mkdirSync(join(dir, "data"), { recursive: true });
+    await opts.prepare(join(dir, "data"));
+  }
   const profile = opts.profileDir
     ? ["--cpu-prof", "--cpu-prof-md", `--cpu-prof-dir=${opts.profileDir}`]
     : [];

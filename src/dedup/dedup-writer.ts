@@ -91,7 +91,7 @@ class Writer {
         this.rebuild(m);
         return;
       case "close":
-        this.close();
+        this.close(m.stashes);
         return;
     }
   }
@@ -245,7 +245,11 @@ class Writer {
       for (const run of this.pending.values()) {
         for (const part of run.parts) {
           const tag = part.slot & (TAGS - 1);
-          for (const h of part.hashes) if (p.of(h).seg === m.seg) seg.insert(p, h, tag, range);
+          const hashes = part.hashes;
+          for (let i = 0; i < hashes.length; i++) {
+            const h = hashes[i]!;
+            if (p.of(h).seg === m.seg) seg.insert(p, h, tag, range);
+          }
         }
       }
     } catch (err) {
@@ -282,31 +286,35 @@ class Writer {
    * then had its keys in the table before the copy began (entries never move), except
    * keys in the main thread's stash, which `stashFloor` keeps out of the covered range.
    */
-  private snapshot(seg: number): void {
+  private snapshot(seg: number, stash?: number[]): void {
     const segment = this.segments[seg]!;
-    const covered = Math.min(this.lastCommitted, this.stashFloor[seg]! - 1);
+    // With the stash written beside the table, nothing is left out of the copy.
+    const covered = stash
+      ? this.lastCommitted
+      : Math.min(this.lastCommitted, this.stashFloor[seg]! - 1);
     const copy = new Uint8Array(segment.buffer.byteLength);
     copy.set(new Uint8Array(segment.buffer));
+    const stashBytes = stash?.length ? new Uint8Array(Float64Array.from(stash).buffer) : null;
     try {
       this.db
         .query(
-          "INSERT INTO filter (seg, buckets, covered, entries) VALUES (?, ?, ?, ?) " +
+          "INSERT INTO filter (seg, buckets, covered, entries, stash) VALUES (?, ?, ?, ?, ?) " +
             "ON CONFLICT(seg) DO UPDATE SET buckets = excluded.buckets, " +
-            "covered = excluded.covered, entries = excluded.entries",
+            "covered = excluded.covered, entries = excluded.entries, stash = excluded.stash",
         )
-        .run(seg, segment.buckets, covered, copy);
+        .run(seg, segment.buckets, covered, copy, stashBytes);
     } catch (err) {
       post({ t: "failed", message: `copying filter segment ${seg}: ${(err as Error).message}` });
     }
   }
 
-  private close(): void {
+  private close(stashes: number[][]): void {
     clearTimeout(this.snapshotTimer);
     clearTimeout(this.retryTimer);
     this.commitSealed();
     if (this.sealed.length === 0) {
       // A copy of every segment: the next start loads the filter and re-reads nothing.
-      for (let s = 0; s < SEGMENTS; s++) this.snapshot(s);
+      for (let s = 0; s < SEGMENTS; s++) this.snapshot(s, stashes[s] ?? []);
     }
     this.db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
     this.db.close();

@@ -78,9 +78,16 @@ export function loadFilter(db: Database, range: SlotRange): LoadedFilter {
   const segments: FilterSegment[] = [];
   const covered: number[] = [];
   const rows = db
-    .query<{ seg: number; buckets: number; covered: number; entries: Uint8Array }, []>(
-      "SELECT seg, buckets, covered, entries FROM filter",
-    )
+    .query<
+      {
+        seg: number;
+        buckets: number;
+        covered: number;
+        entries: Uint8Array;
+        stash: Uint8Array | null;
+      },
+      []
+    >("SELECT seg, buckets, covered, entries, stash FROM filter")
     .all();
   const stored = new Map(rows.map((r) => [r.seg, r]));
   for (let s = 0; s < SEGMENTS; s++) {
@@ -89,7 +96,11 @@ export function loadFilter(db: Database, range: SlotRange): LoadedFilter {
       const buffer = new SharedArrayBuffer(row.entries.byteLength);
       new Uint8Array(buffer).set(row.entries);
       const table = new FilterSegment(buffer);
-      for (const v of table.entries) if (v !== 0) table.used++;
+      table.used = table.countUsed();
+      if (row.stash) {
+        const bytes = row.stash.slice();
+        table.stash = [...new Float64Array(bytes.buffer, 0, bytes.byteLength / 8)];
+      }
       segments.push(table);
       covered.push(row.covered);
     } else {

@@ -43,8 +43,11 @@ export type ToWriter =
   | { t: "drop"; slice: number }
   /** Fills `buffer` (a resized segment) from the keys on disk of live slots. */
   | { t: "rebuild"; seg: number; buffer: SharedArrayBuffer; range: SlotRange }
-  /** Writes every pending run and a copy of every segment, then closes the file. */
-  | { t: "close" };
+  /**
+   * Writes every pending run and a copy of every segment with its stash ([hash, tag]
+   * pairs, per segment), then closes the file.
+   */
+  | { t: "close"; stashes: number[][] };
 
 /** Writer to main thread. */
 export type FromWriter =

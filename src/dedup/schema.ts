@@ -11,10 +11,11 @@ import { Database } from "bun:sqlite";
  *   immutable run, so writing a key costs one sequential row whatever the window holds.
  * - `runs`: one row per run written (its slot, slice and key count).
  * - `filter`: the latest copy of each filter segment and the last slot it covers, so a
- *   restart loads the filter instead of re-reading every key.
+ *   restart loads the filter instead of re-reading every key (with its stash at a clean
+ *   stop).
  * - `meta`: the hash secret, the slot geometry and the log checkpoint.
  */
-export const SCHEMA_VERSION = "1";
+export const SCHEMA_VERSION = "2";
 
 export function openDedupDb(path: string, role: "reader" | "writer"): Database {
   const db = new Database(path, { create: true, strict: true });
@@ -38,7 +39,7 @@ export function createTables(db: Database): void {
       slot INTEGER PRIMARY KEY, slice INTEGER NOT NULL, keys INTEGER NOT NULL);
     CREATE TABLE IF NOT EXISTS filter (
       seg INTEGER PRIMARY KEY, buckets INTEGER NOT NULL, covered INTEGER NOT NULL,
-      entries BLOB NOT NULL)`);
+      entries BLOB NOT NULL, stash BLOB)`);
 }
 
 export function keysTable(slice: number): string {

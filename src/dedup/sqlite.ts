@@ -302,7 +302,11 @@ export class SqliteDedupStore implements DedupStore {
         const closed = new Promise<void>((resolve) => {
           this.closedWriter = resolve;
         });
-        this.post({ t: "close" });
+        // Stashes of resized segments are empty or part of the new tables' stashes.
+        this.post({
+          t: "close",
+          stashes: this.segments.map((seg) => [...seg.table.stash, ...(seg.next?.stash ?? [])]),
+        });
         await closed;
       }
       this.writer.terminate();
