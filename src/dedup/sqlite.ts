@@ -302,6 +302,9 @@ export class SqliteDedupStore implements DedupStore {
         const closed = new Promise<void>((resolve) => {
           this.closedWriter = resolve;
         });
+        // The writer is unref'd so that it never keeps a process alive by itself; while
+        // its last writes are awaited it must, or the process could end before them.
+        this.writer.ref();
         // Stashes of resized segments are empty or part of the new tables' stashes.
         this.post({
           t: "close",
@@ -444,6 +447,7 @@ export class SqliteDedupStore implements DedupStore {
           reject(this.writerError ?? new Error("dedup writer stopped"));
         } else {
           this.waiters.push(check);
+          this.writer.ref();
           return;
         }
       };
@@ -455,6 +459,9 @@ export class SqliteDedupStore implements DedupStore {
     const waiters = this.waiters;
     this.waiters = [];
     for (const w of waiters) w();
+    // Someone waits for the writer: it keeps the process alive until they are answered.
+    if (this.waiters.length > 0) this.writer.ref();
+    else if (!this.closed) this.writer.unref();
   }
 
   /** Housekeeping, every TICK_MS: nothing here is proportional to the window. */
