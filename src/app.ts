@@ -196,6 +196,7 @@ export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {})
       }),
       limiter,
       log,
+      dedup,
       logger,
       lifecycle,
       onRateLimited: (key, cost, requestId) => {

@@ -53,6 +53,7 @@ class Writer {
   private snapshotQueue: number[] = [];
   private snapshotTimer: ReturnType<typeof setTimeout> | undefined;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
+  private failing = false;
   /** Per segment, the lowest slot of a key kept outside the table (its stash), else +Inf. */
   private readonly stashFloor: Float64Array;
 
@@ -104,6 +105,7 @@ class Writer {
       try {
         const keys = this.commit(next.slot, next.upTo);
         this.sealed.shift();
+        this.succeeded();
         post({
           t: "committed",
           slot: next.slot,
@@ -112,7 +114,7 @@ class Writer {
           upTo: next.upTo,
         });
       } catch (err) {
-        post({ t: "failed", message: (err as Error).message });
+        this.fail((err as Error).message);
         this.retryTimer = setTimeout(() => this.commitSealed(), RETRY_MS);
         return;
       }
@@ -223,8 +225,9 @@ class Writer {
         this.db.query("DELETE FROM runs WHERE slice = ?").run(slice);
         this.db.exec(`DROP TABLE IF EXISTS ${keysTable(slice)}`);
       })();
+      this.succeeded();
     } catch (err) {
-      post({ t: "failed", message: `dropping slice ${slice}: ${(err as Error).message}` });
+      this.fail(`dropping slice ${slice}: ${(err as Error).message}`);
     }
   }
 
@@ -253,7 +256,7 @@ class Writer {
         }
       }
     } catch (err) {
-      post({ t: "failed", message: `resizing filter segment ${m.seg}: ${(err as Error).message}` });
+      this.fail(`resizing filter segment ${m.seg}: ${(err as Error).message}`);
     }
     this.segments[m.seg] = seg;
     // Keys of the new table's stash are not in its copies: keep their runs uncovered
@@ -303,9 +306,23 @@ class Writer {
             "covered = excluded.covered, entries = excluded.entries, stash = excluded.stash",
         )
         .run(seg, segment.buckets, covered, copy, stashBytes);
+      this.succeeded();
     } catch (err) {
-      post({ t: "failed", message: `copying filter segment ${seg}: ${(err as Error).message}` });
+      this.fail(`copying filter segment ${seg}: ${(err as Error).message}`);
     }
+  }
+
+  /** Reports a failed write; the main thread logs it and reports not ready. */
+  private fail(message: string): void {
+    this.failing = true;
+    post({ t: "failed", message });
+  }
+
+  /** After a failure, the first write that works says so (ready again). */
+  private succeeded(): void {
+    if (!this.failing) return;
+    this.failing = false;
+    post({ t: "recovered" });
   }
 
   private close(stashes: number[][]): void {

@@ -35,6 +35,8 @@ export interface DedupStore {
   /** Resolves once the store can take more keys without holding too many in memory. */
   backlog(): Promise<void>;
   stats(): DedupStats;
+  /** False while keys cannot be written (they are kept in memory and retried). */
+  healthy(): boolean;
   /** Persists what is pending and stops timers. */
   close(): Promise<void>;
 }

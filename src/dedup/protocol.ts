@@ -55,4 +55,6 @@ export type FromWriter =
   | { t: "committed"; slot: number; slice: number; keys: number; upTo: LogPosition | null }
   | { t: "rebuilt"; seg: number; used: number; stash: number[] }
   | { t: "failed"; message: string }
+  /** A write worked again after a failure. */
+  | { t: "recovered" }
   | { t: "closed" };

@@ -283,6 +283,10 @@ export class SqliteDedupStore implements DedupStore {
     };
   }
 
+  healthy(): boolean {
+    return !this.writerDead && this.writerError === undefined;
+  }
+
   backlog(): Promise<void> {
     if (this.unwritten <= MAX_UNWRITTEN / 2) return Promise.resolve();
     return this.waitFor(() => this.unwritten <= MAX_UNWRITTEN / 2);
@@ -409,7 +413,6 @@ export class SqliteDedupStore implements DedupStore {
           this.slices.add(m.slice);
         }
         if (m.upTo) this.lastCheckpoint = m.upTo;
-        this.writerError = undefined;
         break;
       }
       case "rebuilt": {
@@ -425,6 +428,9 @@ export class SqliteDedupStore implements DedupStore {
       }
       case "failed":
         this.fail(new Error(m.message));
+        break;
+      case "recovered":
+        this.writerError = undefined;
         break;
       case "closed":
         this.closedWriter?.();

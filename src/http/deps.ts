@@ -3,6 +3,7 @@ import type { FailedRequest } from "../admin/live/producers.ts";
 import type { AdminServices } from "../admin/services.ts";
 import type { KeyRing, ResolvedKey } from "../auth/resolve.ts";
 import type { SluiceConfig } from "../config/schema.ts";
+import type { DedupStore } from "../dedup/interface.ts";
 import type { FunctionRunner } from "../functions/pool.ts";
 import type { IngestService } from "../ingest/service.ts";
 import type { EventLog } from "../log/interface.ts";
@@ -20,6 +21,8 @@ export interface HttpDeps {
   ingest: IngestService;
   limiter: RateLimiter;
   log: EventLog;
+  /** For readiness: whether dedup keys are being written. */
+  dedup?: Pick<DedupStore, "healthy">;
   logger: Logger;
   lifecycle: { shuttingDown: boolean };
   /**

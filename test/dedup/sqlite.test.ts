@@ -182,3 +182,32 @@ test("writes happen off the caller's thread: recording keys does not touch dedup
   expect(onDisk(dir).rows).toBe(1000);
   expect(store.checkpoint()).toEqual(pos(1));
 });
+
+test("a write that fails is reported and retried: unhealthy meanwhile, nothing lost", async () => {
+  const dir = tempDir();
+  const errors: string[] = [];
+  const store = await open(dir, { onError: (err) => errors.push(err.message) });
+  store.remember(keys(ids("before", 10)), pos(1));
+  await store.flush();
+  // Another process holds dedup.db's write lock past the writer's busy timeout (10 s).
+  const other = new Database(join(dir, "dedup.db"));
+  other.exec("BEGIN EXCLUSIVE");
+  try {
+    store.remember(keys(ids("during", 10)), pos(2));
+    const flushed = store.flush();
+    const deadline = Date.now() + 30_000;
+    while (store.healthy() && Date.now() < deadline) await Bun.sleep(50);
+    expect(store.healthy()).toBe(false);
+    expect(errors.join("\n")).toMatch(/locked|busy/i);
+    // The keys are still answered from memory, and the checkpoint has not moved.
+    expect((await store.seen("web", ids("during", 10))).size).toBe(10);
+    expect(store.checkpoint()).toEqual(pos(1));
+    other.exec("ROLLBACK");
+    await flushed;
+  } finally {
+    other.close();
+  }
+  expect(store.healthy()).toBe(true);
+  expect(store.checkpoint()).toEqual(pos(2));
+  expect(onDisk(dir).rows).toBe(20);
+}, 60_000);
