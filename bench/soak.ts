@@ -7,8 +7,11 @@
  * keeps >= 90% of the first one's throughput, CPU and bytes per event stay within 20%,
  * and bytes written per event stay <= 2x the event's own size in the log.
  *
- *   bun bench/soak.ts [--minutes 10] [--interval 60] [--connections 16] [--batch 500]
- *                     [--entry OTHER/src/main.ts] [--pin]
+ *   bun bench/soak.ts [--minutes 10] [--interval 60] [--warmup 15] [--connections 16]
+ *                     [--batch 500] [--entry OTHER/src/main.ts] [--pin]
+ *
+ * The first `--warmup` seconds of load (JIT compilation, first allocations) are not
+ * sampled; the window fills from the start.
  *
  * `--entry` runs another checkout of sluice (a before/after comparison). `--pin` puts
  * the server on CPU 1 and wrk on CPU 0; by default both float, as on a shared machine.
@@ -27,6 +30,7 @@ const entryAt = argv.indexOf("--entry");
 const entry = entryAt >= 0 ? argv[entryAt + 1] : undefined;
 const minutes = opt("minutes", 10);
 const interval = opt("interval", 60);
+const warmup = opt("warmup", 15);
 const connections = opt("connections", 16);
 const batch = opt("batch", 500);
 const pin = argv.includes("--pin");
@@ -113,7 +117,7 @@ try {
   console.log(
     `soak: ${minutes} min of POST /v1/batch (${batch} events, random UUIDv4 messageIds), ` +
       `wrk -t1 -c${connections}, ${pin ? "server on CPU 1, wrk on CPU 0" : "unpinned"}, ` +
-      `sampled every ${interval} s${entry ? `, entry ${entry}` : ""}`,
+      `sampled every ${interval} s after ${warmup} s of warm-up${entry ? `, entry ${entry}` : ""}`,
   );
   console.log(
     "| interval | events/s | server CPU µs/event | bytes written/event | log bytes/event | keys in window | RSS MB | other CPU |",
@@ -123,7 +127,7 @@ try {
     url: `${server.url}/v1/batch`,
     connections,
     // A little longer than sampled, so that the last sample is taken under load.
-    seconds: seconds + 3,
+    seconds: warmup + seconds + 3,
     headers: {
       "Content-Type": "application/json",
       Authorization: `Basic ${Buffer.from(`${server.keys.server}:`).toString("base64")}`,
@@ -137,6 +141,7 @@ try {
   void load.finally(() => {
     done = true;
   });
+  await Bun.sleep(warmup * 1000);
   let prev = await sample(server.url, server.pid);
   for (let i = 1; i * interval <= seconds && !done; i++) {
     const until = prev.at + interval * 1000;
@@ -201,7 +206,9 @@ try {
       if (!ok) failed = true;
     }
   }
-  console.log(`SOAK_JSON ${JSON.stringify({ minutes, interval, connections, batch, pin, rows })}`);
+  console.log(
+    `SOAK_JSON ${JSON.stringify({ minutes, interval, warmup, connections, batch, pin, rows })}`,
+  );
 } finally {
   await server.stop();
 }
