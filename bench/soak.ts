@@ -127,7 +127,7 @@ try {
     url: `${server.url}/v1/batch`,
     connections,
     // A little longer than sampled, so that the last sample is taken under load.
-    seconds: warmup + seconds + 3,
+    seconds: warmup + seconds + 10,
     headers: {
       "Content-Type": "application/json",
       Authorization: `Basic ${Buffer.from(`${server.keys.server}:`).toString("base64")}`,
@@ -143,8 +143,10 @@ try {
   });
   await Bun.sleep(warmup * 1000);
   let prev = await sample(server.url, server.pid);
+  const start = prev.at;
   for (let i = 1; i * interval <= seconds && !done; i++) {
-    const until = prev.at + interval * 1000;
+    // On a fixed schedule: a slow scrape does not push the later samples back.
+    const until = start + i * interval * 1000;
     while (!done && performance.now() < until) await Bun.sleep(200);
     if (done) break;
     const next = await sample(server.url, server.pid);
