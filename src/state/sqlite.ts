@@ -2,8 +2,8 @@ import { Database } from "bun:sqlite";
 import { join } from "node:path";
 
 /**
- * Opens the embedded state database `<dataDir>/state.db` (WAL mode). Dedup keys,
- * rate-limit buckets, connection offsets and the function store live here.
+ * Opens the embedded state database `<dataDir>/state.db` (WAL mode). Rate-limit
+ * buckets, connection offsets and the function store live here (dedup keys: dedup.db).
  */
 export function openStateDb(dataDir: string): Database {
   const db = new Database(join(dataDir, "state.db"), { create: true, strict: true });
