@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
 import { FunctionPool } from "../src/functions/pool.ts";
+import { sandboxFor } from "../src/functions/setup.ts";
 import { SqliteFunctionStore } from "../src/functions/store.ts";
 
 const calls = Number(process.argv[2] ?? 20_000);
@@ -35,6 +36,8 @@ const pool = await FunctionPool.start({
   defaultTimeoutMs: 5000,
   loadTimeoutMs: 10_000,
   maxEvents: 500,
+  allowNetworks: [],
+  sandbox: sandboxFor(undefined, []),
   store,
   logger: pino({ level: "silent" }),
 });

@@ -12,6 +12,7 @@ import type { AdminServices } from "./admin/services.ts";
 import { KeyRing } from "./auth/resolve.ts";
 import type { LoadedConfig } from "./config/load.ts";
 import { type ReloadOutcome, reloadConfig } from "./config/reload.ts";
+import type { SluiceConfig } from "./config/schema.ts";
 import { dropLegacyDedupKeys } from "./dedup/legacy.ts";
 import { SqliteDedupStore } from "./dedup/sqlite.ts";
 import type { Clock } from "./delivery/clock.ts";
@@ -23,7 +24,8 @@ import { SqliteDeliveryTrace } from "./delivery/trace/sqlite.ts";
 import { deliveryChain } from "./functions/delivery-chain.ts";
 import { hideServerFromFunctions } from "./functions/harden.ts";
 import { FunctionPool } from "./functions/pool.ts";
-import { functionPoolOptions, hasFunctions } from "./functions/setup.ts";
+import type { SandboxOptions } from "./functions/sandbox/host-sandbox.ts";
+import { functionPoolOptions, hasFunctions, sandboxOptions } from "./functions/setup.ts";
 import { SqliteFunctionStore } from "./functions/store.ts";
 import type { HttpDeps } from "./http/deps.ts";
 import { buildHttpApp } from "./http/server.ts";
@@ -34,11 +36,7 @@ import { createLogger } from "./logger.ts";
 import { SluiceMetrics } from "./metrics/sluice.ts";
 import { SqliteRateLimiter } from "./ratelimit/sqlite.ts";
 import { lockDataDir } from "./state/lock.ts";
-import {
-  createPrivately,
-  type DataDirPermissions,
-  makeDataDirPrivate,
-} from "./state/permissions.ts";
+import { type DataDirPermissions, makeDataDirPrivate } from "./state/permissions.ts";
 import { openStateDb } from "./state/sqlite.ts";
 import { VERSION } from "./version.ts";
 
@@ -115,20 +113,17 @@ export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {})
     cleanup.push(() => limiter.close());
     const functionStore = new SqliteFunctionStore(db, { onError: onStateError });
     cleanup.push(() => functionStore.close());
-    // User code runs in a watched child process (src/functions/host.ts), started only if needed.
+    // User code runs in sandboxed child processes (src/functions/host.ts), one per
+    // connection with functions, started only if needed.
     let functions: FunctionPool | undefined;
+    let sandbox: SandboxOptions | undefined;
     if (hasFunctions(config)) {
       if (!hideServerFromFunctions()) {
         logger.warn("could not mark the server non-dumpable: functions may read its environment");
       }
-      if (config.functionRuntime.user === undefined) {
-        logger.warn(
-          "functions run as the server's user and can read what it can (the config file, " +
-            "the data dir); set functionRuntime.user to run them as another user",
-        );
-      }
+      sandbox = sandboxOptions(config, loaded.file);
       const pool = await FunctionPool.start(
-        functionPoolOptions(config, functionStore, logger, metrics),
+        functionPoolOptions(config, config, functionStore, logger, sandbox, metrics),
       );
       cleanup.push(() => pool.close());
       functions = pool;
@@ -234,6 +229,22 @@ export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {})
       "sluice started",
     );
 
+    /** The connections the function runtime runs (those of the start, then of each reload it took). */
+    let functionConnections = config.connections;
+    /** SIGHUP for functions: new code and settings; bad ones (allowNetworks) keep the running ones. */
+    const reloadFunctions = (pool: FunctionPool, next: SluiceConfig, box: SandboxOptions) => {
+      try {
+        const changes = pool.reload(
+          functionPoolOptions(next, next, functionStore, logger, box, metrics),
+        );
+        functionConnections = next.connections;
+        return changes;
+      } catch (err) {
+        logger.error({ err }, `functions not reloaded: ${(err as Error).message}`);
+        return undefined;
+      }
+    };
+
     let stopping: Promise<void> | null = null;
     return {
       port,
@@ -246,14 +257,17 @@ export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {})
           file: loaded.file,
           logger,
           current: () => deps.config,
-          // The function runtime knows the connections it started with (it does not reload).
-          functionConnections: () => config.connections,
+          functionConnections: () => functionConnections,
           apply: (next) => {
             deps.config = next;
             deps.keys = new KeyRing(next.sources);
             metrics.declareSources(next.sources.map((s) => s.id));
             void delivery.applyConnections(next.connections);
           },
+          reloadFunctions:
+            functions && sandbox
+              ? (next) => reloadFunctions(functions!, next, sandbox!)
+              : undefined,
         });
         metrics.configReloaded(outcome.applied);
         return outcome;

@@ -9,7 +9,7 @@ import { checkFunctions } from "../functions/check.ts";
  */
 export async function check(configFlag: string | undefined): Promise<number> {
   const loaded = loadConfig(configPath(configFlag).file);
-  const broken = await checkFunctions(loaded.config);
+  const broken = await checkFunctions(loaded.config, loaded.file);
   for (const f of broken) {
     console.error(
       `function ${f.id} failed to load from ${f.file}: ${f.error!.name}: ${f.error!.message}`,

@@ -144,10 +144,12 @@ export const COMMANDS: Command[] = [
     // The function host process the server starts (src/functions/host.ts).
     name: HOST_COMMAND,
     options: {},
+    // Its sandbox's first stage passes a plan on, the second what the first did.
+    operands: true,
     hidden: true,
-    run: async () => {
+    run: async (_, words) => {
       const { runFunctionHost } = await import("../functions/host.ts");
-      runFunctionHost();
+      runFunctionHost(words);
       return new Promise<number>(() => {});
     },
   }),

@@ -1,4 +1,5 @@
 import type { Logger } from "pino";
+import { configPath } from "../config/load.ts";
 import type { SluiceConfig } from "../config/schema.ts";
 import type { DeadLetter } from "../delivery/dead-letters/interface.ts";
 import { SqliteDeadLetterStore } from "../delivery/dead-letters/sqlite.ts";
@@ -108,7 +109,7 @@ function oneLine(text: string, max = 120): string {
 /** `sluice deadletters redrive`: 0 when every letter asked for was delivered, else 1. */
 export async function redrive(
   config: SluiceConfig,
-  opts: { connection?: string; all?: boolean; id?: string },
+  opts: { connection?: string; all?: boolean; id?: string; config?: string },
   io: Io = stdio,
   logger: Logger = cliLogger(),
 ): Promise<number> {
@@ -118,7 +119,12 @@ export async function redrive(
     throw new UsageError("give either --all or --id", usageOf(["deadletters redrive"]));
   }
   const selection: RedriveSelection = opts.all ? { all: true } : { ids };
-  const offline = await openOfflineConnection(config, opts.connection, logger);
+  const offline = await openOfflineConnection(
+    config,
+    opts.connection,
+    logger,
+    configPath(opts.config).file,
+  );
   try {
     const report = await redriveDeadLetters(offline.pipeline, offline.deadLetters, selection);
     io.out(

@@ -18,17 +18,26 @@ export interface ReloadTarget {
   apply(next: SluiceConfig): void;
   /** The connections the function runtime runs functions for (default: the current ones). */
   functionConnections?: () => ConnectionConfig[];
+  /**
+   * Reloads the function runtime from the new file: every function's code is read
+   * again, and `functions`, `functionRuntime` and the connections' functions, options
+   * and env are applied (src/functions/pool.ts). Returns what changed, or undefined
+   * when nothing was applied (no function runtime runs, or the new settings are bad):
+   * then those changes wait for a restart.
+   */
+  reloadFunctions?(next: SluiceConfig): string[] | undefined;
   env?: NodeJS.ProcessEnv;
 }
 
 /**
  * Re-reads the config file (SIGHUP) and applies what can change while running:
  * sources (write keys, rate limits, allowed origins, names), `server.trustProxy`,
- * `server.publicUrl`, `logger`, `admin` (inspector tokens) and connections
- * (src/delivery/reload.ts: not their functions). Listener, data dir, limits, dedup,
- * log and functions keep their running values until a restart; a change to them is
- * logged as such. A file that does not load or validate is refused and the running
- * config kept.
+ * `server.publicUrl`, `logger`, `admin` (inspector tokens), connections
+ * (src/delivery/reload.ts) and, with a function runtime running, functions (their code
+ * is read again), `functionRuntime` and the connections' functions, options and env.
+ * Listener, data dir, limits, dedup and log keep their running values until a
+ * restart; a change to them is logged as such. A file that does not load or validate
+ * is refused and the running config kept.
  */
 export function reloadConfig(target: ReloadTarget): ReloadOutcome {
   const { logger, file } = target;
@@ -48,10 +57,12 @@ export function reloadConfig(target: ReloadTarget): ReloadOutcome {
     return { applied: false, problems };
   }
   const current = target.current();
+  const functionChanges = target.reloadFunctions?.(next);
   const connections = planConnectionReload(
     current.connections,
     next.connections,
-    target.functionConnections?.() ?? current.connections,
+    // A reloaded function runtime runs the new connections' functions already.
+    functionChanges ? next.connections : (target.functionConnections?.() ?? current.connections),
   );
   const applied: SluiceConfig = {
     ...current,
@@ -64,9 +75,18 @@ export function reloadConfig(target: ReloadTarget): ReloadOutcome {
     sources: next.sources,
     admin: { ...current.admin, tokens: next.admin.tokens },
     connections: connections.connections,
+    ...(functionChanges
+      ? { functions: next.functions, functionRuntime: next.functionRuntime }
+      : {}),
   };
-  const changes = [...describeChanges(current, applied), ...connections.changes];
-  const restartNeeded = [...restartOnlyChanges(current, next), ...connections.restartNeeded];
+  const changes = [
+    ...describeChanges(current, applied),
+    ...connections.changes,
+    ...(functionChanges ?? []),
+  ];
+  const restartNeeded = [...restartOnlyChanges(current, next), ...connections.restartNeeded].filter(
+    (section) => !(functionChanges && section === "functions"),
+  );
   target.apply(applied);
   logger.level = applied.logger.level;
   for (const w of warnings) logger.warn(w);

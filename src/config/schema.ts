@@ -196,17 +196,22 @@ export type FunctionConfig = Static<typeof FunctionConfig>;
 /** The function runtime (SPEC 7): the worker pool and the limits user code runs under. */
 export const FunctionRuntimeConfig = t.Object(
   {
-    /** Workers running chains; default: the number of CPU cores. */
+    /** Workers running each connection's chain; default: the number of CPU cores. */
     workers: t.Optional(t.Integer({ minimum: 1, maximum: 256 })),
-    /** The function host process is restarted when its resident memory passes this. */
+    /** A connection's function host is restarted when its resident memory passes this. */
     maxMemoryMb: t.Integer({ minimum: 64, default: 1024 }),
     /** Timeout of a function that sets none (in the config or its module's `config`). */
     timeoutMs: t.Integer({ minimum: 1, default: 5000 }),
     /**
-     * Run the function host as this user (a name or a numeric uid; the server must run
-     * as root): user code then cannot read the config file or the data dir.
+     * Run function hosts as this user (a name or a numeric uid; the server must run as
+     * root). Default when root: the dedicated user `sluice-fn` (created if missing).
      */
     user: t.Optional(t.String({ minLength: 1 })),
+    /**
+     * Networks ctx.fetch may reach although they are loopback, link-local or private
+     * (CIDR blocks or single addresses, e.g. "10.0.0.0/8", "127.0.0.1", "::1").
+     */
+    allowNetworks: t.Array(t.String({ minLength: 1 }), { default: [] }),
   },
   { default: {}, additionalProperties: false },
 );

@@ -2,7 +2,7 @@ import type { Logger } from "pino";
 import type { SluiceConfig } from "../config/schema.ts";
 import { deliveryChain } from "../functions/delivery-chain.ts";
 import { FunctionPool } from "../functions/pool.ts";
-import { functionPoolOptions } from "../functions/setup.ts";
+import { functionPoolOptions, sandboxOptions } from "../functions/setup.ts";
 import { SqliteFunctionStore } from "../functions/store.ts";
 import { openStateDb } from "../state/sqlite.ts";
 import { systemClock } from "./clock.ts";
@@ -38,6 +38,8 @@ export async function openOfflineConnection(
   config: SluiceConfig,
   connectionId: string,
   logger: Logger,
+  /** The config file (a function's folder copy for its sandbox must never include it). */
+  configFile: string,
 ): Promise<OfflineConnection> {
   const connection = config.connections.find((c) => c.id === connectionId && isServerSide(c));
   if (!connection) throw new UnknownConnectionError(connectionId, serverSideIds(config));
@@ -59,7 +61,8 @@ export async function openOfflineConnection(
         onError: (err) => logger.error({ err }, "function store failed"),
       });
       closers.push(() => store.close());
-      pool = await FunctionPool.start(functionPoolOptions(config, store, logger));
+      const sandbox = sandboxOptions(config, configFile);
+      pool = await FunctionPool.start(functionPoolOptions(config, config, store, logger, sandbox));
       closers.push(() => pool?.close());
     }
     const d = connection.destination as ServerSideDestination;

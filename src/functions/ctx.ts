@@ -1,4 +1,4 @@
-import { type FetchInit, fetchWithTimeout } from "./fetch.ts";
+import type { FetchInit } from "./fetch.ts";
 import type { LogCapture, LogMethods } from "./logs.ts";
 import type { CallMeta, ConnectionSpec, StoreOp } from "./protocol.ts";
 import { checkEntrySize } from "./store-quota.ts";
@@ -88,11 +88,12 @@ export function buildContext(opts: {
   functionId: string;
   timeoutMs: number;
   store: FunctionStoreApi;
+  fetch: FunctionContext["fetch"];
 }): FunctionContext {
   const { connection, meta } = opts;
   return {
     log: opts.capture.methods(opts.functionId),
-    fetch: fetchWithTimeout(opts.timeoutMs),
+    fetch: opts.fetch,
     store: opts.store,
     props: connection.env,
     headers: { ...meta.headers },

@@ -10,16 +10,21 @@ import { fileURLToPath } from "node:url";
 /** The hidden CLI command that runs the function host (see main.ts and host.ts). */
 export const HOST_COMMAND = "__function-host";
 
-function compiled(): boolean {
+/** Whether this is the `bun build --compile` binary (sources embedded, not on disk). */
+export function isCompiled(): boolean {
   return (
     import.meta.path.startsWith("/$bunfs/") || /^[A-Za-z]:[\\/]~BUN[\\/]/.test(import.meta.path)
   );
 }
 
-/** `sluice __function-host`: through main.ts in development, the binary itself when compiled. */
+/**
+ * The function host's command line: the binary itself (`sluice __function-host`) when
+ * compiled, else host-main.ts, which imports only the function runtime (the sandboxed
+ * host may read src/ and nothing of node_modules).
+ */
 export function hostCommand(): string[] {
-  if (compiled()) return [process.execPath, HOST_COMMAND];
-  return [process.execPath, fileURLToPath(new URL("../main.ts", import.meta.url)), HOST_COMMAND];
+  if (isCompiled()) return [process.execPath, HOST_COMMAND];
+  return [process.execPath, fileURLToPath(new URL("./host-main.ts", import.meta.url))];
 }
 
 /** The worker entry (worker.ts), for `new Worker`. */

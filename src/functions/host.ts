@@ -1,10 +1,14 @@
 /**
- * The function host: a child process of the server (`sluice __function-host`) that
- * keeps a pool of Bun Workers running user functions. It lives apart from the server
- * because Bun ignores Worker `resourceLimits`: a function allocating without bound
- * grows this process, which leaves (and is restarted by the server, see pool.ts)
- * instead of taking the server down. Its environment holds only PATH.
+ * The function host: a child process of the server that keeps a pool of Bun Workers
+ * running one connection's functions. It lives apart from the server because Bun
+ * ignores Worker `resourceLimits` (a function allocating without bound grows this
+ * process, which leaves and is restarted by the server, see host-client.ts) and
+ * because the operating system can confine a process: this one starts in the
+ * sandbox of sandbox/ (its own user, Landlock, seccomp, no network, an empty
+ * environment) and gets its connection only once it is inside.
  */
+import { frame, readLines } from "./frames.ts";
+import { Outbox } from "./outbox.ts";
 import {
   type DoneRun,
   EXIT_MEMORY,
@@ -13,42 +17,82 @@ import {
   type LoadReport,
   type ParentMessage,
   type RunEnvelope,
-  type StoreReply,
-  type StoreRequest,
+  type SandboxReport,
+  type ServiceRequest,
 } from "./protocol.ts";
+import { confineAndExec } from "./sandbox/confine.ts";
+import { libc } from "./sandbox/libc.ts";
+import type { SandboxPlan, StageOneReport } from "./sandbox/plan.ts";
+import { installSeccomp } from "./sandbox/seccomp.ts";
 import { type StepLimit, stepLimits, WorkerSlot } from "./worker-slot.ts";
 
 const MEMORY_CHECK_MS = 20;
 const HEARTBEAT_MS = 1000;
+const PR_SET_DUMPABLE = 4;
 
-/** Entry of `sluice __function-host`: waits for the server's init message over IPC. */
-export function runFunctionHost(): void {
-  if (!process.send) {
-    console.error("__function-host is started by `sluice serve`, not by hand");
-    process.exit(2);
-  }
+/**
+ * Entry of the host (`sluice __function-host`). With `confine <plan>` it is the first
+ * stage: it confines itself and execs the second (sandbox/confine.ts). Otherwise it is
+ * the host: it adds its seccomp filter, says hello with what its sandbox holds, and
+ * waits for the server's init message over IPC.
+ */
+export function runFunctionHost(args: string[]): void {
+  if (args[0] === "confine") confineAndExec(JSON.parse(args[1] ?? "{}") as SandboxPlan);
+  const sandbox = finishSandbox(JSON.parse(args[0] ?? "{}") as StageOneReport | SandboxReport);
   let host: FunctionHost | null = null;
-  process.on("message", (batch: ParentMessage[]) => {
-    for (const m of batch) {
-      if (m.t === "init") host ??= new FunctionHost(m);
-      else host?.handle(m);
-    }
-  });
-  // The server is gone (even kill -9): nothing to serve any more.
-  process.on("disconnect", () => process.exit(0));
+  const stdin = Bun.stdin.stream();
+  void readLines(
+    stdin,
+    Number.MAX_SAFE_INTEGER,
+    (batch) => {
+      for (const m of batch as ParentMessage[]) {
+        if (m.t === "init") host ??= new FunctionHost(m);
+        else host?.handle(m);
+      }
+    },
+    () => process.exit(2),
+  ).then(
+    // The server is gone (even kill -9): nothing to serve any more.
+    () => process.exit(0),
+  );
+  send([{ t: "hello", sandbox }]);
+}
+
+/** One batch to the server, on stdout (frames.ts). */
+function send(batch: HostMessage[]): void {
+  process.stdout.write(frame(batch));
+}
+
+/** Adds what only this process can do for itself: the seccomp filter, non-dumpable. */
+function finishSandbox(stageOne: StageOneReport | SandboxReport): SandboxReport {
+  const report: SandboxReport = {
+    user: stageOne.user,
+    namespaces: stageOne.namespaces ?? false,
+    landlockAbi: stageOne.landlockAbi ?? 0,
+    seccomp: false,
+    missing: [...(stageOne.missing ?? [])],
+  };
+  if ("seccomp" in stageOne) return report; // started without a sandbox at all
+  const c = libc();
+  if (!c) return { ...report, seccompError: "no libc" };
+  c.prctl(PR_SET_DUMPABLE, 0);
+  const problem = installSeccomp(c);
+  if (problem) report.seccompError = problem;
+  else report.seccomp = true;
+  return report;
 }
 
 class FunctionHost {
   private readonly idle: WorkerSlot[] = [];
   private readonly queue: { call: RunEnvelope; deadline: number }[] = [];
   private steps: Map<string, StepLimit[]> | null = null;
-  /** Store requests in flight: host id -> the worker that asked, and its own id. */
-  private readonly storeCalls = new Map<
+  /** Requests in flight: host id -> the worker that asked, and its own id. */
+  private readonly requests = new Map<
     number,
     { slot: WorkerSlot; generation: number; id: number }
   >();
-  private storeSeq = 0;
-  private outbox: HostMessage[] = [];
+  private requestSeq = 0;
+  private readonly outbox = new Outbox<HostMessage>(send);
 
   constructor(private readonly init: HostInit) {
     const workerInit = {
@@ -62,7 +106,7 @@ class FunctionHost {
     for (let i = 0; i < Math.max(1, init.workers); i++) {
       new WorkerSlot(workerInit, init.loadTimeoutMs, this.slotEvents);
     }
-    setInterval(() => this.send({ t: "alive" }), HEARTBEAT_MS);
+    setInterval(() => this.outbox.push({ t: "alive" }), HEARTBEAT_MS);
     setInterval(() => {
       const rss = process.memoryUsage.rss();
       if (rss > init.maxMemoryBytes) {
@@ -79,8 +123,11 @@ class FunctionHost {
     if (m.t === "run") {
       this.queue.push({ call: m, deadline: Date.now() + m.limitMs });
       this.dispatch();
-    } else if (m.t === "store") {
-      this.storeReply(m);
+    } else if (m.t === "reply") {
+      const call = this.requests.get(m.id);
+      if (!call) return;
+      this.requests.delete(m.id);
+      call.slot.reply(call.generation, call.id, m.reply);
     }
   }
 
@@ -88,35 +135,26 @@ class FunctionHost {
     ready: (slot: WorkerSlot, functions: LoadReport[]) => {
       if (!this.steps) {
         this.steps = chainLimits(this.init, functions);
-        this.send({ t: "ready", functions });
+        this.outbox.push({ t: "ready", functions });
       }
       this.idle.push(slot);
       this.dispatch();
     },
     done: (slot: WorkerSlot, done: DoneRun) => {
-      this.send({ t: "done", ...done });
+      this.outbox.push({ t: "done", ...done });
       this.idle.push(slot);
       this.dispatch();
     },
     timedOut: (_slot: WorkerSlot, id: number, step: StepLimit) => {
-      this.send({ t: "timeout", id, functionId: step.id, timeoutMs: step.timeoutMs });
+      this.outbox.push({ t: "timeout", id, functionId: step.id, timeoutMs: step.timeoutMs });
     },
     failed: (_slot: WorkerSlot, id: number, error: { name: string; message: string }) => {
-      this.send({ t: "failed", id, error });
+      this.outbox.push({ t: "failed", id, error });
     },
-    store: (slot: WorkerSlot, generation: number, r: StoreRequest) => {
-      const id = ++this.storeSeq;
-      this.storeCalls.set(id, { slot, generation, id: r.id });
-      this.send({
-        t: "store",
-        id,
-        con: r.con,
-        fn: r.fn,
-        op: r.op,
-        key: r.key,
-        value: r.value,
-        ttl: r.ttl,
-      });
+    request: (slot: WorkerSlot, generation: number, id: number, req: ServiceRequest) => {
+      const hostId = ++this.requestSeq;
+      this.requests.set(hostId, { slot, generation, id });
+      this.outbox.push({ t: "req", id: hostId, req });
     },
   };
 
@@ -130,31 +168,12 @@ class FunctionHost {
       if (Date.now() >= deadline) {
         // Waited past the pipeline's limit behind slower calls: not worth running now.
         this.idle.push(slot);
-        this.send({ t: "timeout", id: call.id, timeoutMs: call.limitMs });
+        this.outbox.push({ t: "timeout", id: call.id, timeoutMs: call.limitMs });
         continue;
       }
       slot.run(call, this.steps.get(call.con) ?? []);
     }
   }
-
-  private storeReply(reply: StoreReply): void {
-    const call = this.storeCalls.get(reply.id);
-    if (!call) return;
-    this.storeCalls.delete(reply.id);
-    call.slot.storeReply(call.generation, { ...reply, id: call.id });
-  }
-
-  /** Messages go to the server in one IPC write per turn of the event loop. */
-  private send(message: HostMessage): void {
-    this.outbox.push(message);
-    if (this.outbox.length === 1) queueMicrotask(this.flush);
-  }
-
-  private readonly flush = (): void => {
-    const batch = this.outbox;
-    this.outbox = [];
-    process.send!(batch);
-  };
 }
 
 /** Each connection's chain with every function's effective timeout. */

@@ -1,147 +1,102 @@
-import type { Subprocess } from "bun";
 import type { Logger } from "pino";
 import type { FunctionMetrics } from "../metrics/sluice.ts";
-import { FunctionHostError, FunctionTimeoutError } from "./errors.ts";
-import { type HostIdentity, residentBytes, spawnHost } from "./host-process.ts";
-import {
-  type ChainResult,
-  type ConnectionSpec,
-  EXIT_MEMORY,
-  type FunctionSpec,
-  type HostMessage,
-  type LoadReport,
-  type ParentMessage,
-  type RunRequest,
-  type StoreRequest,
-} from "./protocol.ts";
-import { type FunctionStore, runStoreRequest, storeOwner } from "./store.ts";
+import { FunctionHostError } from "./errors.ts";
+import { FetchPolicy } from "./fetch-policy.ts";
+import { HostClient } from "./host-client.ts";
+import { HostServices } from "./host-services.ts";
+import type { ChainResult, ConnectionSpec, FunctionSpec, LoadReport } from "./protocol.ts";
+import { describeReload } from "./reload-changes.ts";
+import type { ChainCall, FunctionRunner } from "./runner.ts";
+import { type SandboxOptions, SandboxWarnings, stageHost } from "./sandbox/host-sandbox.ts";
+import type { FunctionStore } from "./store.ts";
+
+export type { ChainCall, FunctionRunner } from "./runner.ts";
 
 export interface FunctionPoolOptions {
+  /** Every configured function (its file as configured). */
   functions: FunctionSpec[];
-  /** Connections with functions (only their options and env reach the host). */
+  /** Connections with functions (only their options and env reach a host). */
   connections: ConnectionSpec[];
+  /** Workers per connection's host. */
   workers: number;
+  /** Resident memory of one connection's host before it is restarted. */
   maxMemoryMb: number;
   defaultTimeoutMs: number;
   loadTimeoutMs: number;
   /** The most events one function may return (limits.maxBatchEvents). */
   maxEvents: number;
+  /** Special networks ctx.fetch may reach (functionRuntime.allowNetworks). */
+  allowNetworks: string[];
   store: FunctionStore;
   logger: Logger;
   /** Per-function run counts, errors and time for /metrics. */
   metrics?: FunctionMetrics;
-  /** The user the host process runs as (default: the server's). */
-  identity?: HostIdentity;
+  sandbox: SandboxOptions;
 }
 
-/** One chain run as the server asks for it. */
-export interface ChainCall {
-  connectionId: string;
-  event: Record<string, unknown>;
-  /** Request headers, credentials already removed. */
-  headers: Record<string, string>;
-  sourceType: "browser" | "s2s";
-  receivedAt: number;
-  retries: number;
+interface HostEntry {
+  client: HostClient;
+  /** Everything that went into the host; another value means a new host. */
+  signature: string;
+  /** Content hash of each of its function's files. */
+  hashes: Map<string, string>;
+  removeFiles(): void;
 }
-
-/** What the server's routes and delivery need of the function runtime. */
-export interface FunctionRunner {
-  /** Runs a connection's chain; resolves with the JSON text of its ChainResult. */
-  runJson(call: ChainCall): Promise<string>;
-  run(call: ChainCall): Promise<ChainResult>;
-}
-
-interface Pending {
-  resolve: (json: string) => void;
-  reject: (err: Error) => void;
-  message: ParentMessage;
-  limitMs: number;
-  /** A backstop (epoch ms): the host's own watchdog answers sooner. */
-  deadline: number;
-  sent: boolean;
-}
-
-/** Slack over a chain's limit before the server stops waiting for the host's answer. */
-const HOST_GRACE_MS = 2000;
-/** A host silent this long (it sends a heartbeat every second) is killed and restarted. */
-const HOST_SILENCE_MS = 5000;
-const SWEEP_MS = 250;
-/** The server's own check of the host's memory, a backstop to the host's self-check. */
-const PARENT_MEMORY_FACTOR = 1.25;
-const RESTART_BACKOFF_MS = 1000;
 
 /**
- * The server's side of the function runtime: starts the function host process
- * (host.ts), sends it chain runs over IPC and answers its store requests from the
- * server's FunctionStore. The host is watched: when it exits (over its memory limit,
- * or crashed) every call it held fails with FunctionHostError and a new host starts;
- * calls that arrive meanwhile wait for it. User code never runs in this process.
+ * The function runtime as the server sees it: one sandboxed host process per
+ * connection with functions (SPEC 7: one connection's functions cannot see or change
+ * another's globals, prototypes, props or memory), each started with a private copy
+ * of its function files. A reload (SIGHUP) copies the files again and replaces the
+ * hosts whose code or settings changed; calls already running finish on the old one.
  */
 export class FunctionPool implements FunctionRunner {
-  private proc: Subprocess | null = null;
-  private generation = 0;
-  private hostReady = false;
+  private hosts = new Map<string, HostEntry>();
   private closing = false;
-  private spawnedAt = 0;
-  /** Why the server killed the host, for the log line when it exits. */
-  private killReason: string | null = null;
-  private lastHeard = 0;
-  private seq = 0;
-  private readonly pending = new Map<number, Pending>();
-  private outbox: ParentMessage[] = [];
-  private reports: LoadReport[] = [];
-  /** Each connection's pipeline limit: the sum of its functions' timeouts. */
-  private limits = new Map<string, number>();
-  private readonly sweeper: ReturnType<typeof setInterval>;
-  private firstReady!: () => void;
-  private readonly loaded = new Promise<void>((resolve) => {
-    this.firstReady = resolve;
-  });
+  private readonly warnings: SandboxWarnings;
 
-  private constructor(private readonly opts: FunctionPoolOptions) {
-    this.setLimits(
-      opts.functions.map((f) => ({
-        id: f.id,
-        file: f.file,
-        timeoutMs: f.timeoutMs ?? opts.defaultTimeoutMs,
-      })),
-    );
-    this.sweeper = setInterval(() => this.sweep(), SWEEP_MS);
-    this.sweeper.unref?.();
-    this.spawn();
+  private constructor(private opts: FunctionPoolOptions) {
+    this.warnings = new SandboxWarnings(opts.logger);
+    for (const line of opts.sandbox.info) opts.logger.info(line);
+    for (const line of opts.sandbox.warnings) this.warnings.warn(line);
+    for (const c of opts.connections) {
+      const host = this.startHost(c, opts);
+      if (host !== "same") this.hosts.set(c.id, host);
+    }
   }
 
   /**
-   * Starts the host and waits until its workers have loaded every function file (load
-   * failures are logged with the file and the error). A host that does not come up in
-   * time is logged too; calls then wait for it.
+   * Starts a host per connection and waits until each has loaded its function files
+   * (load failures are logged with the file and the error). A host that does not come
+   * up in time is logged too; its calls then wait for it.
    */
   static async start(opts: FunctionPoolOptions): Promise<FunctionPool> {
     const pool = new FunctionPool(opts);
-    const waitMs = opts.loadTimeoutMs * 2 + 5000;
+    const waitMs = opts.loadTimeoutMs * 2 + 15_000;
     const ready = await Promise.race([
-      pool.loaded.then(() => true),
+      Promise.all([...pool.hosts.values()].map((h) => h.client.loaded)).then(() => true),
       Bun.sleep(waitMs).then(() => false),
     ]);
-    if (!ready) opts.logger.error({ waitMs }, "function host did not become ready in time");
+    if (!ready) opts.logger.error({ waitMs }, "a function host did not become ready in time");
     return pool;
   }
 
-  /** How each function file loaded (an `error` for those that did not). */
+  /** How each function file loaded (an `error` for those that did not), once per function. */
   get loadReports(): LoadReport[] {
-    return this.reports;
+    const byId = new Map<string, LoadReport>();
+    for (const h of this.hosts.values()) for (const r of h.client.loadReports) byId.set(r.id, r);
+    return [...byId.values()];
   }
 
-  /** Runs a connection's chain; resolves with the JSON text of its ChainResult. */
   runJson(call: ChainCall): Promise<string> {
     if (this.closing) return Promise.reject(new FunctionHostError("function pool is closed"));
-    this.seq = this.seq >= 0x7ffffff0 ? 1 : this.seq + 1;
-    const id = this.seq;
-    const con = call.connectionId;
-    const request: RunRequest = {
-      id,
-      con,
+    const host = this.hosts.get(call.connectionId);
+    if (!host) {
+      return Promise.reject(
+        new FunctionHostError(`no functions run for connection ${call.connectionId}`),
+      );
+    }
+    return host.client.runJson({
       event: call.event,
       meta: {
         headers: call.headers,
@@ -149,20 +104,6 @@ export class FunctionPool implements FunctionRunner {
         receivedAt: call.receivedAt,
         retries: call.retries,
       },
-    };
-    const limitMs = this.limits.get(con) ?? this.opts.defaultTimeoutMs;
-    const message: ParentMessage = { t: "run", id, con, limitMs, json: JSON.stringify(request) };
-    return new Promise((resolve, reject) => {
-      const p = {
-        resolve,
-        reject,
-        message,
-        limitMs,
-        deadline: Date.now() + limitMs + HOST_GRACE_MS,
-        sent: false,
-      };
-      this.pending.set(id, p);
-      if (this.hostReady) this.send(p);
     });
   }
 
@@ -171,202 +112,128 @@ export class FunctionPool implements FunctionRunner {
     return JSON.parse(await this.runJson(call)) as ChainResult;
   }
 
-  /** Fails what is pending and stops the host. */
+  /**
+   * Reads every function file again and applies `next` (SIGHUP): a connection whose
+   * code, functions or runtime settings changed gets a new host. Its calls go on to
+   * the old host until the new one has loaded its functions; then the old one finishes
+   * what it holds and stops. Returns what changed, one line each.
+   */
+  reload(next: FunctionPoolOptions): string[] {
+    if (this.closing) return [];
+    const hashesBefore = new Map([...this.hosts].map(([id, h]) => [id, this.latest(id) ?? h]));
+    const hashesAfter = new Map<string, HostEntry>();
+    const restarted: string[] = [];
+    const wanted = new Set(next.connections.map((c) => c.id));
+    for (const c of next.connections) {
+      const current = this.latest(c.id);
+      const fresh = this.startHost(c, next, current?.signature);
+      if (fresh === "same") {
+        hashesAfter.set(c.id, current!);
+        continue;
+      }
+      hashesAfter.set(c.id, fresh);
+      if (!current) {
+        this.hosts.set(c.id, fresh);
+        continue;
+      }
+      restarted.push(c.id);
+      this.replaceWhenLoaded(c.id, fresh);
+    }
+    for (const [id, host] of this.hosts) {
+      if (wanted.has(id)) continue;
+      this.hosts.delete(id);
+      this.retire(host);
+    }
+    const changes = describeReload(this.opts, next, hashesBefore, hashesAfter, restarted);
+    this.opts = next;
+    return changes;
+  }
+
+  /** The newest host of a connection: the one still loading after a reload, else the serving one. */
+  private latest(id: string): HostEntry | undefined {
+    return this.incoming.get(id) ?? this.hosts.get(id);
+  }
+
+  /** Hosts started by a reload that have not loaded yet (calls still go to the old one). */
+  private readonly incoming = new Map<string, HostEntry>();
+
+  private replaceWhenLoaded(id: string, fresh: HostEntry): void {
+    const superseded = this.incoming.get(id);
+    if (superseded) this.retire(superseded);
+    this.incoming.set(id, fresh);
+    void fresh.client.loaded.then(() => {
+      if (this.incoming.get(id) !== fresh || this.closing) return;
+      this.incoming.delete(id);
+      const old = this.hosts.get(id);
+      this.hosts.set(id, fresh);
+      if (old) this.retire(old);
+    });
+  }
+
+  /** Lets a replaced host finish its calls, then stops it and deletes its files. */
+  private retire(host: HostEntry): void {
+    void host.client.drain().finally(() => host.removeFiles());
+  }
+
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
-    clearInterval(this.sweeper);
-    this.failPending(
-      () => true,
-      () => new FunctionHostError("function pool is closed"),
+    await Promise.all(
+      [...this.hosts.values(), ...this.incoming.values()].map(async (h) => {
+        await h.client.close();
+        h.removeFiles();
+      }),
     );
-    const proc = this.proc;
-    if (!proc) return;
-    proc.kill("SIGTERM");
-    const exited = await Promise.race([
-      proc.exited.then(() => true),
-      Bun.sleep(2000).then(() => false),
-    ]);
-    if (!exited) proc.kill("SIGKILL");
   }
 
-  private spawn(): void {
-    const generation = ++this.generation;
-    this.hostReady = false;
-    this.killReason = null;
-    this.spawnedAt = Date.now();
-    this.lastHeard = this.spawnedAt;
-    const { opts } = this;
-    const proc = spawnHost({
-      onMessages: (batch) => {
-        if (generation === this.generation) this.onMessages(batch);
-      },
-      onExit: (code, signal) => {
-        if (generation === this.generation) this.onExit(code, signal);
-      },
-      onOutput: (line) => opts.logger.warn({ output: line }, "function host output"),
-      identity: opts.identity,
-    });
-    this.proc = proc;
-    proc.send([
-      {
-        t: "init",
-        functions: opts.functions,
-        connections: opts.connections,
-        workers: opts.workers,
-        defaultTimeoutMs: opts.defaultTimeoutMs,
-        maxMemoryBytes: opts.maxMemoryMb * 1048576,
-        loadTimeoutMs: opts.loadTimeoutMs,
-        maxEvents: opts.maxEvents,
-      } satisfies ParentMessage,
-    ]);
-  }
-
-  private onMessages(batch: HostMessage[]): void {
-    this.lastHeard = Date.now();
-    const { metrics } = this.opts;
-    for (const m of batch) {
-      switch (m.t) {
-        case "done":
-          this.settle(m.id)?.resolve(m.result);
-          for (const [fn, ms, failed] of m.runs) metrics?.functionRun(fn, ms, failed === 1);
-          break;
-        case "timeout":
-          this.settle(m.id)?.reject(new FunctionTimeoutError(m.functionId, m.timeoutMs));
-          if (m.functionId) metrics?.functionRun(m.functionId, m.timeoutMs, true);
-          break;
-        case "failed":
-          this.settle(m.id)?.reject(new FunctionHostError(`${m.error.name}: ${m.error.message}`));
-          break;
-        case "store":
-          void this.storeOp(m, this.generation);
-          break;
-        case "ready":
-          this.onReady(m.functions);
-          break;
-      }
+  /** A new host for connection `c`, or "same" when its signature is `signature` still. */
+  private startHost(
+    c: ConnectionSpec,
+    opts: FunctionPoolOptions,
+    signature?: string,
+  ): "same" | HostEntry {
+    const staged = stageHost(c, opts);
+    if (staged.signature === signature) {
+      staged.files.remove();
+      return "same";
     }
-  }
-
-  private onReady(reports: LoadReport[]): void {
-    this.hostReady = true;
-    this.opts.logger.info(
-      { pid: this.proc?.pid, workers: this.opts.workers, functions: reports.length },
-      "function host ready",
-    );
-    if (this.reports.length === 0) {
-      this.reports = reports;
-      this.setLimits(reports);
+    const { logger } = opts;
+    const client = new HostClient({
+      connection: c,
+      functions: staged.functions,
+      workers: opts.workers,
+      maxMemoryMb: opts.maxMemoryMb,
+      defaultTimeoutMs: opts.defaultTimeoutMs,
+      loadTimeoutMs: opts.loadTimeoutMs,
+      maxEvents: opts.maxEvents,
+      command: staged.command,
+      cwd: staged.files.dir,
+      services: new HostServices({
+        connectionId: c.id,
+        chain: c.functions,
+        store: opts.store,
+        fetchPolicy: new FetchPolicy(opts.allowNetworks),
+        logger,
+      }),
+      logger,
+      metrics: opts.metrics,
+      onSandbox: (report) => this.warnings.report(report, opts.sandbox),
+      unmap: staged.files.unmap,
+    });
+    void client.loaded.then((reports) => {
       for (const r of reports) {
         if (!r.error) continue;
-        this.opts.logger.error(
-          { functionId: r.id, file: r.file, error: r.error },
+        logger.error(
+          { functionId: r.id, file: r.file, connectionId: c.id, error: r.error },
           `function ${r.id} failed to load from ${r.file}: ${r.error.name}: ${r.error.message}`,
         );
       }
-      this.firstReady();
-    }
-    for (const p of this.pending.values()) if (!p.sent) this.send(p);
-  }
-
-  private onExit(code: number | null, signal: unknown): void {
-    this.proc = null;
-    this.hostReady = false;
-    if (this.closing) return;
-    const reason =
-      code === EXIT_MEMORY
-        ? `went over its memory limit of ${this.opts.maxMemoryMb} MB`
-        : (this.killReason ?? `exited (code ${code}, signal ${signal})`);
-    const failed = this.failPending(
-      (p) => p.sent,
-      () => new FunctionHostError(`function host ${reason}`),
-    );
-    this.opts.logger.error({ failedCalls: failed }, `function host ${reason}; restarting it`);
-    const wait = Math.max(0, this.spawnedAt + RESTART_BACKOFF_MS - Date.now());
-    setTimeout(() => {
-      if (!this.closing) this.spawn();
-    }, wait);
-  }
-
-  private send(p: Pending): void {
-    p.sent = true;
-    this.outbox.push(p.message);
-    if (this.outbox.length === 1) queueMicrotask(this.flush);
-  }
-
-  /** One IPC write per turn of the event loop, however many calls it carries. */
-  private readonly flush = (): void => {
-    const batch = this.outbox;
-    this.outbox = [];
-    try {
-      this.proc?.send(batch);
-    } catch (err) {
-      // The host is going away: onExit fails what was sent.
-      this.opts.logger.warn({ err }, "could not write to the function host");
-    }
-  };
-
-  private settle(id: number): Pending | undefined {
-    const p = this.pending.get(id);
-    this.pending.delete(id);
-    return p;
-  }
-
-  private failPending(which: (p: Pending) => boolean, error: () => Error): number {
-    let n = 0;
-    for (const [id, p] of this.pending) {
-      if (!which(p)) continue;
-      this.pending.delete(id);
-      p.reject(error());
-      n++;
-    }
-    return n;
-  }
-
-  private async storeOp(m: StoreRequest, generation: number): Promise<void> {
-    const chain = this.opts.connections.find((c) => c.id === m.con)?.functions;
-    const reply = chain?.includes(m.fn)
-      ? await runStoreRequest(this.opts.store, storeOwner(m.con, m.fn), m, (err) =>
-          this.opts.logger.error({ err, op: m.op }, "function store failed"),
-        )
-      : { id: m.id, error: { name: "Error", message: "store request for an unknown function" } };
-    if (generation !== this.generation || !this.proc) return;
-    this.outbox.push({ t: "store", ...reply });
-    if (this.outbox.length === 1) queueMicrotask(this.flush);
-  }
-
-  /** Calls past their limit (even waiting for a host to start), a silent host, its memory. */
-  private sweep(): void {
-    const now = Date.now();
-    for (const [id, p] of this.pending) {
-      if (p.deadline > now) continue;
-      this.pending.delete(id);
-      p.reject(new FunctionTimeoutError(undefined, p.limitMs));
-    }
-    const proc = this.proc;
-    if (!proc || this.killReason) return;
-    if (this.hostReady && now - this.lastHeard > HOST_SILENCE_MS) {
-      this.kill(proc, `stopped answering for ${now - this.lastHeard} ms`);
-      return;
-    }
-    const rss = residentBytes(proc.pid);
-    if (rss !== undefined && rss > this.opts.maxMemoryMb * 1048576 * PARENT_MEMORY_FACTOR) {
-      this.kill(proc, `went over its memory limit of ${this.opts.maxMemoryMb} MB`);
-    }
-  }
-
-  private kill(proc: Subprocess, reason: string): void {
-    this.killReason = reason;
-    proc.kill("SIGKILL");
-  }
-
-  private setLimits(reports: LoadReport[]): void {
-    const timeouts = new Map(reports.map((r) => [r.id, r.timeoutMs]));
-    this.limits = new Map(
-      this.opts.connections.map((c) => [
-        c.id,
-        c.functions.reduce((sum, id) => sum + (timeouts.get(id) ?? this.opts.defaultTimeoutMs), 0),
-      ]),
-    );
+    });
+    return {
+      client,
+      signature: staged.signature,
+      hashes: new Map(staged.functions.map((f) => [f.id, f.hash ?? ""])),
+      removeFiles: staged.files.remove,
+    };
   }
 }

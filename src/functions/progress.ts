@@ -9,6 +9,12 @@
 /** The call id under which a worker records loading the function modules. */
 export const LOAD_CALL_ID = -1;
 
+// Taken before any user code runs in the worker: a function that replaces Date.now or
+// Atomics.store (to make the watchdog think it just started) changes nothing here.
+const now = Date.now;
+const atomicStore = Atomics.store;
+const atomicLoad = Atomics.load;
+
 export class Progress {
   private readonly ints: Int32Array;
   private readonly started: Float64Array;
@@ -22,10 +28,10 @@ export class Progress {
   enter(callId: number, index: number): void {
     // A tiny seqlock: the index is -1 while the slot changes, so a reader never pairs
     // one function's index with another's start time.
-    Atomics.store(this.ints, 1, -1);
-    Atomics.store(this.ints, 0, callId);
-    this.started[0] = Date.now();
-    Atomics.store(this.ints, 1, index);
+    atomicStore(this.ints, 1, -1);
+    atomicStore(this.ints, 0, callId);
+    this.started[0] = now();
+    atomicStore(this.ints, 1, index);
   }
 
   /**
@@ -33,10 +39,10 @@ export class Progress {
    * -1 if it is between two functions right now (look again a moment later).
    */
   read(callId: number): { index: number; startedAt: number } | undefined {
-    if (Atomics.load(this.ints, 0) !== callId) return undefined;
-    const index = Atomics.load(this.ints, 1);
+    if (atomicLoad(this.ints, 0) !== callId) return undefined;
+    const index = atomicLoad(this.ints, 1);
     const startedAt = this.started[0]!;
-    if (index < 0 || Atomics.load(this.ints, 1) !== index) return { index: -1, startedAt };
+    if (index < 0 || atomicLoad(this.ints, 1) !== index) return { index: -1, startedAt };
     return { index, startedAt };
   }
 }

@@ -11,10 +11,16 @@ export const EXIT_MEMORY = 86;
 /** One configured function, as the host loads it. */
 export interface FunctionSpec {
   id: string;
-  /** Absolute path of the module. */
+  /** Absolute path of the module, as configured (for messages). */
   file: string;
+  /** Where the host loads it: the private copy of its folder (else `file`). */
+  path?: string;
   /** The config file's timeout; wins over the module's `config.timeoutMs`. */
   timeoutMs?: number;
+  /** Content hash of the copy (a reload that changes it starts a new host). */
+  hash?: string;
+  /** Why it cannot be loaded at all (its files could not be copied, not defined). */
+  error?: ErrorInfo;
 }
 
 /** What a function's ctx knows about its connection (its env becomes ctx.props). */
@@ -75,10 +81,9 @@ export interface RunEnvelope {
 
 export type StoreOp = "get" | "set" | "del" | "ttl";
 
+/** A ctx.store operation of function `fn`. */
 export interface StoreRequest {
-  id: number;
-  /** Whose keys: the connection and function the ctx.store belongs to. */
-  con: string;
+  kind: "store";
   fn: string;
   op: StoreOp;
   key: string;
@@ -88,10 +93,54 @@ export interface StoreRequest {
   ttl?: number | null;
 }
 
-export interface StoreReply {
-  id: number;
+/** A ctx.fetch call of function `fn`, carried out by the server (fetch-proxy.ts). */
+export interface FetchCall {
+  kind: "fetch";
+  fn: string;
+  fetch: FetchRequest;
+}
+
+export interface FetchRequest {
+  url: string;
+  method: string;
+  headers: [string, string][];
+  /** Base64. */
+  body?: string;
+  redirect: "follow" | "manual" | "error";
+  timeoutMs: number;
+}
+
+export interface FetchResponse {
+  status: number;
+  statusText: string;
+  headers: [string, string][];
+  /** Base64. */
+  body: string;
+  /** The final URL (after redirects). */
+  url: string;
+  redirected: boolean;
+}
+
+/** What user code asks the server for, through its worker and host. */
+export type ServiceRequest = StoreRequest | FetchCall;
+
+/** The server's answer: a store value, a fetch response, or an error user code sees. */
+export interface ServiceReply {
   value?: string | number;
+  response?: FetchResponse;
   error?: ErrorInfo;
+}
+
+/** What a host's sandbox gave it (the first stage's part, then its own seccomp filter). */
+export interface SandboxReport {
+  user?: { uid: number; gid: number };
+  namespaces: boolean;
+  /** 0: no Landlock. */
+  landlockAbi: number;
+  seccomp: boolean;
+  seccompError?: string;
+  /** Isolations the OS could not give, said for the start-up warning. */
+  missing: string[];
 }
 
 export interface HostInit {
@@ -110,9 +159,11 @@ export interface HostInit {
 export type ParentMessage =
   | ({ t: "init" } & HostInit)
   | ({ t: "run" } & RunEnvelope)
-  | ({ t: "store" } & StoreReply);
+  | { t: "reply"; id: number; reply: ServiceReply };
 
 export type HostMessage =
+  /** The host is up inside its sandbox (the server sends nothing before this). */
+  | { t: "hello"; sandbox: SandboxReport }
   | { t: "ready"; functions: LoadReport[] }
   /** `result`: the JSON text of a ChainResult. */
   | ({ t: "done" } & DoneRun)
@@ -121,7 +172,7 @@ export type HostMessage =
   /** Sent every second: a host that stops sending is restarted. */
   | { t: "alive" }
   | { t: "failed"; id: number; error: ErrorInfo }
-  | ({ t: "store" } & StoreRequest);
+  | { t: "req"; id: number; req: ServiceRequest };
 
 export interface WorkerInit {
   functions: FunctionSpec[];
@@ -135,13 +186,16 @@ export interface WorkerInit {
 }
 
 /** To a worker: a run as JSON text (RunEnvelope.json), or a control message. */
-export type ToWorker = string | ({ t: "init" } & WorkerInit) | ({ t: "store" } & StoreReply);
+export type ToWorker =
+  | string
+  | ({ t: "init" } & WorkerInit)
+  | { t: "reply"; id: number; reply: ServiceReply };
 
 /** From a worker: a finished run as text (see encodeDone), or a control message. */
 export type FromWorker =
   | string
   | { t: "ready"; functions: LoadReport[] }
-  | ({ t: "store" } & StoreRequest);
+  | { t: "req"; id: number; req: ServiceRequest };
 
 /** One function run of a chain, for the server's metrics: id, ms, 1 if it failed. */
 export type FunctionRun = [functionId: string, ms: number, failed: 0 | 1];

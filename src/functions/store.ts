@@ -1,5 +1,5 @@
 import type { Database } from "bun:sqlite";
-import type { StoreReply, StoreRequest } from "./protocol.ts";
+import type { ServiceReply, StoreRequest } from "./protocol.ts";
 import { checkEntrySize, quotaProblem, StoreQuotaError, type StoreUsage } from "./store-quota.ts";
 
 /**
@@ -37,21 +37,23 @@ export async function runStoreRequest(
   owner: string,
   m: StoreRequest,
   onError: (err: unknown) => void,
-): Promise<StoreReply> {
+): Promise<ServiceReply> {
   try {
+    if (typeof m.key !== "string" || m.key === "") {
+      return { error: { name: "TypeError", message: "store key must be a non-empty string" } };
+    }
     let value: string | number | undefined;
     checkEntrySize(m.key, m.op === "set" ? (m.value ?? "null") : undefined);
     if (m.op === "get") value = await store.get(owner, m.key);
     else if (m.op === "ttl") value = await store.ttl(owner, m.key);
     else if (m.op === "del") await store.del(owner, m.key);
-    else await store.set(owner, m.key, m.value ?? "null", m.ttl ?? null);
-    return { id: m.id, value };
+    else if (m.op === "set") await store.set(owner, m.key, m.value ?? "null", m.ttl ?? null);
+    else return { error: { name: "TypeError", message: "unknown store operation" } };
+    return { value };
   } catch (err) {
-    if (err instanceof StoreQuotaError) {
-      return { id: m.id, error: { name: err.name, message: err.message } };
-    }
+    if (err instanceof StoreQuotaError) return { error: { name: err.name, message: err.message } };
     onError(err);
-    return { id: m.id, error: { name: "Error", message: "store unavailable" } };
+    return { error: { name: "Error", message: "store unavailable" } };
   }
 }
 

@@ -7,8 +7,8 @@ import {
   type FromWorker,
   type LoadReport,
   type RunEnvelope,
-  type StoreReply,
-  type StoreRequest,
+  type ServiceReply,
+  type ServiceRequest,
   type ToWorker,
   type WorkerInit,
 } from "./protocol.ts";
@@ -37,7 +37,8 @@ export interface SlotEvents {
   done(slot: WorkerSlot, done: DoneRun): void;
   timedOut(slot: WorkerSlot, callId: number, step: StepLimit): void;
   failed(slot: WorkerSlot, callId: number, error: ErrorInfo): void;
-  store(slot: WorkerSlot, generation: number, request: StoreRequest): void;
+  /** User code asks the server for something (ctx.store, ctx.fetch). */
+  request(slot: WorkerSlot, generation: number, id: number, request: ServiceRequest): void;
 }
 
 const WORKER_ENTRY = workerEntry();
@@ -76,9 +77,9 @@ export class WorkerSlot {
     if (first) this.timer = setTimeout(this.watch, Math.min(first.timeoutMs, first.nextMinMs));
   }
 
-  /** Answers a store request of worker generation `generation`. */
-  storeReply(generation: number, reply: StoreReply): void {
-    if (generation === this.generation && !this.closed) this.post({ t: "store", ...reply });
+  /** Answers request `id` of worker generation `generation` (a replaced worker gets nothing). */
+  reply(generation: number, id: number, reply: ServiceReply): void {
+    if (generation === this.generation && !this.closed) this.post({ t: "reply", id, reply });
   }
 
   close(): void {
@@ -113,15 +114,24 @@ export class WorkerSlot {
     this.worker.postMessage(message);
   }
 
+  /** Messages come from the worker user code runs in: a malformed one is ignored, never fatal. */
   private onMessage(m: FromWorker, generation: number): void {
+    try {
+      this.handleMessage(m, generation);
+    } catch (err) {
+      console.error(`function worker sent an unreadable message: ${(err as Error).message}`);
+    }
+  }
+
+  private handleMessage(m: FromWorker, generation: number): void {
     if (typeof m === "string") {
       clearTimeout(this.timer);
       this.call = null;
       this.state = "idle";
       this.events.done(this, decodeDone(m));
-    } else if (m.t === "store") {
-      this.events.store(this, generation, m);
-    } else {
+    } else if (m.t === "req") {
+      this.events.request(this, generation, m.id, m.req);
+    } else if (m.t === "ready") {
       clearTimeout(this.timer);
       this.state = "idle";
       this.events.ready(this, m.functions);

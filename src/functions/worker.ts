@@ -7,6 +7,7 @@
  */
 import { type ChainOutput, type LoadedFunction, runChain, type UserFunction } from "./chain.ts";
 import { buildContext, deepFreeze, type FunctionStoreApi, storeApi } from "./ctx.ts";
+import { proxiedFetch } from "./fetch.ts";
 import { captureConsole, LogCapture } from "./logs.ts";
 import { LOAD_CALL_ID, Progress } from "./progress.ts";
 import {
@@ -18,7 +19,8 @@ import {
   type FunctionRun,
   type FunctionSpec,
   type RunRequest,
-  type StoreReply,
+  type ServiceReply,
+  type ServiceRequest,
   type ToWorker,
   type WorkerInit,
 } from "./protocol.ts";
@@ -41,11 +43,18 @@ let progress: Progress;
 /** A function may return at most this many events (limits.maxBatchEvents). */
 let maxEvents = Number.POSITIVE_INFINITY;
 let active: { capture: LogCapture; functionId: string } | null = null;
-const storeCalls = new Map<
-  number,
-  { resolve: (v: string | number | undefined) => void; reject: (e: Error) => void }
->();
-let storeSeq = 0;
+/** Requests to the server (ctx.store, ctx.fetch) waiting for their reply. */
+const requests = new Map<number, { resolve: (v: ServiceReply) => void }>();
+let requestSeq = 0;
+
+/** Sends a request for user code and resolves with the server's reply. */
+function request(req: ServiceRequest): Promise<ServiceReply> {
+  return new Promise((resolve) => {
+    const id = ++requestSeq;
+    requests.set(id, { resolve });
+    post({ t: "req", id, req });
+  });
+}
 
 const post = (message: FromWorker) => self.postMessage(message);
 
@@ -66,23 +75,34 @@ function storeFor(con: string, fn: string): FunctionStoreApi {
   const key = `${con}\u0000${fn}`;
   let api = stores.get(key);
   if (!api) {
-    api = storeApi(
-      (op, k, value, ttl) =>
-        new Promise((resolve, reject) => {
-          const id = ++storeSeq;
-          storeCalls.set(id, { resolve, reject });
-          post({ t: "store", id, con, fn, op, key: k, value, ttl });
-        }),
-    );
+    api = storeApi(async (op, k, value, ttl) => {
+      const reply = await request({ kind: "store", fn, op, key: k, value, ttl });
+      if (reply.error) throw replyError(reply.error);
+      return reply.value;
+    });
     stores.set(key, api);
   }
   return api;
 }
 
+/** ctx.fetch of one function: the server performs it (the host has no network). */
+function fetchFor(fn: string, timeoutMs: number) {
+  return proxiedFetch(timeoutMs, async (fetch) => {
+    const reply = await request({ kind: "fetch", fn, fetch });
+    if (reply.error || !reply.response)
+      throw replyError(reply.error ?? { name: "TypeError", message: "no response" });
+    return reply.response;
+  });
+}
+
+function replyError(e: ErrorInfo): Error {
+  return Object.assign(new Error(e.message), { name: e.name });
+}
+
 self.onmessage = (e: MessageEvent<ToWorker>) => {
   const m = e.data;
   if (typeof m === "string") void run(JSON.parse(m) as RunRequest);
-  else if (m.t === "store") settleStore(m);
+  else if (m.t === "reply") settle(m.id, m.reply);
   else void init(m);
 };
 
@@ -93,7 +113,7 @@ async function init(m: WorkerInit) {
   const reports = [];
   for (const [i, spec] of m.functions.entries()) {
     progress.enter(LOAD_CALL_ID, i);
-    const skipped = m.skip?.[spec.id];
+    const skipped = spec.error ?? m.skip?.[spec.id];
     const fn: LoadedFunction = skipped
       ? { id: spec.id, timeoutMs: spec.timeoutMs ?? m.defaultTimeoutMs, error: skipped }
       : await load(spec, m.defaultTimeoutMs);
@@ -106,7 +126,7 @@ async function init(m: WorkerInit) {
 async function load(spec: FunctionSpec, defaultTimeoutMs: number): Promise<LoadedFunction> {
   let mod: { default?: unknown; config?: { timeoutMs?: unknown } };
   try {
-    mod = await import(spec.file);
+    mod = await import(spec.path ?? spec.file);
   } catch (err) {
     return { id: spec.id, timeoutMs: spec.timeoutMs ?? defaultTimeoutMs, error: loadError(err) };
   }
@@ -129,7 +149,14 @@ async function run(m: RunRequest) {
   const connection = connections.get(m.con);
   let output: ChainOutput = { events: [m.event], execLog: [] };
   if (connection) {
-    const steps = connection.functions.map((id) => functions.get(id)!);
+    const steps = connection.functions.map(
+      (id): LoadedFunction =>
+        functions.get(id) ?? {
+          id,
+          timeoutMs: 0,
+          error: { name: "Error", message: `function ${id} is not defined` },
+        },
+    );
     try {
       output = await runChain(
         steps,
@@ -142,6 +169,7 @@ async function run(m: RunRequest) {
             functionId: fn.id,
             timeoutMs: fn.timeoutMs,
             store: storeFor(connection.id, fn.id),
+            fetch: fetchFor(fn.id, fn.timeoutMs),
           }),
         (i, fn) => {
           progress.enter(m.id, i);
@@ -164,27 +192,44 @@ async function run(m: RunRequest) {
   post(encodeDone({ id: m.id, runs, result: serialize(output, capture) }));
 }
 
-/** The answer as JSON text; events JSON cannot carry (BigInt, cycles) are an error of the last function. */
+/**
+ * The most characters a chain's answer may have as JSON (it crosses to the server in a
+ * message of at most MAX_HOST_LINE_BYTES, escaped once more on the way).
+ */
+const MAX_RESULT_CHARS = 8 * 1024 * 1024;
+
+/**
+ * The answer as JSON text. Events JSON cannot carry (BigInt, cycles, traps that throw)
+ * or an answer over MAX_RESULT_CHARS are an error of the last function, and the
+ * answer then holds no events.
+ */
 function serialize(output: ChainOutput, capture: LogCapture): string {
   const logs = capture.finish();
+  let problem: string;
   try {
-    return JSON.stringify({ events: output.events, execLog: output.execLog, logs });
+    const json = JSON.stringify({ events: output.events, execLog: output.execLog, logs });
+    if (json.length <= MAX_RESULT_CHARS) return json;
+    problem = `the answer is ${json.length} characters as JSON; at most ${MAX_RESULT_CHARS} are allowed`;
   } catch (err) {
-    const last = output.execLog[output.execLog.length - 1];
-    if (last) {
-      last.error = { name: "TypeError", message: `events are not JSON: ${errorInfo(err).message}` };
-      delete last.dropped;
-    }
+    problem = `events are not JSON: ${errorInfo(err).message}`;
+  }
+  const last = output.execLog[output.execLog.length - 1];
+  if (last) {
+    last.error = { name: "TypeError", message: problem };
+    delete last.dropped;
+  }
+  try {
     return JSON.stringify({ events: [], execLog: output.execLog, logs });
+  } catch {
+    return JSON.stringify({ events: [], execLog: output.execLog, logs: [] });
   }
 }
 
-function settleStore(m: StoreReply) {
-  const call = storeCalls.get(m.id);
+function settle(id: number, reply: ServiceReply) {
+  const call = requests.get(id);
   if (!call) return;
-  storeCalls.delete(m.id);
-  if (m.error) call.reject(Object.assign(new Error(m.error.message), { name: m.error.name }));
-  else call.resolve(m.value);
+  requests.delete(id);
+  call.resolve(reply);
 }
 
 /** Bun's build and resolve errors, said the way a user reads them: where, and what. */

@@ -79,8 +79,25 @@ test("SIGHUP adds, removes and re-points connections, and logs what changed", as
     ]),
   );
   expect(line.changes.join(" ")).not.toContain(added!.url); // names, never values
-  // The function host loads options at start: that change waits for a restart.
-  expect(line.restartNeeded).toEqual(["connection con_fn: functions, options or env"]);
+  // A connection's function options reload too: it gets a new function host.
+  expect(line.restartNeeded).toEqual([]);
+  expect(line.changes).toEqual(
+    expect.arrayContaining([
+      "connection con_fn: options changed",
+      "connection con_fn: function host restarted",
+    ]),
+  );
+  // Calls go to the old host until the new one has loaded its functions.
+  await until(
+    () =>
+      server!
+        .output()
+        .split("\n")
+        .filter((l) => l.includes('"connectionId":"con_fn"') && l.includes("function host ready"))
+        .length >= 2,
+    20_000,
+    "the new function host",
+  );
 
   expect((await post("after")).status).toBe(200);
   await kept!.waitFor(2);
@@ -92,6 +109,6 @@ test("SIGHUP adds, removes and re-points connections, and logs what changed", as
   expect(ids(gone!)).toEqual(["before"]);
   expect(ids(moved!)).toEqual(["before"]);
   expect(ids(added!).sort()).toEqual(["after", "after", "before"]);
-  // Still the functions (and options) it started with, never none.
-  expect(fn!.delivered().map((e) => e.tag)).toEqual(["one", "one"]);
+  // The functions ran with their new options once reloaded, never with none.
+  expect(fn!.delivered().map((e) => e.tag)).toEqual(["one", "two"]);
 }, 60_000);

@@ -102,7 +102,8 @@ beforeAll(async () => {
   s = await startTestServer({
     files: FILES,
     config: {
-      functionRuntime: { workers: 2 },
+      // The upstream below listens on loopback, which ctx.fetch refuses unless allowed.
+      functionRuntime: { workers: 2, allowNetworks: ["127.0.0.1/32"] },
       functions: [
         fn("ret", "ret.js"),
         fn("add", "add.js"),

@@ -72,7 +72,8 @@ functions:
 `,
   );
   writeFileSync(join(dir, "sluice.yaml"), config);
-  expect((await run(["check"])).code).toBe(0);
+  const checked = await run(["check"]);
+  expect({ code: checked.code, stderr: checked.stderr }).toEqual({ code: 0, stderr: "" });
 
   const serve = Bun.spawn([binary, "serve"], {
     cwd: dir,
