@@ -17,8 +17,8 @@ export const FETCH_LIMITS = {
   requestBytes: 10 * 1024 * 1024,
   responseBytes: 10 * 1024 * 1024,
   redirects: 20,
-  /** Per function host; more wait their turn. */
-  concurrent: 16,
+  /** Per function host; more wait their turn (so a host holds at most 8 × 10 MB here). */
+  concurrent: 8,
   maxTimeoutMs: 5 * 60_000,
 } as const;
 

@@ -1,5 +1,6 @@
 import type { Logger } from "pino";
 import type { FunctionMetrics } from "../metrics/sluice.ts";
+import { CpuWatch } from "./cpu-watch.ts";
 import { FunctionHostError, FunctionTimeoutError } from "./errors.ts";
 import { checkHostMessage } from "./host-messages.ts";
 import { type HostProcess, spawnHost } from "./host-process.ts";
@@ -44,6 +45,8 @@ export interface HostClientOptions {
 const HOST_GRACE_MS = 2000;
 const SWEEP_MS = 250;
 const RESTART_BACKOFF_MS = 1000;
+/** A sweep this late means the server itself was stalled. */
+const STALL_MS = 1000;
 
 type RunMessage = Extract<ParentMessage, { t: "run" }>;
 
@@ -63,6 +66,7 @@ export class HostClient {
   /** Why the server killed the host, for the log line when it exits. */
   private killReason: string | null = null;
   private lastHeard = 0;
+  private lastSweep = Date.now();
   private hello = false;
   private readonly pending = new PendingCalls<RunMessage>();
   private readonly outbox = new Outbox<ParentMessage>(
@@ -80,6 +84,9 @@ export class HostClient {
     this.firstReady = resolve;
   });
   private reports: LoadReport[] = [];
+  private readonly cpu: CpuWatch;
+  /** Whether a call was in flight at any time since the last CPU sample. */
+  private busySinceSample = false;
   private drained: (() => void) | null = null;
 
   constructor(private readonly opts: HostClientOptions) {
@@ -87,6 +94,7 @@ export class HostClient {
       (sum, f) => sum + (f.timeoutMs ?? opts.defaultTimeoutMs),
       0,
     );
+    this.cpu = new CpuWatch(opts.workers);
     this.sweeper = setInterval(() => this.sweep(), SWEEP_MS);
     this.sweeper.unref?.();
     this.spawn();
@@ -116,6 +124,7 @@ export class HostClient {
       limitMs,
       deadline: Date.now() + limitMs + HOST_GRACE_MS,
     }));
+    this.busySinceSample = true;
     if (this.hostReady) this.send(call);
     return answer;
   }
@@ -158,6 +167,7 @@ export class HostClient {
     this.lastHeard = this.spawnedAt;
     const { opts } = this;
     this.outbox.clear();
+    this.cpu.reset();
     this.proc = spawnHost(opts.command(), opts.cwd, {
       onBatch: (batch) => {
         if (generation === this.generation) this.onBatch(batch, generation);
@@ -297,7 +307,12 @@ export class HostClient {
 
   /** Calls past their limit (even waiting for a host to start), and the host's health. */
   private sweep(): void {
-    this.pending.expire(Date.now());
+    const now = Date.now();
+    // The server's own event loop was held up (a huge request, a slow disk): the host's
+    // messages wait unread meanwhile, so its silence is ours. It gets a fresh window.
+    if (now - this.lastSweep > STALL_MS) this.lastHeard = now;
+    this.lastSweep = now;
+    this.pending.expire(now);
     this.checkDrained();
     const proc = this.proc;
     if (!proc || this.killReason) return;
@@ -309,7 +324,15 @@ export class HostClient {
       lastHeard: this.lastHeard,
       maxMemoryMb: this.opts.maxMemoryMb,
     });
-    if (problem) this.kill(proc, problem);
+    if (problem) {
+      this.kill(proc, problem);
+      return;
+    }
+    if (!this.hostReady) return;
+    const busy = this.busySinceSample || this.pending.size > 0;
+    this.busySinceSample = false;
+    const cpuProblem = this.cpu.sample(proc.proc.pid, busy);
+    if (cpuProblem) this.kill(proc, cpuProblem);
   }
 
   private kill(proc: HostProcess, reason: string): void {

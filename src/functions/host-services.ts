@@ -10,7 +10,11 @@ import { type FunctionStore, runStoreRequest, storeOwner } from "./store.ts";
  * no network). Requests name the function; one outside the connection's chain is
  * refused, so a host cannot reach another connection's keys whatever it sends.
  */
+/** Requests of one host being answered at once; more are refused with an error. */
+const MAX_REQUESTS_IN_FLIGHT = 256;
+
 export class HostServices {
+  private inFlight = 0;
   private running = 0;
   private readonly waiting: (() => void)[] = [];
 
@@ -25,10 +29,29 @@ export class HostServices {
   ) {}
 
   async answer(req: ServiceRequest): Promise<ServiceReply> {
-    const { connectionId, chain, logger } = this.opts;
+    const { chain } = this.opts;
     if (typeof req?.fn !== "string" || !chain.includes(req.fn)) {
       return { error: { name: "Error", message: "request for a function not on this connection" } };
     }
+    // A host runs user code: it may send requests in a loop, which must not swamp the server.
+    if (this.inFlight >= MAX_REQUESTS_IN_FLIGHT) {
+      return {
+        error: {
+          name: "Error",
+          message: `too many ctx.store and ctx.fetch calls at once (at most ${MAX_REQUESTS_IN_FLIGHT})`,
+        },
+      };
+    }
+    this.inFlight++;
+    try {
+      return await this.carryOut(req);
+    } finally {
+      this.inFlight--;
+    }
+  }
+
+  private async carryOut(req: ServiceRequest): Promise<ServiceReply> {
+    const { connectionId, logger } = this.opts;
     if (req.kind === "store") {
       return runStoreRequest(this.opts.store, storeOwner(connectionId, req.fn), req, (err) =>
         logger.error({ err, op: req.op, functionId: req.fn }, "function store failed"),

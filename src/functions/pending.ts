@@ -26,9 +26,12 @@ export class PendingCalls<M> {
   } {
     this.seq = this.seq >= 0x7ffffff0 ? 1 : this.seq + 1;
     const id = this.seq;
+    // Made first: it serialises the event, which may throw (nested too deeply), and
+    // then nothing is registered and the caller gets the error as it is.
+    const made = make(id);
     let call!: PendingCall<M>;
     const answer = new Promise<string>((resolve, reject) => {
-      call = { resolve, reject, sent: false, ...make(id) };
+      call = { resolve, reject, sent: false, ...made };
     });
     this.calls.set(id, call);
     return { id, call, answer };

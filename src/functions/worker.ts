@@ -8,6 +8,7 @@
 import { type ChainOutput, type LoadedFunction, runChain, type UserFunction } from "./chain.ts";
 import { buildContext, deepFreeze, type FunctionStoreApi, storeApi } from "./ctx.ts";
 import { proxiedFetch } from "./fetch.ts";
+import { TimerLeftovers } from "./leftovers.ts";
 import { captureConsole, LogCapture } from "./logs.ts";
 import { LOAD_CALL_ID, Progress } from "./progress.ts";
 import {
@@ -59,6 +60,7 @@ function request(req: ServiceRequest): Promise<ServiceReply> {
 const post = (message: FromWorker) => self.postMessage(message);
 
 captureConsole(() => active);
+const leftovers = new TimerLeftovers();
 // process.exit would end this worker and fail every call it holds: make it a plain throw,
 // recorded in the exec log like any other.
 process.exit = (code?: number | string | null) => {
@@ -120,6 +122,7 @@ async function init(m: WorkerInit) {
     functions.set(spec.id, fn);
     reports.push({ id: spec.id, file: spec.file, timeoutMs: fn.timeoutMs, error: fn.error });
   }
+  leftovers.start();
   post({ t: "ready", functions: reports });
 }
 
@@ -186,6 +189,7 @@ async function run(m: RunRequest) {
       };
     } finally {
       active = null;
+      leftovers.clear();
     }
   }
   const runs = output.execLog.map((e): FunctionRun => [e.functionId, e.ms, e.error ? 1 : 0]);

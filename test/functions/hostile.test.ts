@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
 import { startTestServer, type TestServer } from "../support/server.ts";
 
 // User code is hostile (SPEC 7): whatever it throws, returns or stores, the call
@@ -31,6 +32,16 @@ const FILES: Record<string, string> = {
     e.mine = await ctx.store.get("fits").then((v) => v?.length);
   };`,
   "fn/other.js": `export default async (e, ctx) => { e.seen = (await ctx.store.get("fits")) ?? null; };`,
+  // Leaves an interval behind that logs, then (next call) waits while it would fire.
+  "fn/leaky.js": `export default async (e) => {
+    if (e.properties.leave) setInterval(() => console.log("leftover"), 5);
+    else await new Promise((r) => setTimeout(r, 100));
+  };`,
+  // Leaves Workers of its own spinning after the call: no timeout sees them.
+  "fn/hog.js": `export default () => {
+    const url = URL.createObjectURL(new Blob(["for (;;) {}"], { type: "application/javascript" }));
+    for (let i = 0; i < 3; i++) new Worker(url);
+  };`,
   ...Object.fromEntries(
     Object.entries(THROWS).map(([name, body]) => [
       `fn/throw-${name}.js`,
@@ -59,6 +70,8 @@ beforeAll(async () => {
         { id: "proxyret", file: "./fn/proxyret.js" },
         { id: "store", file: "./fn/store.js" },
         { id: "other", file: "./fn/other.js" },
+        { id: "leaky", file: "./fn/leaky.js" },
+        { id: "hog", file: "./fn/hog.js" },
         ...Object.keys(THROWS).map((name) => ({
           id: `throw-${name}`,
           file: `./fn/throw-${name}.js`,
@@ -70,6 +83,8 @@ beforeAll(async () => {
         con("c_proxyret", ["proxyret", "add"]),
         con("c_store", ["store"]),
         con("c_other", ["other"]),
+        con("c_leaky", ["leaky"]),
+        con("c_hog", ["hog"]),
         ...Object.keys(THROWS).map((name) => con(`c_throw_${name}`, [`throw-${name}`, "add"])),
       ],
     },
@@ -151,3 +166,26 @@ test("store quotas answer with clear errors; another connection's function sees 
   expect(body.events[0].mine).toBe(60_000);
   expect((await run("c_other")).body.events[0].seen).toBeNull();
 });
+
+test("timers a call leaves behind end with it", async () => {
+  expect((await run("c_leaky", { leave: true })).status).toBe(200);
+  const next = await run("c_leaky", { leave: false });
+  expect(next.status).toBe(200);
+  expect(next.body.logs).toEqual([]);
+});
+
+test("a host that keeps burning CPU with no call to run is restarted; the connection comes back", async () => {
+  expect((await run("c_hog")).status).toBe(200);
+  const deadline = Date.now() + 30_000;
+  const log = () => readFileSync(s.logFile, "utf8");
+  while (!log().includes("with no call to run; restarting it") && Date.now() < deadline) {
+    await Bun.sleep(100);
+  }
+  expect(log()).toMatch(
+    /function host of connection c_hog used [\d.]+ cores for [\d.]+ s with no call to run; restarting it/,
+  );
+  const again = Date.now() + 20_000;
+  let status = 0;
+  while (status !== 200 && Date.now() < again) status = (await run("c_store")).status;
+  expect(status).toBe(200);
+}, 60_000);

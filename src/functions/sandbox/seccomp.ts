@@ -19,7 +19,9 @@ import { type SyscallName, type SyscallTable, syscallTable } from "./syscalls.ts
  *   modules, kexec, reboot, swap, clocks, host names, keyrings, bpf, perf,
  *   userfaultfd, io_uring, uid/gid/capability changes, personality;
  * - changing file metadata Landlock does not cover: chmod, chown, xattrs, times,
- *   mknod, and opening files by handle.
+ *   mknod, and opening files by handle;
+ * - memory files (memfd_create, memfd_secret): their pages count in no resident size
+ *   until mapped, so they would dodge the host's memory limit.
  */
 
 const DENIED: SyscallName[] = [
@@ -122,6 +124,8 @@ const DENIED: SyscallName[] = [
   "utimensat",
   "futimesat",
   "mknod",
+  "memfd_create",
+  "memfd_secret",
   "mknodat",
   "open_by_handle_at",
   "name_to_handle_at",

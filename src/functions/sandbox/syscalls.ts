@@ -26,6 +26,7 @@ const COMMON = {
   clone3: 435,
   pidfd_getfd: 438,
   process_madvise: 440,
+  memfd_secret: 447,
   mount_setattr: 442,
   quotactl_fd: 443,
   fchmodat2: 452,
@@ -124,6 +125,7 @@ const X86_64 = {
   bpf: 321,
   execveat: 322,
   userfaultfd: 323,
+  memfd_create: 319,
 } as const;
 
 export type SyscallName = keyof typeof X86_64;
@@ -205,6 +207,7 @@ const AARCH64: Partial<Record<SyscallName, number>> = {
   execveat: 281,
   userfaultfd: 282,
   kexec_file_load: 294,
+  memfd_create: 279,
 };
 
 const AUDIT_ARCH_X86_64 = 0xc000003e;
