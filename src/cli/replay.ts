@@ -1,4 +1,5 @@
 import type { Logger } from "pino";
+import { configPath } from "../config/load.ts";
 import type { SluiceConfig } from "../config/schema.ts";
 import { openOfflineConnection } from "../delivery/offline.ts";
 import { type ReplayPoint, type ReplaySummary, startReplay } from "../delivery/replay.ts";
@@ -31,6 +32,8 @@ export interface ReplayCliOptions {
   connection?: string;
   from?: string;
   to?: string;
+  /** The --config flag: the function sandbox must keep the config file out of its copies. */
+  config?: string;
 }
 
 /** `sluice replay`: 0 when every event in the range went out (or it held none), else 1. */
@@ -49,7 +52,12 @@ export async function replay(
     throw new UsageError("--to must be after --from", usageOf(["replay"]));
   }
   const connection = config.connections.find((c) => c.id === opts.connection)!;
-  const offline = await openOfflineConnection(config, connection.id, logger);
+  const offline = await openOfflineConnection(
+    config,
+    connection.id,
+    logger,
+    configPath(opts.config).file,
+  );
   const bar = tty ? new ProgressBar((t) => process.stderr.write(t)) : undefined;
   let summary: ReplaySummary;
   try {
