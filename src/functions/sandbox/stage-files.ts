@@ -5,6 +5,7 @@ import {
   closeSync,
   constants,
   fstatSync,
+  lstatSync,
   mkdirSync,
   mkdtempSync,
   openSync,
@@ -66,8 +67,30 @@ function removeStaleCopies(parent: string): void {
   for (const name of names) {
     const m = /^sluice-fn-(\d+)-/.exec(name);
     if (!m || Number(m[1]) === process.pid || alive(Number(m[1]))) continue;
-    rmSync(join(parent, name), { recursive: true, force: true });
+    try {
+      removeCopy(join(parent, name));
+    } catch {
+      // Another user's (a server run as root before): not ours to remove.
+    }
   }
+}
+
+/**
+ * Deletes a private copy. Its dirs are read-only (0500 when not root), which would
+ * keep even their owner from deleting what is in them: they are opened up first.
+ */
+function removeCopy(dir: string): void {
+  const open = (path: string) => {
+    if (!lstatSync(path).isDirectory()) return;
+    chmodSync(path, 0o700);
+    for (const name of readdirSync(path)) open(join(path, name));
+  };
+  try {
+    open(dir);
+  } catch {
+    // Gone already, or not ours: rmSync says which.
+  }
+  rmSync(dir, { recursive: true, force: true });
 }
 
 function alive(pid: number): boolean {
@@ -143,7 +166,7 @@ export function stageFunctionFiles(
       for (const [copy, original] of mapped) out = out.split(copy).join(original);
       return out;
     },
-    remove: () => rmSync(dir, { recursive: true, force: true }),
+    remove: () => removeCopy(dir),
   };
 }
 
