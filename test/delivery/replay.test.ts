@@ -203,6 +203,7 @@ test("replay: a range that holds nothing says so (exit 0); unknown connection ex
   );
   expect(backwards.code).toBe(2);
   expect(backwards.stderr).toContain("--to must be after --from");
+  await r.waitFor(1);
   expect(r.delivered().map((e) => e.messageId)).toEqual(["x-1"]);
 }, 60_000);
 
