@@ -23,8 +23,8 @@ if [ ${#packages_for_missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "pretest: installing ${packages_for_missing[*]} (apt-get)"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >/dev/null 2>&1 || echo "pretest: apt-get update failed" >&2
-    apt-get install -y -qq --no-install-recommends "${packages_for_missing[@]}" >/dev/null ||
+    apt-get -o DPkg::Lock::Timeout=600 update -qq >/dev/null 2>&1 || echo "pretest: apt-get update failed" >&2
+    apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${packages_for_missing[@]}" >/dev/null ||
       echo "pretest: apt-get install ${packages_for_missing[*]} failed" >&2
   else
     echo "pretest: missing ${packages_for_missing[*]}: install them (Debian/Ubuntu:" \
