@@ -1,0 +1,87 @@
+/**
+ * The event log seen through positions that only its backend can read (issue 14): an
+ * appender, durable named consumers with an opaque cursor, and retention as an admin
+ * operation. The embedded file log (`log/file-stream.ts`) and NATS JetStream
+ * (`log/nats/`) both fill it and pass the same contract suite
+ * (`test/contract/event-log.ts`). Callers never see a segment, an offset or a
+ * stream sequence: they hold cursors and hand them back.
+ */
+
+/** A record's place in the log. Opaque: compare or parse it only in the backend that made it. */
+export type LogCursor = string;
+
+/** Where a durable consumer starts the first time it is opened (afterwards: after its last commit). */
+export type StartAt = "oldest" | "now" | { after: LogCursor };
+
+/** One record to append. `sourceId` and `type` travel beside the payload, so readers filter without parsing it. */
+export interface AppendRecord {
+  sourceId: string;
+  /** The event type (`track`, `identify`, …). */
+  type: string;
+  payload: Uint8Array;
+  /** When given, a backend with a duplicate window of its own stores the record once per `sourceId:messageId`. */
+  messageId?: string;
+}
+
+/** One record as a consumer reads it. */
+export interface StreamRecord {
+  cursor: LogCursor;
+  sourceId: string;
+  type: string;
+  /** When the log received it (ms since the epoch), where the backend knows it. */
+  receivedAt?: number;
+  payload: Uint8Array;
+}
+
+export interface LogAppender {
+  /**
+   * Appends records in order and resolves with each one's cursor, only once every one
+   * is durable (an acknowledged event must survive a crash). Records of one call keep
+   * their order; concurrent calls may interleave.
+   */
+  append(records: readonly AppendRecord[]): Promise<LogCursor[]>;
+  /** Whether appends can succeed now (false while the backend is unreachable or broken). */
+  healthy(): boolean;
+}
+
+export interface ConsumerOptions {
+  /** Where to start when no consumer of this name exists yet; ignored afterwards. */
+  start: StartAt;
+  /** Only records of this source (fixed when the consumer is first created). */
+  sourceId?: string;
+}
+
+/**
+ * A durable named consumer. Records come in log order; `commit` marks everything up to
+ * a cursor done, and the next consumer opened under the same name resumes right after
+ * the last committed record (at-least-once: what was read but not committed comes again).
+ */
+export interface LogConsumer {
+  readonly name: string;
+  /** Up to `max` records after the last one read; waits up to `waitMs` for the first (backends may round it up). */
+  read(max: number, waitMs?: number): Promise<StreamRecord[]>;
+  /** Marks every record read up to and including `cursor` done, durably. */
+  commit(cursor: LogCursor): Promise<void>;
+  /** Records not yet committed (read or not). */
+  lag(): Promise<number>;
+  /** Stops reading; records read but not committed become readable again. */
+  close(): Promise<void>;
+}
+
+/** Retention as an explicit admin operation: policies (age, size) decide outside the backend. */
+export interface LogRetention {
+  /**
+   * Deletes records before `cursor` (never it or later). A backend may keep more than
+   * asked (the file log deletes whole segments only). Consumers behind the cut resume
+   * at the oldest retained record.
+   */
+  trimBefore(cursor: LogCursor): Promise<void>;
+}
+
+/** A whole log backend: what the composition root builds from `log.backend`. */
+export interface LogStream extends LogAppender, LogRetention {
+  /** Opens the durable consumer `name`, creating it at `opts.start` if it does not exist. */
+  consumer(name: string, opts: ConsumerOptions): Promise<LogConsumer>;
+  /** Waits for pending appends, then releases files or connections. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,234 @@
+import { afterEach, describe, expect, test } from "bun:test";
+import type { AppendRecord, LogConsumer, LogStream, StreamRecord } from "../../src/log/stream.ts";
+
+/**
+ * The event log contract (`src/log/stream.ts`), run against every backend: each
+ * backend's test file calls `eventLogContract` with a way to open its log. Nothing here
+ * knows segments or stream sequences; cursors are only handed back.
+ */
+export interface EventLogBackend {
+  /**
+   * Opens a log on fresh, empty storage, at its finest retention granularity (the file
+   * backend: one segment per append call), so `trimBefore` deletes exactly what it may.
+   */
+  open(): Promise<OpenedLog>;
+}
+
+export interface OpenedLog {
+  log: LogStream;
+  /** Closes the log and opens it again on the same storage, as a restart would. */
+  reopen(): Promise<LogStream>;
+  /** Closes whatever is still open and removes the storage. */
+  cleanup(): Promise<void>;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const T0 = Date.UTC(2026, 0, 2, 3, 4, 5);
+
+/** A stored-event-like record: `n` numbers it across the test. */
+function rec(n: number, sourceId = "web", type = "track"): AppendRecord {
+  const messageId = `m-${n}`;
+  const event = { messageId, sourceId, type, receivedAt: new Date(T0 + n).toISOString(), n };
+  return { sourceId, type, messageId, payload: encoder.encode(JSON.stringify(event)) };
+}
+const recs = (from: number, count: number, sourceId?: string) =>
+  Array.from({ length: count }, (_, i) => rec(from + i, sourceId));
+const numbers = (records: StreamRecord[]) =>
+  records.map((r) => (JSON.parse(decoder.decode(r.payload)) as { n: number }).n);
+const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
+
+/** Reads until `count` records came or a read waited a while for nothing. */
+async function readAll(consumer: LogConsumer, count: number): Promise<StreamRecord[]> {
+  const out: StreamRecord[] = [];
+  while (out.length < count) {
+    const batch = await consumer.read(Math.min(50, count - out.length), 2000);
+    if (batch.length === 0) break;
+    out.push(...batch);
+  }
+  return out;
+}
+
+export function eventLogContract(name: string, backend: EventLogBackend): void {
+  describe(`event log contract: ${name}`, () => {
+    let opened: OpenedLog | undefined;
+    afterEach(async () => {
+      await opened?.cleanup();
+      opened = undefined;
+    });
+    const open = async () => {
+      opened = await backend.open();
+      return opened;
+    };
+
+    test("records come back in order, with sourceId, type, payload and their append cursors", async () => {
+      const { log } = await open();
+      expect(log.healthy()).toBe(true);
+      const first = await log.append(recs(0, 3));
+      const second = await log.append([rec(3, "app", "identify")]);
+      expect(first).toHaveLength(3);
+      expect(new Set([...first, ...second]).size).toBe(4);
+      const read = await readAll(await log.consumer("all", { start: "oldest" }), 4);
+      expect(numbers(read)).toEqual([0, 1, 2, 3]);
+      expect(read.map((r) => r.cursor)).toEqual([...first, ...second]);
+      expect(read.map((r) => [r.sourceId, r.type])).toEqual([
+        ["web", "track"],
+        ["web", "track"],
+        ["web", "track"],
+        ["app", "identify"],
+      ]);
+      expect(decoder.decode(read[3]!.payload)).toBe(
+        decoder.decode(rec(3, "app", "identify").payload),
+      );
+      // When a backend knows it: the event's own receivedAt, or when the log stored it.
+      for (const r of read)
+        if (r.receivedAt !== undefined) expect(r.receivedAt).toBeGreaterThanOrEqual(T0);
+      expect(await log.append([])).toEqual([]);
+    });
+
+    test("appended records survive a reopen, and appends go on after them", async () => {
+      const o = await open();
+      await o.log.append(recs(0, 5));
+      const log = await o.reopen();
+      await log.append(recs(5, 2));
+      expect(numbers(await readAll(await log.consumer("c", { start: "oldest" }), 7))).toEqual(
+        range(0, 7),
+      );
+    });
+
+    test("a consumer resumes right after its last commit, also after a reopen", async () => {
+      const o = await open();
+      await o.log.append(recs(0, 10));
+      const a = await o.log.consumer("a", { start: "oldest" });
+      const read = await a.read(6);
+      expect(numbers(read)).toEqual(range(0, 6));
+      await a.commit(read[3]!.cursor);
+      await a.close();
+      // Read but not committed (4, 5) comes again.
+      const again = await o.log.consumer("a", { start: "now" });
+      const rest = await readAll(again, 6);
+      expect(numbers(rest)).toEqual(range(4, 10));
+      await again.commit(rest[2]!.cursor);
+      await again.close();
+      const log = await o.reopen();
+      const afterRestart = await log.consumer("a", { start: "oldest" });
+      expect(numbers(await readAll(afterRestart, 3))).toEqual([7, 8, 9]);
+      expect(await afterRestart.read(10)).toEqual([]);
+    });
+
+    test('"now" skips what is there; the consumer exists from then on', async () => {
+      const o = await open();
+      await o.log.append(recs(0, 5));
+      const now = await o.log.consumer("now", { start: "now" });
+      expect(await now.read(10)).toEqual([]);
+      expect(await now.lag()).toBe(0);
+      await o.log.append(recs(5, 2));
+      await now.close();
+      const log = await o.reopen();
+      await log.append(recs(7, 1));
+      const reopened = await log.consumer("now", { start: "now" });
+      expect(numbers(await readAll(reopened, 3))).toEqual([5, 6, 7]);
+    });
+
+    test("a consumer can start after a given cursor", async () => {
+      const { log } = await open();
+      const cursors = await log.append(recs(0, 6));
+      const c = await log.consumer("after", { start: { after: cursors[2]! } });
+      expect(numbers(await readAll(c, 3))).toEqual([3, 4, 5]);
+    });
+
+    test("two consumers are independent", async () => {
+      const { log } = await open();
+      await log.append(recs(0, 8));
+      const a = await log.consumer("a", { start: "oldest" });
+      const b = await log.consumer("b", { start: "oldest" });
+      const readA = await readAll(a, 8);
+      await a.commit(readA.at(-1)!.cursor);
+      expect(await a.lag()).toBe(0);
+      expect(await b.lag()).toBe(8);
+      const readB = await b.read(3);
+      expect(numbers(readB)).toEqual([0, 1, 2]);
+      await b.commit(readB[1]!.cursor);
+      expect(await b.lag()).toBe(6);
+      expect(await a.read(5)).toEqual([]);
+    });
+
+    test("lag counts records not committed, read or not", async () => {
+      const { log } = await open();
+      await log.append(recs(0, 5));
+      const c = await log.consumer("lag", { start: "oldest" });
+      expect(await c.lag()).toBe(5);
+      const read = await c.read(3);
+      expect(await c.lag()).toBe(5);
+      await c.commit(read[1]!.cursor);
+      expect(await c.lag()).toBe(3);
+      await log.append(recs(5, 2));
+      expect(await c.lag()).toBe(5);
+    });
+
+    test("concurrent appends: each call's records keep their order, none lost or doubled", async () => {
+      const { log } = await open();
+      const calls = Array.from({ length: 8 }, (_, k) => recs(k * 100, 25));
+      const cursors = await Promise.all(calls.map((records) => log.append(records)));
+      expect(new Set(cursors.flat()).size).toBe(200);
+      const read = await readAll(await log.consumer("all", { start: "oldest" }), 200);
+      const got = numbers(read);
+      const all = calls.flatMap((_, k) => range(k * 100, k * 100 + 25));
+      expect([...got].sort((x, y) => x - y)).toEqual(all);
+      const byNumber = new Map(read.map((r, i) => [got[i]!, r.cursor]));
+      for (let k = 0; k < 8; k++) {
+        expect(got.filter((n) => Math.floor(n / 100) === k)).toEqual(range(k * 100, k * 100 + 25));
+        // The cursors append gave are the ones the records are read with.
+        expect(range(k * 100, k * 100 + 25).map((n) => byNumber.get(n))).toEqual(cursors[k]!);
+      }
+    });
+
+    test("a waiting read returns as soon as a record is appended", async () => {
+      const { log } = await open();
+      const c = await log.consumer("wait", { start: "oldest" });
+      const started = Date.now();
+      const pending = c.read(10, 20_000);
+      await Bun.sleep(0);
+      await log.append([rec(1)]);
+      expect(numbers(await pending)).toEqual([1]);
+      expect(Date.now() - started).toBeLessThan(15_000);
+    });
+
+    test("a consumer of one source sees only that source's records", async () => {
+      const o = await open();
+      await o.log.append([...recs(0, 3, "web"), ...recs(3, 2, "app"), ...recs(5, 2, "web")]);
+      const web = await o.log.consumer("web-only", { start: "oldest", sourceId: "web" });
+      const read = await readAll(web, 5);
+      expect(numbers(read)).toEqual([0, 1, 2, 5, 6]);
+      expect(await web.lag()).toBe(5);
+      await web.commit(read[2]!.cursor);
+      expect(await web.lag()).toBe(2);
+      await web.close();
+      const log = await o.reopen();
+      await log.append([rec(7, "app"), rec(8, "web")]);
+      const again = await log.consumer("web-only", { start: "oldest", sourceId: "web" });
+      expect(numbers(await readAll(again, 3))).toEqual([5, 6, 8]);
+    });
+
+    test("trimBefore deletes the records before a cursor; consumers behind it resume at the oldest kept", async () => {
+      const o = await open();
+      const cursors: string[] = [];
+      for (let n = 0; n < 10; n++) cursors.push(...(await o.log.append([rec(n)])));
+      const slow = await o.log.consumer("slow", { start: "oldest" });
+      const read = await slow.read(2);
+      await slow.commit(read[1]!.cursor);
+      await slow.close();
+      await o.log.trimBefore(cursors[5]!);
+      const fresh = await o.log.consumer("fresh", { start: "oldest" });
+      expect(numbers(await readAll(fresh, 5))).toEqual(range(5, 10));
+      expect(await fresh.read(10)).toEqual([]);
+      await fresh.close();
+      const log = await o.reopen();
+      const resumed = await log.consumer("slow", { start: "oldest" });
+      expect(numbers(await readAll(resumed, 5))).toEqual(range(5, 10));
+      expect(await resumed.read(10)).toEqual([]);
+      await log.append([rec(10)]);
+      expect(numbers(await readAll(resumed, 1))).toEqual([10]);
+    });
+  });
+}
