@@ -4,7 +4,7 @@ import { LiveHub } from "./admin/live/hub.ts";
 import { LiveAttempts } from "./admin/live/producers.ts";
 import { LiveTickets } from "./admin/live/tickets.ts";
 import { SourceRates } from "./admin/rates.ts";
-import { SearchIndexer } from "./admin/search/indexer.ts";
+import { IndexWriterThread } from "./admin/search/index-thread.ts";
 import { eventLogSource } from "./admin/search/log-source.ts";
 import { EventSearch } from "./admin/search/search.ts";
 import { IndexShards } from "./admin/search/shards.ts";
@@ -161,14 +161,20 @@ export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {})
     };
     cleanup.push(() => admin.live.close());
     if (config.admin.searchIndex) {
-      // Written after appends are durable, never on the ack path (src/admin/search/).
-      const shards = new IndexShards(join(dataDir, "index"));
+      // Written after appends are durable by a thread of its own in the idle scheduling
+      // class, never on the ack path (src/admin/search/index-writer.ts); searches read
+      // the shards it commits.
+      const indexDir = join(dataDir, "index");
+      const writer = await IndexWriterThread.start({
+        logDir: join(dataDir, "log"),
+        indexDir,
+        log,
+        logger,
+      });
+      cleanup.push(() => writer.stop());
+      const shards = new IndexShards(indexDir, { readOnly: true });
       cleanup.push(() => shards.close());
-      const source = eventLogSource(log);
-      const indexer = new SearchIndexer(shards, source, { logger });
-      indexer.start();
-      cleanup.push(() => indexer.stop());
-      admin.search = new EventSearch(shards, source);
+      admin.search = new EventSearch(shards, eventLogSource(log));
     }
     metrics.liveClients(() => ({
       clients: admin.live.clients,

@@ -1,13 +1,15 @@
 import { afterEach, expect, test } from "bun:test";
-import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
+import { IndexWriterThread } from "../../src/admin/search/index-thread.ts";
 import { SearchIndexer } from "../../src/admin/search/indexer.ts";
 import { eventLogSource } from "../../src/admin/search/log-source.ts";
 import { EventSearch } from "../../src/admin/search/search.ts";
 import { IndexShards } from "../../src/admin/search/shards.ts";
 import { FileEventLog } from "../../src/log/file/file-log.ts";
+import { waitFor } from "../support/wait.ts";
 
 const logger = pino({ level: "silent" });
 const dirs: string[] = [];
@@ -141,4 +143,63 @@ test("a shard whose events retention deleted from the log is dropped whole", asy
   // Hits in a dropped or deleted part never reach the answer.
   expect(search.search({ messageId: "m0", limit: 5 }).events).toEqual([]);
   expect(search.search({ messageId: "m1999", limit: 5 }).events).toHaveLength(1);
+});
+
+/** The threads of this process in SCHED_IDLE (policy 5), from /proc. */
+function idleThreads(): string[] {
+  return readdirSync("/proc/self/task").filter((tid) => {
+    try {
+      return /^policy\s*:\s*5$/m.test(readFileSync(`/proc/self/task/${tid}/sched`, "utf8"));
+    } catch {
+      return false;
+    }
+  });
+}
+
+test("the server's writer thread indexes in the idle class; a read-only view searches what it committed", async () => {
+  const { dir, log } = await setup(900, { shardEvents: 400 });
+  const before = idleThreads();
+  const writer = await IndexWriterThread.start({
+    logDir: join(dir, "log"),
+    indexDir: join(dir, "writer-index"),
+    log,
+    logger,
+    delayMs: 5,
+    shardEvents: 400,
+    batch: 300,
+  });
+  closers.push(() => writer.stop());
+  expect(writer.priority).toBe("idle");
+  // One more thread of this process runs in SCHED_IDLE: the writer; this one does not.
+  expect(idleThreads().length).toBe(before.length + 1);
+  expect(idleThreads()).not.toContain(String(process.pid));
+
+  const view = new IndexShards(join(dir, "writer-index"), { readOnly: true });
+  closers.push(() => view.close());
+  // No records read past the index: whatever is found, the index found.
+  const search = new EventSearch(view, eventLogSource(log), { maxTail: 0 });
+  await waitFor(() => search.search({ messageId: "m899", limit: 1 }).events.length === 1, {
+    what: "the writer to index the log",
+  });
+  view.refresh();
+  expect(view.progress().seq).toBe(900);
+  expect(search.search({ messageId: "m0", limit: 1 }).events).toHaveLength(1);
+  expect(search.search({ userId: "u3", limit: 500 }).events).toHaveLength(90);
+
+  // An append the thread is told of (after it is durable) is indexed, in a new shard.
+  const late = { type: "track", event: "Late", userId: "lu", messageId: "late", sourceId: "web" };
+  await log.append(
+    Array.from({ length: 300 }, (_, i) =>
+      new TextEncoder().encode(JSON.stringify({ ...late, messageId: `late-${i}` })),
+    ),
+  );
+  await waitFor(() => search.search({ userId: "lu", limit: 500 }).events.length === 300, {
+    what: "the appended events to be indexed",
+  });
+  expect(readdirSync(join(dir, "writer-index")).filter((f) => f.endsWith(".db"))).toHaveLength(3);
+  await writer.stop();
+  // A stopped writer has closed its shards: a new one goes on where it stopped.
+  const reopened = new IndexShards(join(dir, "writer-index"), 400);
+  closers.push(() => reopened.close());
+  expect(reopened.progress().seq).toBe(1200);
 });

@@ -1,4 +1,3 @@
-import type { Logger } from "pino";
 import { indexRow } from "./keys.ts";
 import type { SearchLogSource } from "./log-source.ts";
 import type { IndexShards } from "./shards.ts";
@@ -17,7 +16,13 @@ export interface IndexerOptions {
    * yet indexed from the log).
    */
   maxShare?: number;
-  logger: Logger;
+  logger: IndexerLogger;
+}
+
+/** What the indexer logs through (a pino Logger, or the writer thread's relay). */
+export interface IndexerLogger {
+  info(fields: object, msg: string): void;
+  error(fields: object, msg: string): void;
 }
 
 const decoder = new TextDecoder();

@@ -35,7 +35,9 @@ function parse(ref: string): LogPosition | undefined {
 }
 
 /** The search index's view of an EventLog: a ref is the record's own position. */
-export function eventLogSource(log: EventLog): SearchLogSource {
+export function eventLogSource(
+  log: Pick<EventLog, "read" | "start" | "onAppend">,
+): SearchLogSource {
   return {
     read(from, max) {
       const start = (from === undefined ? undefined : parse(from)) ?? log.start();

@@ -70,6 +70,7 @@ export class EventSearch {
   search(q: EventQuery): SearchPage {
     const below = q.before ?? Number.POSITIVE_INFINITY;
     const found: FoundEvent[] = [];
+    this.shards.refresh();
     const progress = this.shards.progress();
     // Newest first: the records past the index come before anything indexed.
     for (const f of this.tail(progress).reverse()) {

@@ -27,9 +27,23 @@ interface Shard {
   /** First sequence number the shard holds. */
   lo: number;
   db: Database;
-  insertEvent: Statement;
-  insertKey: Statement;
-  setProgress: Statement;
+  /** Absent in a read-only view. */
+  writes?: {
+    insertEvent: Statement;
+    insertKey: Statement;
+    setProgress: Statement;
+  };
+}
+
+export interface IndexShardsOptions {
+  /** Events per shard file. */
+  shardEvents?: number;
+  /**
+   * A view for searches beside a writer in another thread (src/admin/search/
+   * index-writer.ts): opens shards read-only, and `refresh` picks up the shards the
+   * writer added and lets go of those it dropped.
+   */
+  readOnly?: boolean;
 }
 
 const NAME = /^events-(\d{12})\.db$/;
@@ -46,18 +60,51 @@ const NAME = /^events-(\d{12})\.db$/;
  */
 export class IndexShards {
   private shards: Shard[] = [];
+  private readonly shardEvents: number;
+  private readonly readOnly: boolean;
 
   constructor(
     private readonly dir: string,
-    private readonly shardEvents = 1_000_000,
+    opts: IndexShardsOptions | number = {},
   ) {
+    const o = typeof opts === "number" ? { shardEvents: opts } : opts;
+    this.shardEvents = o.shardEvents ?? 1_000_000;
+    this.readOnly = o.readOnly ?? false;
     mkdirSync(dir, { recursive: true });
-    const found = readdirSync(dir)
+    if (this.readOnly) this.refresh();
+    else for (const lo of this.found()) this.shards.push(this.open(lo));
+  }
+
+  /**
+   * A read-only view: opens the shards the writer has added since (once they hold
+   * their first committed rows) and closes those it has dropped. Costs a directory
+   * listing; searches call it first.
+   */
+  refresh(): void {
+    if (!this.readOnly) return;
+    const found = new Set(this.found());
+    const kept: Shard[] = [];
+    for (const shard of this.shards) {
+      if (found.has(shard.lo)) kept.push(shard);
+      else shard.db.close();
+    }
+    for (const lo of found) {
+      if (kept.some((s) => s.lo === lo)) continue;
+      // Newer shards only: an older one never reappears once dropped.
+      if (kept.length > 0 && lo < kept[0]!.lo) continue;
+      const shard = this.openReadOnly(lo);
+      if (!shard) break; // not committed yet: neither it nor a later one is usable
+      kept.push(shard);
+    }
+    this.shards = kept.sort((a, b) => a.lo - b.lo);
+  }
+
+  private found(): number[] {
+    return readdirSync(this.dir)
       .map((f) => NAME.exec(f))
       .filter((m): m is RegExpExecArray => m !== null)
       .map((m) => Number(m[1]))
       .sort((a, b) => a - b);
-    for (const lo of found) this.shards.push(this.open(lo));
   }
 
   /** Where indexing goes on: the log's continuation token and the last sequence number. */
@@ -75,6 +122,7 @@ export class IndexShards {
 
   /** Adds rows for the next events in log order, and the progress, in one transaction. */
   append(rows: IndexRow[], next: string): void {
+    if (this.readOnly) throw new Error("a read-only view of the search index");
     let seq = this.progress().seq;
     let shard = this.shards.at(-1);
     let i = 0;
@@ -87,14 +135,15 @@ export class IndexShards {
       const part = rows.slice(i, i + room);
       const target = shard;
       const start = seq;
+      const w = target.writes!;
       target.db.transaction(() => {
         let s = start;
         for (const r of part) {
           s++;
-          target.insertEvent.run(s, r.source, r.type, r.received, r.ref, r.mh);
-          for (const k of r.keys) target.insertKey.run(k, s);
+          w.insertEvent.run(s, r.source, r.type, r.received, r.ref, r.mh);
+          for (const k of r.keys) w.insertKey.run(k, s);
         }
-        target.setProgress.run(i + part.length === rows.length ? next : null, s);
+        w.setProgress.run(i + part.length === rows.length ? next : null, s);
       })();
       seq += part.length;
       i += part.length;
@@ -179,6 +228,7 @@ export class IndexShards {
 
   /** Deletes the oldest shard (its events are gone from the log). */
   dropOldest(): void {
+    if (this.readOnly) throw new Error("a read-only view of the search index");
     const shard = this.shards.shift();
     if (!shard) return;
     shard.db.close();
@@ -216,14 +266,30 @@ export class IndexShards {
     return {
       lo,
       db,
-      insertEvent: db.prepare(
-        "INSERT INTO events (seq, source, type, received, ref, mh) VALUES (?, ?, ?, ?, ?, ?)",
-      ),
-      insertKey: db.prepare("INSERT OR IGNORE INTO keys (h, seq) VALUES (?, ?)"),
-      setProgress: db.prepare(
-        "INSERT INTO progress (id, next, seq) VALUES (1, ?1, ?2) ON CONFLICT (id) DO UPDATE SET next = coalesce(?1, next), seq = ?2",
-      ),
+      writes: {
+        insertEvent: db.prepare(
+          "INSERT INTO events (seq, source, type, received, ref, mh) VALUES (?, ?, ?, ?, ?, ?)",
+        ),
+        insertKey: db.prepare("INSERT OR IGNORE INTO keys (h, seq) VALUES (?, ?)"),
+        setProgress: db.prepare(
+          "INSERT INTO progress (id, next, seq) VALUES (1, ?1, ?2) ON CONFLICT (id) DO UPDATE SET next = coalesce(?1, next), seq = ?2",
+        ),
+      },
     };
+  }
+
+  /** A shard the writer has committed rows to, opened read-only; else undefined. */
+  private openReadOnly(lo: number): Shard | undefined {
+    let db: Database | undefined;
+    try {
+      db = new Database(join(this.dir, fileName(lo)), { readonly: true, safeIntegers: true });
+      db.exec("PRAGMA busy_timeout = 1000; PRAGMA cache_size = -16000;");
+      if (db.query("SELECT 1 FROM progress WHERE id = 1").get() === null) throw new Error("empty");
+      return { lo, db };
+    } catch {
+      db?.close();
+      return undefined;
+    }
   }
 }
 

@@ -1,0 +1,114 @@
+import type { Logger } from "pino";
+import type { LogPosition } from "../../log/interface.ts";
+
+export type ToIndexWriter =
+  | {
+      t: "init";
+      logDir: string;
+      indexDir: string;
+      end: LogPosition;
+      shardEvents?: number;
+      batch?: number;
+    }
+  /** The log's durable end moved (sent after appends, gathered). */
+  | { t: "end"; end: LogPosition }
+  | { t: "stop" };
+
+export type FromIndexWriter =
+  | { t: "ready"; priority: "idle" | "nice" | "none" }
+  | { t: "failed"; message: string }
+  | { t: "log"; level: "info" | "error"; msg: string; fields: Record<string, unknown> }
+  | { t: "stopped" };
+
+export interface IndexThreadOptions {
+  /** The file log's directory, read by the writer thread itself. */
+  logDir: string;
+  indexDir: string;
+  /** The log: its durable end, and a signal after each durable append. */
+  log: { end(): LogPosition; onAppend(listener: () => void): () => void };
+  logger: Logger;
+  /** Appends within this long are told to the writer in one message. */
+  delayMs?: number;
+  /** Events per shard, records per transaction (tests). */
+  shardEvents?: number;
+  batch?: number;
+}
+
+/** How long a stop waits for the writer to close its shards before ending it. */
+const STOP_WAIT_MS = 2000;
+
+/**
+ * The server's side of the search index writer (index-writer.ts): starts the thread,
+ * tells it where the log ends after appends (at most one message per `delayMs`: the
+ * only work ingest does for the index) and relays what it logs.
+ */
+export class IndexWriterThread {
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private unsubscribe: (() => void) | undefined;
+  private stopping: Promise<void> | undefined;
+
+  private constructor(
+    private readonly worker: Worker,
+    private readonly opts: IndexThreadOptions,
+    /** The scheduling the writer thread got (tests, startup log). */
+    readonly priority: "idle" | "nice" | "none",
+  ) {}
+
+  static async start(opts: IndexThreadOptions): Promise<IndexWriterThread> {
+    const worker = new Worker(new URL("./index-writer.ts", import.meta.url).href);
+    const priority = await new Promise<"idle" | "nice" | "none">((resolve, reject) => {
+      worker.onmessage = (e: MessageEvent<FromIndexWriter>) => {
+        if (e.data.t === "ready") resolve(e.data.priority);
+        else if (e.data.t === "failed") reject(new Error(e.data.message));
+      };
+      worker.addEventListener("error", (e) => reject(new Error((e as ErrorEvent).message)));
+      worker.postMessage({
+        t: "init",
+        logDir: opts.logDir,
+        indexDir: opts.indexDir,
+        end: opts.log.end(),
+        shardEvents: opts.shardEvents,
+        batch: opts.batch,
+      } satisfies ToIndexWriter);
+    }).catch((err) => {
+      worker.terminate();
+      throw err;
+    });
+    const thread = new IndexWriterThread(worker, opts, priority);
+    worker.onmessage = (e: MessageEvent<FromIndexWriter>) => thread.onMessage(e.data);
+    worker.unref();
+    thread.unsubscribe = opts.log.onAppend(() => thread.appended());
+    return thread;
+  }
+
+  /** Stops following the log and closes the index; resolves once the thread is gone. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      this.unsubscribe?.();
+      if (this.timer !== undefined) clearTimeout(this.timer);
+      const stopped = new Promise<void>((resolve) => {
+        this.onStopped = resolve;
+        setTimeout(resolve, STOP_WAIT_MS).unref?.();
+      });
+      this.worker.postMessage({ t: "stop" } satisfies ToIndexWriter);
+      await stopped;
+      this.worker.terminate();
+    })();
+    return this.stopping;
+  }
+
+  private onStopped: (() => void) | undefined;
+
+  private appended(): void {
+    if (this.timer !== undefined) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.worker.postMessage({ t: "end", end: this.opts.log.end() } satisfies ToIndexWriter);
+    }, this.opts.delayMs ?? 100);
+  }
+
+  private onMessage(m: FromIndexWriter): void {
+    if (m.t === "log") this.opts.logger[m.level](m.fields, m.msg);
+    else if (m.t === "stopped") this.onStopped?.();
+  }
+}
