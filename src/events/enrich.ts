@@ -21,23 +21,54 @@ export interface EnrichInput {
 type Json = Record<string, unknown>;
 
 /**
+ * What every event of one request shares, worked out once per request rather than
+ * once per event: the receivedAt string, the batch's sentAt as an instant, and the
+ * context of a browser event that has none of its own (the same object for each).
+ */
+export interface Enrichment {
+  input: EnrichInput;
+  receivedAt: string;
+  /** The batch's sentAt as an instant (undefined if absent or not a date). */
+  batchSentAt?: number;
+  /** A browser key's context for events without a context of their own. */
+  browserContext?: Json;
+}
+
+/** The parts of enrichment that a request's events share (see `Enrichment`). */
+export function enrichmentFor(input: EnrichInput): Enrichment {
+  const batchSentAt = input.batch?.sentAt;
+  return {
+    input,
+    receivedAt: new Date(input.receivedAt).toISOString(),
+    batchSentAt: batchSentAt === undefined ? undefined : parseIsoTime(batchSentAt),
+    browserContext:
+      input.keyType === "browser" ? browserContext(input.batch?.context, input) : undefined,
+  };
+}
+
+/**
  * Adds messageId, receivedAt, the clock-skew corrected timestamp, context.ip and
  * userAgent (browser keys), requestIp, sourceId and keyId; removes writeKey. Object
- * spread (not assignment) keeps `__proto__` keys plain data.
+ * spread (not assignment) keeps `__proto__` keys plain data. Takes the request's
+ * `Enrichment` (or its facts, for one event).
  */
-export function enrichEvent(event: Json, input: EnrichInput): StoredEvent {
+export function enrichEvent(event: Json, request: Enrichment | EnrichInput): StoredEvent {
+  const shared = "input" in request ? request : enrichmentFor(request);
+  const input = shared.input;
   const { writeKey: _dropped, ...rest } = event;
   const out: Json = rest;
-  const receivedAt = new Date(input.receivedAt).toISOString();
+  const receivedAt = shared.receivedAt;
   if (typeof out.messageId !== "string" || out.messageId === "") out.messageId = Bun.randomUUIDv7();
 
-  const sentAt = str(out.sentAt) ?? input.batch?.sentAt;
+  const ownSentAt = str(out.sentAt);
+  const sentAt = ownSentAt ?? input.batch?.sentAt;
   const clientTime = str(out.originalTimestamp) ?? str(out.timestamp);
   if (clientTime !== undefined && sentAt !== undefined) {
     // Segment's skew correction: the client's clock is off by (sentAt - receivedAt).
     out.originalTimestamp = clientTime;
     out.sentAt = sentAt;
-    out.timestamp = correctedTime(input.receivedAt, sentAt, clientTime) ?? receivedAt;
+    const sent = ownSentAt === undefined ? shared.batchSentAt : parseIsoTime(ownSentAt);
+    out.timestamp = correctedTime(input.receivedAt, sent, clientTime) ?? receivedAt;
   } else if (clientTime !== undefined) {
     out.timestamp = clientTime;
   } else {
@@ -46,14 +77,15 @@ export function enrichEvent(event: Json, input: EnrichInput): StoredEvent {
   }
   out.receivedAt = receivedAt;
 
-  const context = merge(input.batch?.context, obj(out.context));
+  const own = obj(out.context);
   if (input.keyType === "browser") {
-    const filled: Json = { ...(context ?? {}) };
-    if (filled.ip === undefined && input.requestIp) filled.ip = input.requestIp;
-    if (filled.userAgent === undefined && input.userAgent) filled.userAgent = input.userAgent;
-    out.context = filled;
-  } else if (context !== undefined) {
-    out.context = context;
+    out.context =
+      own === undefined
+        ? shared.browserContext
+        : browserContext(merge(input.batch?.context, own), input);
+  } else {
+    const context = merge(input.batch?.context, own);
+    if (context !== undefined) out.context = context;
   }
   const integrations = merge(input.batch?.integrations, obj(out.integrations));
   if (integrations !== undefined) out.integrations = integrations;
@@ -64,14 +96,21 @@ export function enrichEvent(event: Json, input: EnrichInput): StoredEvent {
   return out as StoredEvent;
 }
 
+/** A browser event's context: the client's, with the request's ip and user agent where it has none. */
+function browserContext(context: Json | undefined, input: EnrichInput): Json {
+  const filled: Json = { ...(context ?? {}) };
+  if (filled.ip === undefined && input.requestIp) filled.ip = input.requestIp;
+  if (filled.userAgent === undefined && input.userAgent) filled.userAgent = input.userAgent;
+  return filled;
+}
+
 /**
- * `receivedAt - (sentAt - clientTime)` as an ISO timestamp, or undefined when either
+ * `receivedAt - (sent - clientTime)` as an ISO timestamp (`sent`: sentAt as an instant), or undefined when either
  * time does not parse or the result leaves the years 1970–9999 (a year-0 clock with a
  * current sentAt would give `+012026-…`, which downstream databases refuse): the
  * caller then stores receivedAt.
  */
-function correctedTime(receivedAt: number, sentAt: string, clientTime: string) {
-  const sent = parseIsoTime(sentAt);
+function correctedTime(receivedAt: number, sent: number | undefined, clientTime: string) {
   const client = parseIsoTime(clientTime);
   if (sent === undefined || client === undefined) return undefined;
   const corrected = receivedAt - (sent - client);

@@ -2,7 +2,7 @@ import type { Logger } from "pino";
 import type { ResolvedKey } from "../auth/resolve.ts";
 import type { DedupStore } from "../dedup/interface.ts";
 import { StorageError } from "../errors.ts";
-import { type EnrichInput, enrichEvent } from "../events/enrich.ts";
+import { type EnrichInput, type Enrichment, enrichEvent, enrichmentFor } from "../events/enrich.ts";
 import {
   isJsonObject,
   MAX_EVENT_DEPTH,
@@ -79,9 +79,12 @@ export interface IngestDeps {
  * log or state failed, in which case nothing of the request is acknowledged.
  */
 export class IngestService {
-  /** Dedup keys whose events are being written right now, and the write's outcome. */
-  private readonly inFlight = new Map<string, Promise<unknown>>();
-  private readonly encoder = new TextEncoder();
+  /**
+   * Per source, the messageIds whose events are being written right now, and the
+   * write's outcome. A map per source rather than one keyed by `source + id`: building
+   * that string three times per event was 9% of a batch's CPU.
+   */
+  private readonly inFlight = new Map<string, Map<string, Promise<unknown>>>();
 
   constructor(private readonly deps: IngestDeps) {}
 
@@ -94,8 +97,8 @@ export class IngestService {
     item: unknown,
     known: number | undefined,
     type: EventType | undefined,
-    enrich: EnrichInput,
-  ): { event: StoredEvent; record: Uint8Array } | string {
+    enrich: Enrichment,
+  ): { event: StoredEvent; json: string } | string {
     const max = this.deps.maxEventBytes;
     if (known !== undefined && known > max) return `event exceeds ${max} bytes`;
     const slack = known === undefined && isJsonObject(item) ? droppedBytesBound(item) : 0;
@@ -103,23 +106,28 @@ export class IngestService {
     if (!v.ok) return v.error;
     if (nestedDeeperThan(v.event, MAX_EVENT_DEPTH)) return TOO_DEEP;
     const event = enrichEvent(v.event, enrich);
-    const record = serialise(event, this.encoder);
-    if (!record) return UNSERIALISABLE;
-    if (known === undefined && record.byteLength + slack > max) {
+    const json = serialise(event);
+    if (json === undefined) return UNSERIALISABLE;
+    // Its UTF-8 size is at most 3 bytes per UTF-16 unit: counted only near the limit.
+    if (
+      known === undefined &&
+      json.length * 3 + slack > max &&
+      Buffer.byteLength(json) + slack > max
+    ) {
       // Near the limit (or a large batch context): measure the event as sent.
       const sent = jsonBytes(item);
       if (sent === undefined) return UNSERIALISABLE;
       if (sent > max) return `event exceeds ${max} bytes`;
     }
-    return { event, record };
+    return { event, json };
   }
 
   async ingest(input: IngestInput): Promise<IngestResult> {
     const sourceId = input.key.source.id;
     const rejected: Rejection[] = [];
     const events: StoredEvent[] = [];
-    const records: Uint8Array[] = [];
-    const enrich: EnrichInput = {
+    const jsons: string[] = [];
+    const enrich = enrichmentFor({
       receivedAt: input.receivedAt,
       sourceId,
       keyId: input.key.keyId,
@@ -127,7 +135,7 @@ export class IngestService {
       requestIp: input.requestIp,
       userAgent: input.userAgent,
       batch: input.batch,
-    };
+    });
     for (let index = 0; index < input.items.length; index++) {
       const item = input.items[index];
       const prepared = this.prepare(item, input.itemBytes?.[index], input.type, enrich);
@@ -135,7 +143,7 @@ export class IngestService {
         rejected.push({ index, messageId: messageIdOf(item), error: prepared });
       } else {
         events.push(prepared.event);
-        records.push(prepared.record);
+        jsons.push(prepared.json);
       }
     }
 
@@ -143,20 +151,24 @@ export class IngestService {
     // id then waits for this one's outcome instead of racing it to the store.
     const claimed: number[] = [];
     const waitFor: Promise<unknown>[] = [];
-    const inRequest = new Set<string>();
     const claim = Promise.withResolvers<void>();
     claim.promise.catch(() => {}); // waiters handle it; an unawaited rejection is no crash
+    let claims = this.inFlight.get(sourceId);
+    if (claims === undefined) {
+      claims = new Map();
+      this.inFlight.set(sourceId, claims);
+    }
     let duplicates = 0;
     for (let i = 0; i < events.length; i++) {
       const id = events[i]!.messageId;
-      const pending = this.inFlight.get(`${sourceId}\u0000${id}`);
-      if (inRequest.has(id)) duplicates++;
+      const pending = claims.get(id);
+      if (pending === claim.promise)
+        duplicates++; // twice in this request
       else if (pending) {
         duplicates++;
-        waitFor.push(pending);
+        if (waitFor[waitFor.length - 1] !== pending) waitFor.push(pending);
       } else {
-        inRequest.add(id);
-        this.inFlight.set(`${sourceId}\u0000${id}`, claim.promise);
+        claims.set(id, claim.promise);
         claimed.push(i);
       }
     }
@@ -171,7 +183,7 @@ export class IngestService {
         stored.size === 0 ? claimed : claimed.filter((i) => !stored.has(events[i]!.messageId));
       duplicates += claimed.length - fresh.length;
       if (fresh.length > 0) {
-        const upTo = await this.deps.log.append(fresh.map((i) => records[i]!));
+        const upTo = await this.deps.log.append(encodeRecords(fresh, jsons));
         this.deps.dedup.remember(
           fresh.map((i) => ({ sourceId, messageId: events[i]!.messageId })),
           upTo,
@@ -182,7 +194,7 @@ export class IngestService {
       claim.reject(err);
       throw new StorageError(err);
     } finally {
-      for (const i of claimed) this.inFlight.delete(`${sourceId}\u0000${events[i]!.messageId}`);
+      for (const i of claimed) claims.delete(events[i]!.messageId);
     }
     // A duplicate of an event another request is writing is acknowledged only once
     // that write is durable; if it failed, this request fails too and is retried.
@@ -221,13 +233,33 @@ function watched(
   };
 }
 
-/** The event's JSON as UTF-8, or undefined when it cannot be serialised (e.g. nested too deeply). */
-function serialise(event: unknown, encoder: TextEncoder): Uint8Array | undefined {
+/** The event's JSON, or undefined when it cannot be serialised (e.g. nested too deeply). */
+function serialise(event: unknown): string | undefined {
   try {
-    return encoder.encode(JSON.stringify(event));
+    return JSON.stringify(event);
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The log records of the chosen events: their JSON as UTF-8, all in one buffer (one
+ * allocation per request, not one per event), each record a view of its part.
+ * `Buffer.write` of an ASCII string is several times faster than `TextEncoder.encode`.
+ */
+function encodeRecords(chosen: number[], jsons: string[]): Uint8Array[] {
+  let units = 0;
+  for (const i of chosen) units += jsons[i]!.length;
+  // At most 3 UTF-8 bytes per UTF-16 unit (JSON.stringify leaves no lone surrogate).
+  const buffer = Buffer.allocUnsafe(units * 3);
+  const records: Uint8Array[] = new Array(chosen.length);
+  let at = 0;
+  for (let k = 0; k < chosen.length; k++) {
+    const written = buffer.write(jsons[chosen[k]!]!, at);
+    records[k] = buffer.subarray(at, at + written);
+    at += written;
+  }
+  return records;
 }
 
 /** The size of a value's JSON in UTF-8 bytes, or undefined when it cannot be serialised. */
