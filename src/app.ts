@@ -34,6 +34,7 @@ import { IngestService } from "./ingest/service.ts";
 import { FileEventLog } from "./log/file/file-log.ts";
 import { createLogger } from "./logger.ts";
 import { SluiceMetrics } from "./metrics/sluice.ts";
+import { RefusalLog } from "./ratelimit/refusals.ts";
 import { SqliteRateLimiter } from "./ratelimit/sqlite.ts";
 import { lockDataDir } from "./state/lock.ts";
 import { type DataDirPermissions, makeDataDirPrivate } from "./state/permissions.ts";
@@ -204,8 +205,8 @@ export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {})
         metrics.rateLimited(key, cost);
         admin.rates.rateLimited(key.source.id, cost);
         attempts.rateLimited(key, cost, requestId);
-        logger.warn({ requestId, sourceId: key.source.id, keyId: key.keyId, cost }, "rate limited");
       },
+      refusals: new RefusalLog(),
       onRequestFailed: (failure) => attempts.requestFailed(failure),
       metrics,
       functions,

@@ -44,18 +44,27 @@ export function batchDetail(operationId: string, summary = "Many events"): Docum
  */
 export function batchRoutes(deps: HttpDeps) {
   return routeGroup("batch", deps)
-    .post("/v1/batch", (c) => acceptBatch(deps, c), {
+    .post("/v1/batch", batchHandler(deps), {
       writeKey: BATCH,
       parse: "none",
       response: BATCH_RESPONSES,
       detail: batchDetail("segmentBatch"),
     })
-    .post("/batch", (c) => acceptBatch(deps, c), {
+    .post("/batch", batchHandler(deps), {
       writeKey: BATCH,
       parse: "none",
       response: BATCH_RESPONSES,
       detail: batchDetail("batch"),
     });
+}
+
+/**
+ * The handler of a batch route, its context taken apart in its parameter list (see
+ * `singleEventHandler`: a context handed whole to a function costs every request).
+ */
+export function batchHandler(deps: HttpDeps) {
+  return ({ key, body, bytes, request, server, set }: SingleRequest) =>
+    acceptBatch(deps, { key, body, bytes, request, server, set });
 }
 
 /**

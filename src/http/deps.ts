@@ -9,6 +9,7 @@ import type { IngestService } from "../ingest/service.ts";
 import type { EventLog } from "../log/interface.ts";
 import type { SluiceMetrics } from "../metrics/sluice.ts";
 import type { RateLimiter } from "../ratelimit/interface.ts";
+import type { RefusalLog } from "../ratelimit/refusals.ts";
 
 /** What the HTTP routes need; built by the composition root (app.ts). */
 export interface HttpDeps {
@@ -26,10 +27,13 @@ export interface HttpDeps {
   logger: Logger;
   lifecycle: { shuttingDown: boolean };
   /**
-   * A request refused by the rate limiter (for the log and metrics): `cost` is its
-   * events, or 1 for a batch refused unread on an empty bucket (its size is unknown).
+   * A request refused by the rate limiter (for metrics and the inspector; every one):
+   * `cost` is its events, or 1 for a batch refused unread on an empty bucket (its size
+   * is unknown).
    */
   onRateLimited?: (key: ResolvedKey, cost: number, requestId?: string) => void;
+  /** Which refusals are logged (one per key and second); without it, every one. */
+  refusals?: RefusalLog;
   /** Request, event and log metrics for `/metrics`. */
   metrics?: SluiceMetrics;
   /** The function runtime; absent when no connection has functions. */

@@ -3,6 +3,7 @@ import { type ErrorCode, ShuttingDownError, SluiceError, StorageError } from "..
 import { FunctionTimeoutError } from "../functions/errors.ts";
 import type { HttpDeps } from "./deps.ts";
 import { requestIdOf, routeOf } from "./observe.ts";
+import { RateLimitedError } from "./request.ts";
 
 /** The HTTP status of each error code (src/errors.ts). */
 export const ERROR_STATUS: Record<ErrorCode, number> = {
@@ -52,7 +53,7 @@ export function errorHandler(deps: Pick<HttpDeps, "logger" | "lifecycle">) {
     const line = {
       requestId: requestIdOf(set),
       method: request.method,
-      route: routeOf(ctx),
+      route: routeOf(ctx.route),
       status: mapped.status,
     };
     if (mapped.internal) {
@@ -60,7 +61,10 @@ export function errorHandler(deps: Pick<HttpDeps, "logger" | "lifecycle">) {
       deps.logger.error({ ...line, errorId, err: ctx.error }, "request failed: internal error");
       return { error: `error# ${errorId}: internal error` };
     }
-    deps.logger.info({ ...line, reason: mapped.body.error }, "request failed");
+    // A refusal of a key far over its limit is counted, not logged (see RefusalLog).
+    if (!(ctx.error instanceof RateLimitedError) || ctx.error.logged) {
+      deps.logger.info({ ...line, reason: mapped.body.error }, "request failed");
+    }
     return mapped.body;
   };
 }

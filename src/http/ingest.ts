@@ -4,7 +4,7 @@ import { AnalyticsEvent, EVENT_SCHEMAS, EVENT_TYPES, type EventType } from "../e
 import type { HttpDeps } from "./deps.ts";
 import { requestIdOf } from "./observe.ts";
 import { clientIp, singleEvent } from "./request.ts";
-import { OkResponse } from "./responses.ts";
+import { OkResponse, SINGLE_OK } from "./responses.ts";
 import { errors, jsonBody, routeGroup, withOptionalType } from "./route.ts";
 import type { WriteKeyContext } from "./write-key.ts";
 
@@ -19,13 +19,16 @@ const JITSU_TYPES = new Map<string, EventType | "event">([
   ["e", "event"],
 ]);
 
-export const SINGLE_OK = { ok: true, success: true } as const;
+export { SINGLE_OK };
 
 /** The `writeKey` option of a single-event route: one event, a JSON body. */
 export const SINGLE_EVENT = { cost: 1, body: "json" } as const;
 
 /** A single-event route's answers (401 and 429 come with the write key). */
 export const SINGLE_RESPONSES = { 200: OkResponse, ...errors(400, 403, 413, 415, 503) };
+
+/** The type a Jitsu path names (`/api/s/:type`); 404 for anything else. */
+const byJitsuPath = (params: Record<string, string>) => jitsuType(params.type ?? "");
 
 /** The type a Jitsu path names; 404 for anything else (not echoed: it may be a key). */
 function jitsuType(name: string): EventType | undefined {
@@ -64,6 +67,25 @@ export async function acceptOne(
   const rejection = result.rejected[0];
   if (rejection) throw badRequest(rejection.error);
   return SINGLE_OK;
+}
+
+/**
+ * The handler of a single-event route; `typeOf` gives the path's type. It takes its
+ * context apart in its parameter list: Elysia reads each handler's source to decide
+ * what to build per request, and a context handed whole to a function makes it build
+ * everything (a headers object, cookies, the query) for every request.
+ */
+export function singleEventHandler(
+  deps: HttpDeps,
+  typeOf: (params: Record<string, string>) => EventType | undefined,
+) {
+  return ({ key, body, bytes, request, server, set, params }: SingleRequest & Routed) =>
+    acceptOne(deps, { key, body, bytes, request, server, set }, typeOf(params));
+}
+
+/** The path parameters of a route's context. */
+interface Routed {
+  params: Record<string, string>;
 }
 
 /** The OpenAPI `detail` of a Jitsu route. */
@@ -108,25 +130,29 @@ export function segmentDetail(type: EventType): DocumentDecoration {
  */
 export function ingestRoutes(deps: HttpDeps) {
   const app = routeGroup("ingest", deps)
-    .post("/api/s/s2s/:type", (c) => acceptOne(deps, c, jitsuType(c.params.type)), {
+    .post("/api/s/s2s/:type", singleEventHandler(deps, byJitsuPath), {
       writeKey: { ...SINGLE_EVENT, serverOnly: true },
       parse: "none",
       response: { ...SINGLE_RESPONSES, ...errors(404) },
       detail: jitsuDetail(true),
     })
-    .post("/api/s/:type", (c) => acceptOne(deps, c, jitsuType(c.params.type)), {
+    .post("/api/s/:type", singleEventHandler(deps, byJitsuPath), {
       writeKey: SINGLE_EVENT,
       parse: "none",
       response: { ...SINGLE_RESPONSES, ...errors(404) },
       detail: jitsuDetail(false),
     });
   for (const type of EVENT_TYPES) {
-    app.post(`/v1/${type}`, (c) => acceptOne(deps, c, type), {
-      writeKey: SINGLE_EVENT,
-      parse: "none",
-      response: SINGLE_RESPONSES,
-      detail: segmentDetail(type),
-    });
+    app.post(
+      `/v1/${type}`,
+      singleEventHandler(deps, () => type),
+      {
+        writeKey: SINGLE_EVENT,
+        parse: "none",
+        response: SINGLE_RESPONSES,
+        detail: segmentDetail(type),
+      },
+    );
   }
   return app;
 }

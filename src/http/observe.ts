@@ -1,4 +1,5 @@
 import type { HttpDeps } from "./deps.ts";
+import { SINGLE_OK } from "./responses.ts";
 
 /** The part of Elysia's per-request context the observer reads and writes. */
 interface ObservedContext {
@@ -12,6 +13,10 @@ interface ObservedContext {
   responseValue?: unknown;
 }
 
+/** What Bun's Response.json sets. */
+const JSON_TYPE = "application/json;charset=utf-8";
+const SINGLE_OK_JSON = JSON.stringify(SINGLE_OK);
+
 export const REQUEST_ID_HEADER = "x-request-id";
 /** A proxy's request id is kept (behind `trustProxy`) only when it looks like an id. */
 const INBOUND_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -21,9 +26,14 @@ const PREFIX = Array.from(crypto.getRandomValues(new Uint8Array(4)), (b) =>
 ).join("");
 let sequence = 0;
 
-/** The matched route's pattern for logs and metrics (`/api/s/:type`), or `unmatched`. */
-export function routeOf(ctx: { route?: string }): string {
-  return ctx.route || "unmatched";
+/**
+ * The matched route's pattern for logs and metrics (`/api/s/:type`), or `unmatched`.
+ * Takes the pattern, not the context: Elysia reads its hooks' source, and a hook that
+ * hands its context whole to a function makes it build everything (a headers object,
+ * cookies, the query) for every request.
+ */
+export function routeOf(route: string | undefined): string {
+  return route || "unmatched";
 }
 
 /** The request id set on a response (and on every log line about its request). */
@@ -63,17 +73,23 @@ export function requestObserver(deps: HttpDeps) {
       inbound && INBOUND_ID.test(inbound) ? inbound : `${PREFIX}-${(++sequence).toString(36)}`;
   };
 
-  const end = (ctx: ObservedContext) => {
-    const started = ctx.sluiceStartedAt;
-    const seconds = started === undefined ? 0 : (performance.now() - started) / 1000;
-    const status = typeof ctx.set.status === "number" ? ctx.set.status : 200;
-    const route = routeOf(ctx);
-    const method = ctx.request.method;
+  const end = ({
+    request,
+    set,
+    route: pattern,
+    sluiceStartedAt,
+    responseValue,
+  }: ObservedContext) => {
+    const seconds =
+      sluiceStartedAt === undefined ? 0 : (performance.now() - sluiceStartedAt) / 1000;
+    const status = typeof set.status === "number" ? set.status : 200;
+    const route = routeOf(pattern);
+    const method = request.method;
     deps.metrics?.request(method, route, status, seconds);
     if (status < 400 && sampled(deps.config.logger.successSampleRate)) {
       deps.logger.info(
         {
-          requestId: requestIdOf(ctx.set),
+          requestId: requestIdOf(set),
           method,
           route,
           status,
@@ -83,17 +99,22 @@ export function requestObserver(deps: HttpDeps) {
       );
     }
     if (status >= 400 && deps.onRequestFailed !== undefined) {
-      const body = ctx.responseValue as { error?: unknown } | undefined;
+      const body = responseValue as { error?: unknown } | undefined;
       deps.onRequestFailed({
-        request: ctx.request,
+        request,
         route,
         status,
         error: typeof body?.error === "string" ? body.error : `status ${status}`,
-        requestId: requestIdOf(ctx.set),
+        requestId: requestIdOf(set),
       });
     }
+    if (responseValue === SINGLE_OK) {
+      // The one answer of every stored single event: its JSON made once, not per request.
+      set.headers["content-type"] = JSON_TYPE;
+      return SINGLE_OK_JSON as unknown as Response;
+    }
     // Typed as Response by Elysia; any value passes through its mapping unchanged.
-    return ctx.responseValue as Response | undefined;
+    return responseValue as Response | undefined;
   };
 
   return { begin, end };

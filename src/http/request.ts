@@ -27,10 +27,42 @@ export async function chargeRate(
   }
   setRateHeaders(headers, decision);
   if (!decision.allowed) {
-    deps.onRateLimited?.(key, cost || atLeast, headers["x-request-id"] as string | undefined);
-    throw new SluiceError("rate_limited", "rate limit exceeded", {
-      retryAfter: decision.retryAfter,
-    });
+    const requestId = headers["x-request-id"] as string | undefined;
+    const refused = cost || atLeast;
+    deps.onRateLimited?.(key, refused, requestId);
+    // At most one line per key and second (RefusalLog): a 429 must cost almost nothing.
+    const unlogged = deps.refusals ? deps.refusals.refused(key.keyId) : 0;
+    if (unlogged !== undefined) {
+      deps.logger.warn(
+        { requestId, sourceId: key.source.id, keyId: key.keyId, cost: refused, unlogged },
+        "rate limited",
+      );
+    }
+    throw rateLimited(decision.retryAfter, unlogged !== undefined);
+  }
+}
+
+/**
+ * A 429. `logged`: whether this refusal got its log lines ("rate limited", then the
+ * error mapper's "request failed"); most refusals of a key over its limit do not.
+ */
+export class RateLimitedError extends SluiceError {
+  constructor(
+    retryAfter: number,
+    readonly logged: boolean,
+  ) {
+    super("rate_limited", "rate limit exceeded", { retryAfter });
+  }
+}
+
+/** A RateLimitedError without a stack: nobody reads it, and capturing one was 4% of a refusal's CPU. */
+function rateLimited(retryAfter: number, logged: boolean): RateLimitedError {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return new RateLimitedError(retryAfter, logged);
+  } finally {
+    Error.stackTraceLimit = limit;
   }
 }
 

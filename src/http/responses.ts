@@ -15,6 +15,9 @@ export const OkResponse = t.Object(
 );
 export type OkResponse = Static<typeof OkResponse>;
 
+/** The answer to a stored single event (or a duplicate); the same object every time. */
+export const SINGLE_OK = Object.freeze({ ok: true, success: true } as const);
+
 /** One event of a batch that was not stored, and why. */
 export const Rejection = t.Object(
   {

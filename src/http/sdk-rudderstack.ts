@@ -1,4 +1,4 @@
-import { acceptBatch, BATCH, BATCH_RESPONSES, batchDetail } from "./batch.ts";
+import { BATCH, BATCH_RESPONSES, batchDetail, batchHandler } from "./batch.ts";
 import type { HttpDeps } from "./deps.ts";
 import { deviceDestinations } from "./devices.ts";
 import { requestIdOf } from "./observe.ts";
@@ -57,7 +57,7 @@ export function rudderstackRoutes(deps: HttpDeps) {
         },
       },
     )
-    .post("/beacon/v1/batch", (c) => acceptBatch(deps, c), {
+    .post("/beacon/v1/batch", batchHandler(deps), {
       // Sees every answer of the route, refusals by the write-key macro included.
       mapResponse: ({ set, responseValue }) => {
         const status = typeof set.status === "number" ? set.status : 200;

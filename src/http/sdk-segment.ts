@@ -1,7 +1,13 @@
 import { EVENT_TYPES } from "../events/schema.ts";
-import { acceptBatch, BATCH, BATCH_RESPONSES, batchDetail } from "./batch.ts";
+import { BATCH, BATCH_RESPONSES, batchDetail, batchHandler } from "./batch.ts";
 import type { HttpDeps } from "./deps.ts";
-import { acceptOne, SINGLE_EVENT, SINGLE_OK, SINGLE_RESPONSES, segmentDetail } from "./ingest.ts";
+import {
+  SINGLE_EVENT,
+  SINGLE_OK,
+  SINGLE_RESPONSES,
+  segmentDetail,
+  singleEventHandler,
+} from "./ingest.ts";
 import { OkResponse } from "./responses.ts";
 import { routeGroup } from "./route.ts";
 
@@ -16,20 +22,24 @@ export function segmentShortRoutes(deps: HttpDeps) {
   const app = routeGroup("sdk-segment", deps);
   for (const type of EVENT_TYPES) {
     const long = segmentDetail(type);
-    app.post(`/v1/${type[0]}`, (c) => acceptOne(deps, c, type), {
-      writeKey: SINGLE_EVENT,
-      parse: "none",
-      response: SINGLE_RESPONSES,
-      detail: {
-        ...long,
-        operationId: `${long.operationId}Short`,
-        summary: `One ${type} event, Segment analytics.js 2.0 short path`,
-        description: `Same as \`/v1/${type}\`; analytics.js 2.0 posts here (\`text/plain\`, Basic auth, and a \`writeKey\` body field that is never stored).`,
+    app.post(
+      `/v1/${type[0]}`,
+      singleEventHandler(deps, () => type),
+      {
+        writeKey: SINGLE_EVENT,
+        parse: "none",
+        response: SINGLE_RESPONSES,
+        detail: {
+          ...long,
+          operationId: `${long.operationId}Short`,
+          summary: `One ${type} event, Segment analytics.js 2.0 short path`,
+          description: `Same as \`/v1/${type}\`; analytics.js 2.0 posts here (\`text/plain\`, Basic auth, and a \`writeKey\` body field that is never stored).`,
+        },
       },
-    });
+    );
   }
   return app
-    .post("/v1/b", (c) => acceptBatch(deps, c), {
+    .post("/v1/b", batchHandler(deps), {
       writeKey: BATCH,
       parse: "none",
       response: BATCH_RESPONSES,
