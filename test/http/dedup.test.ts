@@ -116,3 +116,61 @@ test("after a restart a duplicate is still dropped", async () => {
   expect(await storedWithId(s, single)).toHaveLength(1);
   expect(await storedWithId(s, inBatch)).toHaveLength(1);
 });
+
+test("a messageId of any allowed form is a key end to end: stored once, then a duplicate, across routes and a restart", async () => {
+  // Built from the JSON text so that `__proto__` and friends are plain own keys.
+  const ids = [
+    "x".repeat(100),
+    "é".repeat(100), // 100 characters, 200 bytes
+    "😀".repeat(50), // 100 UTF-16 units, 200 bytes
+    "e\u0301", // NFD "é": not the same key as NFC "é"
+    "é",
+    "__proto__",
+    "constructor",
+    "hasOwnProperty",
+    "toString",
+    "a\u0000b", // a NUL, as the old in-memory key used for a separator
+    "a",
+    " a ",
+    "web\u0000a",
+  ];
+  const post = (route: string, body: string, key = s.keys.server) =>
+    s.post(route, body, { "x-write-key": key, "content-type": "application/json" });
+  const event = (id: string) =>
+    `{"type":"track","userId":"u","event":"any-form","messageId":${JSON.stringify(id)}}`;
+  for (const id of ids) {
+    const res = await post("/v1/track", event(id));
+    expect({ id, status: res.status, body: await res.json() }).toEqual({
+      id,
+      status: 200,
+      body: SINGLE_OK,
+    });
+  }
+  const stored = async () =>
+    (await storedEvents(s.dataDir)).filter((e) => e.event === "any-form").map((e) => e.messageId);
+  expect((await stored()).sort()).toEqual([...ids].sort());
+
+  const again = async () => {
+    for (const id of ids) {
+      const single = await post("/api/s/track", event(id), s.keys.browser);
+      expect({ id, status: single.status }).toEqual({ id, status: 200 });
+    }
+    const batch = await post("/v1/batch", `{"batch":[${ids.map(event).join(",")}]}`);
+    expect(await batch.json()).toMatchObject({
+      received: ids.length,
+      accepted: 0,
+      duplicates: ids.length,
+      rejected: [],
+    });
+    expect((await stored()).length).toBe(ids.length);
+  };
+  await again();
+  await s.restart();
+  await again();
+  // A 101st character is refused by name, not truncated into another id's key.
+  const long = await post("/v1/track", event("x".repeat(101)));
+  expect(long.status).toBe(400);
+  expect(await long.json()).toEqual({
+    error: "messageId must be a string of at most 100 characters",
+  });
+});
