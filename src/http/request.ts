@@ -2,7 +2,7 @@ import type { Server } from "bun";
 import type { ResolvedKey } from "../auth/resolve.ts";
 import { badRequest, SluiceError, tooLarge } from "../errors.ts";
 import { isJsonObject } from "../events/json.ts";
-import { type RateDecision, rateLimitHeaders } from "../ratelimit/interface.ts";
+import { setRateLimitHeaders } from "../ratelimit/interface.ts";
 import type { HttpDeps } from "./deps.ts";
 
 /**
@@ -25,7 +25,7 @@ export async function chargeRate(
     const retryAfter = Math.max(1, Math.ceil(atLeast / spec.eventsPerSecond));
     decision = { ...decision, allowed: false, retryAfter };
   }
-  setRateHeaders(headers, decision);
+  setRateLimitHeaders(headers, decision);
   if (!decision.allowed) {
     const requestId = headers["x-request-id"] as string | undefined;
     const refused = cost || atLeast;
@@ -73,11 +73,7 @@ export async function refundRate(
   cost: number,
   headers: Record<string, string | number>,
 ): Promise<void> {
-  setRateHeaders(headers, await deps.limiter.take(key.keyId, -cost, key.source.rateLimit));
-}
-
-function setRateHeaders(headers: Record<string, string | number>, decision: RateDecision) {
-  Object.assign(headers, rateLimitHeaders(decision));
+  setRateLimitHeaders(headers, await deps.limiter.take(key.keyId, -cost, key.source.rateLimit));
 }
 
 /** The client's address: the socket's, or X-Forwarded-For / X-Real-IP behind a trusted proxy. */

@@ -27,13 +27,16 @@ export interface RateLimiter {
   close(): Promise<void>;
 }
 
-/** Standard rate-limit headers for a decision. */
-export function rateLimitHeaders(d: RateDecision): Record<string, string> {
-  const h: Record<string, string> = {
-    "x-ratelimit-limit": String(d.limit),
-    "x-ratelimit-remaining": String(d.remaining),
-    "x-ratelimit-reset": String(d.reset),
-  };
-  if (!d.allowed) h["retry-after"] = String(d.retryAfter);
-  return h;
+/**
+ * Sets the standard rate-limit headers of a decision on a response's headers (in
+ * place: one object per request, not one more per charge).
+ */
+export function setRateLimitHeaders(
+  headers: Record<string, string | number>,
+  d: RateDecision,
+): void {
+  headers["x-ratelimit-limit"] = String(d.limit);
+  headers["x-ratelimit-remaining"] = String(d.remaining);
+  headers["x-ratelimit-reset"] = String(d.reset);
+  if (!d.allowed) headers["retry-after"] = String(d.retryAfter);
 }
