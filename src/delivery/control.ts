@@ -114,6 +114,7 @@ export class ManagerControl implements DeliveryControl {
             ok: entry.ok,
             ...(typeof entry.status === "number" ? { status: entry.status } : {}),
             ...(entry.error ? { error: entry.error } : {}),
+            ...(entry.via ? { via: entry.via } : {}),
           });
           // A replay re-sends what was delivered before: it does not settle the path.
           if (entry.ok && entry.via !== "replay") status = "delivered";

@@ -69,6 +69,14 @@ test("pause holds delivery back (also across a restart); resume delivers what wa
   expect((await connection(s)).state).toBe("running");
   const metrics = await (await fetch(`${s.url}/metrics`)).text();
   expect(metrics).toContain('sluice_connection_state{connection="con_hook",state="running"} 1');
+  const lastSuccess =
+    /^sluice_connection_last_success_timestamp_seconds\{connection="con_hook"\} (\S+)$/m.exec(
+      metrics,
+    );
+  expect(Number(lastSuccess?.[1]) * 1000).toBeCloseTo(
+    Date.parse((await connection(s)).lastSuccessAt as string),
+    -3,
+  );
 });
 
 test("the admin API's redrive sends the dead letters once and shows the state as it goes", async () => {
@@ -91,4 +99,73 @@ test("the admin API's redrive sends the dead letters once and shows the state as
   expect(r.accepted().map((e) => e.messageId)).toEqual(["x-1", "x-2"]);
   expect(await connection(s)).toMatchObject({ deadLetters: 0, state: "running", attempts: 0 });
   expect(letter!.id).toBeString();
+});
+
+interface PathView {
+  status: string;
+  attempts: { ok: boolean; status?: number; error?: string; via?: string }[];
+  deadLetter: { reason: string; attempts: number } | null;
+  replays: { status: string }[];
+}
+
+async function pathOf(s: TestServer, messageId: string): Promise<PathView> {
+  const res = await adminGet(s, `/admin/api/events/web/${messageId}`);
+  expect(res.status).toBe(200);
+  const body = (await res.json()) as {
+    path: { connections: (PathView & { connectionId: string })[] };
+  };
+  const [con] = body.path.connections;
+  expect(con!.connectionId).toBe("con_hook");
+  return con!;
+}
+
+test("an event's path: refused and dead-lettered, then redriven, then replayed", async () => {
+  r = startReceiver();
+  let status: number | undefined = 422;
+  r.fail = () => status;
+  s = await startAdminServer({ config: hook(r.url) });
+  const before = new Date(Date.now() - 1000).toISOString();
+  await send(s, ["t-1"]);
+  await waitForDeadLetters(s.dataDir, "con_hook", 1);
+  const dead = await until(async () => {
+    const p = await pathOf(s!, "t-1");
+    return p.status === "dead_letter" ? p : null;
+  });
+  expect(dead.attempts).toEqual([
+    expect.objectContaining({ ok: false, status: 422, error: expect.stringContaining("HTTP 422") }),
+  ]);
+  expect(dead.deadLetter).toMatchObject({
+    reason: expect.stringContaining("HTTP 422"),
+    attempts: 1,
+  });
+  expect(dead.replays).toEqual([]);
+
+  status = undefined;
+  expect((await post(s, "con_hook/redrive")).status).toBe(200);
+  const redriven = await until(async () => {
+    const p = await pathOf(s!, "t-1");
+    return p.status === "delivered" ? p : null;
+  });
+  expect(redriven.attempts.map((a) => [a.ok, a.via])).toEqual([
+    [false, undefined],
+    [true, "redrive"],
+  ]);
+  // The dead letter stays in the story, though it is gone from the store.
+  expect(redriven.deadLetter).toMatchObject({ reason: expect.stringContaining("HTTP 422") });
+
+  const replay = await fetch(`${s.url}/admin/api/connections/con_hook/replay`, {
+    method: "POST",
+    headers: { ...ADMIN, "content-type": "application/json" },
+    body: JSON.stringify({ from: before }),
+  });
+  expect(replay.status).toBe(200);
+  const replayed = await until(async () => {
+    const p = await pathOf(s!, "t-1");
+    return p.replays.length > 0 ? p : null;
+  });
+  expect(replayed.replays).toEqual([expect.objectContaining({ status: "delivered" })]);
+  expect(replayed.status).toBe("delivered");
+  // Redrive and replay carried the key of the first attempt: the receiver keeps it once.
+  expect(new Set(r.batches.map((b) => b.key)).size).toBe(1);
+  expect(r.accepted().map((e) => e.messageId)).toEqual(["t-1"]);
 });

@@ -32,6 +32,8 @@ export interface Receiver {
   /** Asked on each request once the script ran out: a status to fail with, or undefined for 200. */
   fail: () => number | undefined;
   headers: Headers[];
+  /** The Retry-After header of 429 answers. */
+  retryAfter: string;
   waitFor(count: number, timeoutMs?: number): Promise<void>;
   stop(): void;
 }
@@ -46,6 +48,7 @@ export function startReceiver(script: number[] = [], now: () => number = Date.no
     script,
     fail: () => undefined,
     headers: [],
+    retryAfter: "0",
     delivered: () => r.batches.filter((b) => b.status < 300).flatMap((b) => b.events),
     accepted() {
       const seen = new Set<string | null>();
@@ -91,7 +94,7 @@ export function startReceiver(script: number[] = [], now: () => number = Date.no
       r.headers.push(req.headers);
       return new Response(status < 300 ? "ok" : status < 500 ? REFUSAL : "unavailable", {
         status,
-        headers: status === 429 ? { "retry-after": "0" } : {},
+        headers: status === 429 ? { "retry-after": r.retryAfter } : {},
       });
     },
   });

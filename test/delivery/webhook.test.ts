@@ -9,7 +9,7 @@ import {
 } from "../support/server.ts";
 import { waitFor } from "../support/wait.ts";
 import { type Receiver, startReceiver } from "./receiver.ts";
-import { caughtUp, waitForDeadLetters } from "./support.ts";
+import { caughtUp, deadLettersOf, logLines, waitForDeadLetters } from "./support.ts";
 
 let s: TestServer | undefined;
 let r: Receiver | undefined;
@@ -83,6 +83,24 @@ test("a receiver that answers 500 then 200 gets the batch again, confirmed once"
   await r.waitFor(3);
   expect(r.batches.map((b) => b.status)).toEqual([500, 503, 429, 200]);
   expect(r.delivered().map((e) => e.messageId)).toEqual(["r-1", "r-2", "r-3"]);
+});
+
+test("a 429's Retry-After sets the wait before the next attempt; a 408 is retried too", async () => {
+  r = startReceiver([408, 429]);
+  r.retryAfter = "1";
+  s = await startTestServer({ config: hook(r.url, { retryBaseMs: 10 }) });
+  await send(s, ["ra-1"]);
+  await r.waitFor(1);
+  expect(r.batches.map((b) => b.status)).toEqual([408, 429, 200]);
+  // The backoff alone would wait ~10-20 ms; the receiver asked for a second.
+  expect(r.batches[2]!.at - r.batches[1]!.at).toBeGreaterThanOrEqual(950);
+  const waits = (await logLines(s.logFile))
+    .filter((l) => l.msg === "delivery failed; will retry")
+    .map((l) => l.retryInMs);
+  expect(waits).toHaveLength(2);
+  expect(waits[0]).toBeLessThanOrEqual(10);
+  expect(waits[1]).toBe(1000);
+  expect(await deadLettersOf(s.dataDir, "con_hook")).toEqual([]);
 });
 
 test("too many failed attempts (maxAttempts) dead-letter the batch", async () => {

@@ -69,6 +69,12 @@ export const DeliveryAttemptView = t.Object({
   ok: t.Boolean(),
   status: t.Optional(t.Integer()),
   error: t.Optional(t.String()),
+  via: t.Optional(
+    t.Union([t.Literal("redrive"), t.Literal("replay")], {
+      description:
+        "Sent again from the dead letters (redrive) or by a replay; absent: live delivery.",
+    }),
+  ),
 });
 
 /** What became of one stored event on one connection. */

@@ -103,7 +103,13 @@ export interface ConnectionPath {
   destination: { type: string };
   status: "delivered" | "pending" | "dead_letter" | "dropped";
   functions: FunctionRun[];
-  attempts: { at: string; ok: boolean; status?: number; error?: string }[];
+  attempts: {
+    at: string;
+    ok: boolean;
+    status?: number;
+    error?: string;
+    via?: "redrive" | "replay";
+  }[];
   deadLetter: { at: string; reason: string; attempts: number } | null;
   replays: { at: string; status: string }[];
 }

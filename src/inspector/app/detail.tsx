@@ -144,7 +144,8 @@ function ConnectionStep({ c }: { c: ConnectionPath }) {
         <ul class="sub">
           {c.attempts.map((a, i) => (
             <li key={`a${i}`} class={a.ok ? "ok-text" : "error-text"}>
-              Delivery attempt {i + 1} at {clock(a.at)}: {a.ok ? "ok" : "failed"}
+              Delivery attempt {i + 1} at {clock(a.at)}
+              {a.via ? ` (${a.via})` : ""}: {a.ok ? "ok" : "failed"}
               {a.status ? ` (${a.status})` : ""}
               {a.error ? ` · ${a.error}` : ""}
             </li>
