@@ -121,7 +121,9 @@ export class ManagerControl implements DeliveryControl {
           break;
         case "dead-letter": {
           const letter = await this.deadLetters.get(connectionId, entry.deadLetterId);
-          deadLetter = { at: iso(at), reason: entry.error, attempts: letter?.attempts ?? 0 };
+          // Once redriven the letter is gone: its attempts are the failed ones so far.
+          const failed = attempts.filter((a) => !a.ok).length;
+          deadLetter = { at: iso(at), reason: entry.error, attempts: letter?.attempts ?? failed };
           // Still there: not delivered (a redrive that delivered it removed it).
           if (letter) status = "dead_letter";
           break;

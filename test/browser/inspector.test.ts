@@ -3,6 +3,7 @@ import type { Browser, Page } from "playwright-core";
 import { ADMIN_TOKEN, startAdminServer } from "../admin/support.ts";
 import { type Receiver, startReceiver } from "../delivery/receiver.ts";
 import type { TestServer } from "../support/server.ts";
+import { waitFor } from "../support/wait.ts";
 import {
   axeViolations,
   DESKTOP,
@@ -183,6 +184,32 @@ describe.skipIf(!haveChromium)("the inspector in Chromium", () => {
     await step.getByText(/Delivery attempt 1 .*failed \(500\)/).waitFor({ timeout: 10_000 });
     await step.getByText(/Delivery attempt 2 .*ok/).waitFor();
     await shot(page, "detail-retried-desktop-light");
+    await page.context().close();
+  }, 60_000);
+
+  test("a dead-lettered event, redriven from the connections view: its path tells both", async () => {
+    hook.fail = () => 422;
+    const res = await server.post("/v1/track", track("refused-1", "Paid"), {
+      "x-write-key": server.keys.other,
+    });
+    expect(res.status).toBe(200);
+    await waitFor(() => hook.batches.some((b) => b.status === 422), { what: "the refusal" });
+    const page = await signedIn();
+    await page.getByRole("link", { name: "Connections" }).click();
+    const card = page.locator('[data-connection="con_hook"]');
+    await card.locator(".badge").getByText("failing").waitFor({ timeout: 10_000 });
+    hook.fail = () => undefined;
+    await card.getByRole("button", { name: "Redrive dead letters" }).click();
+    await card.locator(".badge").getByText("running").waitFor({ timeout: 10_000 });
+    await page.goto(`${server.url}/inspector/#/event/other/refused-1`);
+    const step = page.locator('[data-connection="con_hook"]');
+    // (Run alone, the receiver's scripted 500 comes first: one more failed attempt.)
+    await step.getByText(/Delivery attempt \d .*failed \(422\)/).waitFor({ timeout: 10_000 });
+    await step.getByText(/Delivery attempt \d .*\(redrive\): ok/).waitFor();
+    await step.getByText(/Dead letter at .* after \d attempt.*HTTP 422/).waitFor();
+    await step.getByText("delivered", { exact: true }).waitFor();
+    await expectAccessible(page, "detail redriven");
+    await shot(page, "detail-redriven-desktop-light");
     await page.context().close();
   }, 60_000);
 

@@ -151,7 +151,10 @@ test("an event's path: refused and dead-lettered, then redriven, then replayed",
     [true, "redrive"],
   ]);
   // The dead letter stays in the story, though it is gone from the store.
-  expect(redriven.deadLetter).toMatchObject({ reason: expect.stringContaining("HTTP 422") });
+  expect(redriven.deadLetter).toMatchObject({
+    reason: expect.stringContaining("HTTP 422"),
+    attempts: 1,
+  });
 
   const replay = await fetch(`${s.url}/admin/api/connections/con_hook/replay`, {
     method: "POST",
