@@ -1,0 +1,162 @@
+import { afterAll, afterEach, describe, expect, test } from "bun:test";
+import { jetstreamManager, StorageType } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
+import { consumerName, type NatsLogOptions, NatsLogStream } from "../../src/log/nats/nats-log.ts";
+import type { AppendRecord, StreamRecord } from "../../src/log/stream.ts";
+import { isUnavailable } from "../../src/storage/unavailable.ts";
+import { findProgram, type NatsServerProcess, startNatsServer } from "../scaleout/servers.ts";
+import { waitFor } from "../support/wait.ts";
+
+const missing = findProgram("nats-server")
+  ? undefined
+  : "nats-server is missing (apt-get install -y nats-server)";
+if (missing) console.warn(`NATS event log tests skipped: ${missing}`);
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const rec = (n: number, sourceId = "web"): AppendRecord => ({
+  sourceId,
+  type: "track",
+  messageId: `m-${n}`,
+  payload: encoder.encode(JSON.stringify({ n })),
+});
+const numbers = (records: StreamRecord[]) =>
+  records.map((r) => (JSON.parse(decoder.decode(r.payload)) as { n: number }).n);
+
+describe.skipIf(Boolean(missing))("NATS JetStream event log", () => {
+  let server: NatsServerProcess | undefined;
+  let streams = 0;
+  const open: NatsLogStream[] = [];
+  const start = async () => {
+    server ??= await startNatsServer();
+    return server;
+  };
+  const options = (extra: Partial<NatsLogOptions> = {}): NatsLogOptions => {
+    const n = streams++;
+    return {
+      servers: [server!.url],
+      stream: `LOG_${n}`,
+      subjectPrefix: `log${n}.events`,
+      ...extra,
+    };
+  };
+  const openLog = async (opts: NatsLogOptions) => {
+    const log = await NatsLogStream.open(opts);
+    open.push(log);
+    return log;
+  };
+  afterEach(async () => {
+    for (const log of open.splice(0)) await log.close().catch(() => undefined);
+  });
+  afterAll(async () => {
+    await server?.cleanup();
+  });
+
+  test("the stream is created if missing: file storage, a subject per source, a 2 minute duplicate window", async () => {
+    await start();
+    const opts = options({ stream: "SLUICE_SPEC", subjectPrefix: "sluice.events" });
+    await openLog(opts);
+    await openLog(opts); // a second instance finds it
+    const nc = await connect({ servers: server!.url });
+    try {
+      const info = await (await jetstreamManager(nc)).streams.info("SLUICE_SPEC");
+      expect(info.config.subjects).toEqual(["sluice.events.>"]);
+      expect(info.config.storage).toBe(StorageType.File);
+      expect(info.config.duplicate_window).toBe(120_000_000_000);
+    } finally {
+      await nc.close();
+    }
+  });
+
+  test("the same sourceId:messageId within the window is stored once (Nats-Msg-Id)", async () => {
+    await start();
+    const log = await openLog(options());
+    const first = await log.append([rec(1), rec(2)]);
+    const again = await log.append([rec(1), rec(3), rec(1, "app")]);
+    expect(again[0]).toBe(first[0]!);
+    expect(new Set([...first, ...again]).size).toBe(4);
+    const c = await log.consumer("all", { start: "oldest" });
+    const read = await c.read(10);
+    expect(read.map((r) => [r.sourceId, numbers([r])[0]])).toEqual([
+      ["web", 1],
+      ["web", 2],
+      ["web", 3],
+      ["app", 1],
+    ]);
+  });
+
+  test("instances sharing a consumer name split the records: each read by exactly one", async () => {
+    await start();
+    const opts = options();
+    const writer = await openLog(opts);
+    await writer.append(Array.from({ length: 200 }, (_, n) => rec(n)));
+    const readers = await Promise.all(
+      [0, 1, 2].map(async () =>
+        (await openLog(opts)).consumer("conn.shared_1", { start: "oldest" }),
+      ),
+    );
+    const seen: number[][] = [[], [], []];
+    await Promise.all(
+      readers.map(async (c, i) => {
+        for (;;) {
+          const batch = await c.read(7);
+          if (batch.length === 0) return;
+          seen[i]!.push(...numbers(batch));
+          await c.commit(batch.at(-1)!.cursor);
+        }
+      }),
+    );
+    const all = seen.flat().sort((a, b) => a - b);
+    expect(all).toEqual(Array.from({ length: 200 }, (_, n) => n));
+    expect(await readers[0]!.lag()).toBe(0);
+    // Names the server would refuse (`.`) map to distinct valid ones.
+    expect(consumerName("conn.shared_1")).toMatch(/^[A-Za-z0-9_-]+$/);
+    expect(consumerName("a.b")).not.toBe(consumerName("a_b"));
+  });
+
+  test("records a dead reader held go to another after ack_wait", async () => {
+    await start();
+    const opts = options({ ackWaitMs: 1000 });
+    const writer = await openLog(opts);
+    await writer.append([rec(1), rec(2), rec(3)]);
+    const dying = await NatsLogStream.open(opts);
+    const held = await (await dying.consumer("d", { start: "oldest" })).read(10);
+    expect(numbers(held)).toEqual([1, 2, 3]);
+    // Dies without closing its consumer (no nak): only ack_wait gives the records back.
+    await (dying as unknown as { nc: { close(): Promise<void> } }).nc.close();
+    const other = await writer.consumer("d", { start: "oldest" });
+    const got = await waitFor(async () => numbers(await other.read(10, 1000)).join(","), {
+      timeoutMs: 15_000,
+      what: "redelivery after ack_wait",
+    });
+    expect(got).toBe("1,2,3");
+  });
+
+  test("NATS down: appends fail as unavailable, healthy() is false; back: appends work, records kept", async () => {
+    const s = await start();
+    const log = await openLog(options({ publishTimeoutMs: 1000 }));
+    await log.append([rec(1)]);
+    await s.stop();
+    await waitFor(() => !log.healthy(), { what: "healthy() false after the server stopped" });
+    const failed = await log.append([rec(2)]).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(isUnavailable(failed)).toBe(true);
+    await s.start();
+    await waitFor(() => log.healthy(), { timeoutMs: 20_000, what: "reconnect" });
+    await waitFor(
+      () =>
+        log.append([rec(3)]).then(
+          () => true,
+          () => false,
+        ),
+      {
+        timeoutMs: 20_000,
+        what: "an append succeeds again",
+      },
+    );
+    const c = await log.consumer("after-outage", { start: "oldest" });
+    expect(numbers(await c.read(10))).toEqual([1, 3]);
+  });
+});
