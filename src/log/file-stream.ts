@@ -94,6 +94,7 @@ class FileLogConsumer implements LogConsumer {
   ) {}
 
   async read(max: number, waitMs = 0): Promise<StreamRecord[]> {
+    if (max < 1) return [];
     const deadline = Date.now() + waitMs;
     for (;;) {
       const batch = this.take(max);

@@ -38,7 +38,7 @@ export class NatsLogConsumer implements LogConsumer {
   ) {}
 
   async read(max: number, waitMs = 0): Promise<StreamRecord[]> {
-    if (this.closed) return [];
+    if (this.closed || max < 1) return [];
     let msgs = await this.pull({ batch: max, no_wait: true }, 0);
     if (msgs.length === 0 && waitMs > 0) {
       // Wait for the first message only (a batch of one ends with it), then take what
