@@ -110,15 +110,16 @@ test("a bucket survives a restart", async () => {
 });
 
 test("tokens refill over time", async () => {
-  // 5 tokens a second: the 429 below holds unless 200 ms pass between two requests.
-  s = await startTestServer({ web: { rateLimit: { eventsPerSecond: 5, burst: 2 } } });
+  // 1 token a second: the 429 below holds unless a whole second passes between two
+  // requests (200 ms at 5 a second was missed on a loaded machine).
+  s = await startTestServer({ web: { rateLimit: { eventsPerSecond: 1, burst: 2 } } });
   const key = { "x-write-key": s.keys.server };
   const both = { batch: [track(1), track(2)] };
   expect((await s.post("/v1/batch", both, key)).status).toBe(200);
   expect((await s.post("/v1/track", track(3), key)).status).toBe(429);
-  // The passing of time is what is tested here: 1 s is 5 tokens' worth, and the bucket
-  // holds 2 (a condition to wait on would have to spend the tokens it measures).
-  await Bun.sleep(1000);
+  // The passing of time is what is tested here: 2.2 s is over 2 tokens' worth, and the
+  // bucket holds 2 (a condition to wait on would have to spend the tokens it measures).
+  await Bun.sleep(2200);
   const res = await s.post("/v1/track", track(4), key);
   expect(res.status).toBe(200);
   expect(res.headers.get("x-ratelimit-remaining")).toBe("1");
