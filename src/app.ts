@@ -98,6 +98,7 @@ export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {})
       segmentBytes: config.log.segmentBytes,
       logger,
       onFlush: metrics.logFlushed,
+      onCorrupt: metrics.logCorrupt,
     });
     cleanup.push(() => log.close());
     const db = openStateDb(dataDir);

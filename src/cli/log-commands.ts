@@ -23,6 +23,10 @@ export async function tail(opts: {
     source: opts.source,
     lines,
     write: (line) => process.stdout.write(`${line}\n`),
+    warn: (c) =>
+      console.error(
+        `segment ${c.segment} offset ${c.offset}: ${c.reason}, ${c.bytes} bytes skipped (corrupt record)`,
+      ),
     signal: controller.signal,
   });
   return 0;

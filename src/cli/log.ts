@@ -1,6 +1,5 @@
 import { join } from "node:path";
-import { readRecords } from "../log/file/reader.ts";
-import { scanRecords } from "../log/file/record.ts";
+import { type CorruptRecord, readRecords, scanSegment } from "../log/file/reader.ts";
 import { listSegments, readSegmentBytes, segmentPath } from "../log/file/segments.ts";
 import type { LogPosition } from "../log/interface.ts";
 
@@ -12,6 +11,8 @@ export interface TailOptions {
   /** Events to show from the end when not from the start. */
   lines: number;
   write: (line: string) => void;
+  /** Told of each damaged record skipped (once each). */
+  warn?: (corrupt: CorruptRecord) => void;
   /** Stops following when aborted. */
   signal?: AbortSignal;
 }
@@ -26,12 +27,19 @@ export async function tailLog(opts: TailOptions): Promise<void> {
     opts.source === undefined ||
     (JSON.parse(text) as { sourceId?: string }).sourceId === opts.source;
 
+  const reported = new Set<string>();
+  const onCorrupt = (c: CorruptRecord) => {
+    const key = `${c.segment}:${c.offset}`;
+    if (reported.has(key)) return;
+    reported.add(key);
+    opts.warn?.(c);
+  };
   let from: LogPosition = { segment: listSegments(dir)[0] ?? 0, offset: 0 };
   if (!opts.fromStart) {
     // Keep only the last `lines` matching events while walking to the end.
     const last: string[] = [];
     for (;;) {
-      const page = readRecords(dir, from, PAGE);
+      const page = readRecords(dir, from, PAGE, undefined, onCorrupt);
       if (page.length === 0) break;
       for (const r of page) {
         const text = decoder.decode(r.payload);
@@ -44,7 +52,7 @@ export async function tailLog(opts: TailOptions): Promise<void> {
     for (const line of last) opts.write(line);
   }
   for (;;) {
-    const page = readRecords(dir, from, PAGE);
+    const page = readRecords(dir, from, PAGE, undefined, onCorrupt);
     for (const r of page) {
       const text = decoder.decode(r.payload);
       if (matches(text)) opts.write(text);
@@ -64,17 +72,23 @@ export interface VerifyReport {
   problems: { segment: number; offset: number; reason: string }[];
 }
 
-/** `sluice log verify`: checks every record's length and checksum in every segment. */
+/**
+ * `sluice log verify`: checks every record's length and checksum in every segment, and
+ * names each damaged record and each torn tail (a zero-filled tail is not damage).
+ */
 export function verifyLog(dataDir: string): VerifyReport {
   const dir = join(dataDir, "log");
   const report: VerifyReport = { segments: 0, records: 0, bytes: 0, problems: [] };
   for (const seg of listSegments(dir)) {
     const { buf, size } = readSegmentBytes(segmentPath(dir, seg), 0);
-    const scan = scanRecords(buf);
+    const scan = scanSegment(buf);
     report.segments++;
-    report.records += scan.records.length;
+    report.records += scan.records;
     report.bytes += size;
-    if (scan.problem) report.problems.push({ segment: seg, ...scan.problem });
+    for (const c of scan.corrupt) {
+      report.problems.push({ segment: seg, offset: c.offset, reason: c.reason });
+    }
+    if (scan.tail) report.problems.push({ segment: seg, ...scan.tail });
   }
   return report;
 }

@@ -62,7 +62,10 @@ export async function replay(
   let summary: ReplaySummary;
   try {
     const job = await startReplay({
-      open: async (start) => fileReplaySource(config.server.dataDir, connection.source, start),
+      open: async (start) =>
+        fileReplaySource(config.server.dataDir, connection.source, start, (c) =>
+          logger.error(c, "replay: corrupt log record skipped"),
+        ),
       pipeline: offline.pipeline,
       range: { from, to },
       batchSize: (connection.destination as { batchSize?: number }).batchSize ?? 100,

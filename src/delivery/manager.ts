@@ -197,7 +197,10 @@ export class DeliveryManager {
     const { connection } = r;
     const d = connection.destination as ServerSideDestination;
     const job = await startReplay({
-      open: async (start) => fileReplaySource(this.opts.dataDir, connection.source, start),
+      open: async (start) =>
+        fileReplaySource(this.opts.dataDir, connection.source, start, (c) =>
+          this.opts.logger.error({ connectionId, ...c }, "replay: corrupt log record skipped"),
+        ),
       pipeline: r.pipeline,
       range,
       batchSize: d.batchSize ?? 100,

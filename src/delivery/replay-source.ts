@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import type { StoredEvent } from "../events/schema.ts";
-import { readRecords } from "../log/file/reader.ts";
+import { type CorruptRecord, readRecords } from "../log/file/reader.ts";
 import { listSegments } from "../log/file/segments.ts";
 import type { LogPosition } from "../log/interface.ts";
 
@@ -39,12 +39,13 @@ export function parsePosition(text: string): LogPosition | undefined {
 
 /**
  * Reads one source's records from the embedded log's segment files (read-only, beside
- * a running server or not).
+ * a running server or not). A damaged record is skipped and reported to `onCorrupt`.
  */
 export function fileReplaySource(
   dataDir: string,
   sourceId: string,
   start: ReplayStart,
+  onCorrupt?: (corrupt: CorruptRecord) => void,
 ): ReplaySource {
   const dir = join(dataDir, "log");
   let from: LogPosition =
@@ -53,7 +54,7 @@ export function fileReplaySource(
       : (parsePosition(start.after) ?? { segment: 0, offset: 0 });
   return {
     async read(max) {
-      const page = readRecords(dir, from, max);
+      const page = readRecords(dir, from, max, undefined, onCorrupt);
       const records: ReplayRecord[] = [];
       for (const r of page) {
         from = r.next;

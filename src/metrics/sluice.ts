@@ -88,6 +88,18 @@ export class SluiceMetrics implements FunctionMetrics {
   readonly flushedRecords = this.registry.register(
     new Counter("sluice_log_flushed_records_total", "Records made durable in the event log."),
   );
+  readonly logCorruptRecords = this.registry.register(
+    new Counter(
+      "sluice_log_corrupt_records_total",
+      "Damaged event log records found and skipped (each logged with its segment and offset).",
+    ),
+  );
+  readonly logWriteFailures = this.registry.register(
+    new Counter(
+      "sluice_log_write_failures_total",
+      "Event log appends that failed (disk full, permissions, a vanished segment file).",
+    ),
+  );
   readonly functionRuns = this.registry.register(
     new Counter("sluice_function_runs_total", "Function runs by function id.", ["function"]),
   );
@@ -116,6 +128,9 @@ export class SluiceMetrics implements FunctionMetrics {
 
   constructor(opts: SluiceMetricsOptions) {
     const segments = opts.segments ?? (() => []);
+    // Shown as 0 from the start, so an alert can watch them.
+    this.logCorruptRecords.inc(0);
+    this.logWriteFailures.inc(0);
     this.registry.register(
       new Gauge("sluice_log_bytes", "Total size of the event log's segment files.", () =>
         segments().reduce((n, s) => n + s.bytes, 0),
@@ -263,6 +278,16 @@ export class SluiceMetrics implements FunctionMetrics {
   readonly logFlushed = (seconds: number, records: number): void => {
     this.flushSeconds.observe(seconds);
     this.flushedRecords.inc(records);
+  };
+
+  /** A damaged record of the event log, skipped (FileEventLog's `onCorrupt`). */
+  readonly logCorrupt = (): void => {
+    this.logCorruptRecords.inc(1);
+  };
+
+  /** A failed append of the event log (FileEventLog's `onWriteFailure`). */
+  readonly logWriteFailed = (): void => {
+    this.logWriteFailures.inc(1);
   };
 
   readonly functionRun = (functionId: string, ms: number, error: boolean): void => {

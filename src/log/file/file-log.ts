@@ -14,8 +14,8 @@ import { type FileHandle, open } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import type { Logger } from "pino";
 import type { EventLog, LogPosition, LogRecord, SegmentInfo } from "../interface.ts";
-import { readRecords } from "./reader.ts";
-import { encodeRecords, scanRecords } from "./record.ts";
+import { type CorruptRecord, readRecords, type SegmentScan, scanSegment } from "./reader.ts";
+import { encodeRecords } from "./record.ts";
 import { listSegments, readSegmentBytes, segmentPath } from "./segments.ts";
 
 export interface FileEventLogOptions {
@@ -24,6 +24,8 @@ export interface FileEventLogOptions {
   logger: Logger;
   /** Called with each group's flush duration in seconds (metrics). */
   onFlush?: (seconds: number, records: number) => void;
+  /** Called once for each damaged record found (at start or by a reader), after it is logged. */
+  onCorrupt?: (corrupt: CorruptRecord) => void;
 }
 
 interface PendingAppend {
@@ -60,6 +62,8 @@ export class FileEventLog implements EventLog {
   private broken: Error | null = null;
   private closed = false;
   private readonly listeners = new Set<() => void>();
+  /** Damaged records already reported (`segment:offset`): each is logged once. */
+  private readonly reported = new Set<string>();
 
   private constructor(private readonly opts: FileEventLogOptions) {}
 
@@ -76,8 +80,12 @@ export class FileEventLog implements EventLog {
       syncDir(opts.dir);
     } else {
       log.segment = last;
-      log.size = recoverSegment(segmentPath(opts.dir, last), opts.logger);
+      const recovered = recoverSegment(segmentPath(opts.dir, last), opts.logger);
+      for (const c of recovered.corrupt) log.reportCorrupt({ segment: last, ...c });
+      log.size = recovered.validEnd;
       log.handle = await open(segmentPath(opts.dir, last), SEGMENT_REOPEN);
+      // A segment of the old format is only read from now on: new records go to a new one.
+      if (recovered.format === 1) await log.rotate();
     }
     return log;
   }
@@ -105,7 +113,7 @@ export class FileEventLog implements EventLog {
   }
 
   read(from: LogPosition, max: number): LogRecord[] {
-    return readRecords(this.opts.dir, from, max, this.end());
+    return readRecords(this.opts.dir, from, max, this.end(), (c) => this.reportCorrupt(c));
   }
 
   onAppend(listener: () => void): () => void {
@@ -122,6 +130,19 @@ export class FileEventLog implements EventLog {
         return []; // deleted meanwhile
       }
     });
+  }
+
+  /** Logs a damaged record (once per position) and counts it. */
+  private reportCorrupt(c: CorruptRecord): void {
+    const key = `${c.segment}:${c.offset}`;
+    if (this.reported.has(key)) return;
+    if (this.reported.size > 10_000) this.reported.clear();
+    this.reported.add(key);
+    this.opts.logger.error(
+      { segment: c.segment, offset: c.offset, bytes: c.bytes, reason: c.reason },
+      "event log: corrupt record skipped",
+    );
+    this.opts.onCorrupt?.(c);
   }
 
   deleteSegment(segment: number): void {
@@ -229,10 +250,10 @@ function concat(group: PendingAppend[], total: number): Uint8Array {
  * cut bytes are first copied to `<log>/quarantine/` so that nothing is destroyed: a
  * torn write is expected there, damage further back is for an operator to inspect.
  */
-function recoverSegment(path: string, logger: Logger): number {
+function recoverSegment(path: string, logger: Logger): SegmentScan {
   const { buf, size } = readSegmentBytes(path, 0);
-  const scan = scanRecords(buf);
-  if (scan.validEnd < size) {
+  const scan = scanSegment(buf);
+  if (scan.tail) {
     const quarantine = join(dirname(path), "quarantine");
     mkdirSync(quarantine, { recursive: true });
     const copy = join(quarantine, `${basename(path)}.${scan.validEnd}.bin`);
@@ -244,7 +265,7 @@ function recoverSegment(path: string, logger: Logger): number {
     logger.warn(
       {
         segment: path,
-        reason: scan.problem?.reason,
+        reason: scan.tail.reason,
         validEnd: scan.validEnd,
         truncatedBytes: size - scan.validEnd,
         quarantined: copy,
@@ -252,7 +273,7 @@ function recoverSegment(path: string, logger: Logger): number {
       "event log: torn or corrupt tail truncated",
     );
   }
-  return scan.validEnd;
+  return scan;
 }
 
 /**
