@@ -99,6 +99,7 @@ export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {})
       logger,
       onFlush: metrics.logFlushed,
       onCorrupt: metrics.logCorrupt,
+      onWriteFailure: metrics.logWriteFailed,
     });
     cleanup.push(() => log.close());
     const db = openStateDb(dataDir);

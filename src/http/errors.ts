@@ -47,7 +47,7 @@ interface Mapped {
  */
 export function errorHandler(deps: Pick<HttpDeps, "logger" | "lifecycle">) {
   return (ctx: ErrorContext) => {
-    const mapped = mapError(ctx.error, ctx.code, deps.lifecycle.shuttingDown);
+    const mapped = mapError(ctx.error, ctx.code);
     const { set, request } = ctx;
     set.status = mapped.status;
     const line = {
@@ -69,7 +69,7 @@ export function errorHandler(deps: Pick<HttpDeps, "logger" | "lifecycle">) {
   };
 }
 
-function mapError(error: unknown, code: unknown, shuttingDown: boolean): Mapped {
+function mapError(error: unknown, code: unknown): Mapped {
   if (error instanceof SluiceError) {
     return {
       status: ERROR_STATUS[error.code],
@@ -91,7 +91,9 @@ function mapError(error: unknown, code: unknown, shuttingDown: boolean): Mapped 
   if (code === "PARSE" || code === "INVALID_COOKIE_SIGNATURE") {
     return { status: 400, body: { error: "invalid request" } };
   }
-  const status = error instanceof StorageError && shuttingDown ? 503 : 500;
+  // Storage that cannot write (disk full, a vanished segment, a lost backend) is
+  // temporary: 503, the client retries (SPEC 9), /ready says the same.
+  const status = error instanceof StorageError ? 503 : 500;
   return { status, body: {}, internal: true };
 }
 

@@ -1,5 +1,5 @@
 import { afterEach, expect, test } from "bun:test";
-import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, truncateSync } from "node:fs";
 import { join } from "node:path";
 import { startTestServer, storedEvents, type TestServer } from "../support/server.ts";
 import { waitFor } from "../support/wait.ts";
@@ -128,11 +128,11 @@ test("after a corrupt tail is cut back below a connection's offset, new events s
   await r.waitFor(20);
   await caughtUp(s.url, "con_hook"); // the offset is saved, past what the receiver has
   await s.stop();
-  // Damage the segment far back: recovery truncates there, below the saved offset.
+  // Cut the segment far back, inside its first record (a torn tail): recovery truncates
+  // there, below the saved offset. (A damaged record with whole ones after it is skipped
+  // instead, test/log/corrupt.test.ts.)
   const seg = join(s.dataDir, "log", segments(s.dataDir)[0]!);
-  const bytes = readFileSync(seg);
-  bytes[40] = bytes[40]! ^ 0xff;
-  writeFileSync(seg, bytes);
+  truncateSync(seg, 40);
   await s.restart();
   expect(readFileSync(s.logFile, "utf8")).toContain("connection offset is past the end of the log");
   await sendMany(s, "after", 5);

@@ -26,6 +26,8 @@ export interface FileEventLogOptions {
   onFlush?: (seconds: number, records: number) => void;
   /** Called once for each damaged record found (at start or by a reader), after it is logged. */
   onCorrupt?: (corrupt: CorruptRecord) => void;
+  /** Called with each failed append (metrics); the log itself logs the failure. */
+  onWriteFailure?: (error: Error) => void;
 }
 
 interface PendingAppend {
@@ -46,6 +48,10 @@ const SEGMENT_NEW = constants.O_RDWR | constants.O_CREAT | constants.O_TRUNC | c
 const SEGMENT_REOPEN = constants.O_RDWR | constants.O_DSYNC;
 /** Linux's limit on buffers per writev. */
 const IOV_MAX = 1024;
+/** How often a failing log tries to write again without an append asking it to. */
+const RETRY_MS = 1000;
+/** The zeros a failing log writes (and cuts back) to see whether writes work again. */
+const PROBE_BYTES = 4096;
 
 /**
  * The embedded event log: append-only segment files with group commit. Appends that
@@ -54,12 +60,18 @@ const IOV_MAX = 1024;
  */
 export class FileEventLog implements EventLog {
   private handle!: FileHandle;
+  /** The open segment's inode: a file vanished or replaced under it is a storage failure. */
+  private file = { dev: 0, ino: 0 };
   private segment = 0;
   /** Bytes of the current segment that are durable. */
   private size = 0;
   private pending: PendingAppend[] = [];
   private flushing: Promise<void> | null = null;
-  private broken: Error | null = null;
+  /** Why appends fail, while they do: /ready is 503 until one succeeds again. */
+  private failure: Error | null = null;
+  /** The current segment cannot be written on (vanished, replaced, not cut back). */
+  private needNewSegment = false;
+  private retryTimer: ReturnType<typeof setInterval> | null = null;
   private closed = false;
   private readonly listeners = new Set<() => void>();
   /** Damaged records already reported (`segment:offset`): each is logged once. */
@@ -67,32 +79,29 @@ export class FileEventLog implements EventLog {
 
   private constructor(private readonly opts: FileEventLogOptions) {}
 
-  /** Opens the log, truncating a torn or corrupt tail of the last segment. */
+  /** Opens the log, truncating a torn tail of the last segment. */
   static async open(opts: FileEventLogOptions): Promise<FileEventLog> {
     const log = new FileEventLog(opts);
     mkdirDurable(opts.dir);
     const segments = listSegments(opts.dir);
     const last = segments.at(-1);
     if (last === undefined) {
-      log.segment = 1;
-      log.size = 0;
-      log.handle = await open(segmentPath(opts.dir, 1), SEGMENT_NEW);
-      syncDir(opts.dir);
+      await log.startSegment(1);
     } else {
       log.segment = last;
       const recovered = recoverSegment(segmentPath(opts.dir, last), opts.logger);
       for (const c of recovered.corrupt) log.reportCorrupt({ segment: last, ...c });
       log.size = recovered.validEnd;
       log.handle = await open(segmentPath(opts.dir, last), SEGMENT_REOPEN);
+      log.file = await identity(log.handle);
       // A segment of the old format is only read from now on: new records go to a new one.
-      if (recovered.format === 1) await log.rotate();
+      if (recovered.format === 1) await log.startSegment(last + 1);
     }
     return log;
   }
 
   append(payloads: Uint8Array[]): Promise<LogPosition> {
     if (this.closed) return Promise.reject(new Error("event log is closed"));
-    if (this.broken) return Promise.reject(this.broken);
     const bytes = encodeRecords(payloads);
     return new Promise((resolve, reject) => {
       this.pending.push({ bytes, count: payloads.length, resolve, reject });
@@ -109,7 +118,7 @@ export class FileEventLog implements EventLog {
   }
 
   healthy(): boolean {
-    return this.broken === null && !this.closed;
+    return this.failure === null && !this.closed;
   }
 
   read(from: LogPosition, max: number): LogRecord[] {
@@ -125,7 +134,9 @@ export class FileEventLog implements EventLog {
     return listSegments(this.opts.dir).flatMap((segment) => {
       try {
         const st = statSync(segmentPath(this.opts.dir, segment));
-        return [{ segment, bytes: st.size, modifiedAt: st.mtimeMs }];
+        // The segment being written may be longer than its records (preallocated).
+        const bytes = segment === this.segment ? Math.min(st.size, this.size) : st.size;
+        return [{ segment, bytes, modifiedAt: st.mtimeMs }];
       } catch {
         return []; // deleted meanwhile
       }
@@ -153,16 +164,21 @@ export class FileEventLog implements EventLog {
   async close(): Promise<void> {
     this.closed = true;
     while (this.flushing) await this.flushing;
-    await this.handle.close();
+    this.stopRetrying();
+    await this.handle.close().catch(() => {});
   }
 
   private async flushLoop(): Promise<void> {
     try {
-      while (this.pending.length > 0) {
+      do {
+        // Failing: try to write again first (a new segment, a probe write); the appends
+        // waiting are answered with the failure if that does not work yet.
+        if (this.failure) await this.repair();
+        if (this.pending.length === 0) break;
         const group = this.pending;
         this.pending = [];
         await this.flushGroup(group);
-      }
+      } while (this.pending.length > 0);
     } finally {
       this.flushing = null;
     }
@@ -171,8 +187,8 @@ export class FileEventLog implements EventLog {
   private async flushGroup(group: PendingAppend[]): Promise<void> {
     const started = performance.now();
     try {
-      if (this.broken) throw this.broken;
-      if (this.size >= this.opts.segmentBytes) await this.rotate();
+      if (this.failure) throw this.failure;
+      if (this.size >= this.opts.segmentBytes) await this.startSegment(this.segment + 1);
       const total = group.reduce((n, g) => n + g.bytes.byteLength, 0);
       // Durable before ack: an acknowledged event must survive power loss. The handle is
       // O_DSYNC, so each write returns only once its bytes are on disk (as fdatasync).
@@ -196,6 +212,9 @@ export class FileEventLog implements EventLog {
         );
         written += bytesWritten;
       }
+      // Written into the file this log opened: if that file was deleted or replaced
+      // meanwhile, these records are in no file a reader will find. Not acknowledged.
+      this.checkFile();
       let at = this.size;
       for (const g of group) {
         at += g.bytes.byteLength;
@@ -207,32 +226,123 @@ export class FileEventLog implements EventLog {
       this.opts.onFlush?.((performance.now() - started) / 1000, records);
     } catch (err) {
       const error = err instanceof Error ? err : new Error(String(err));
-      await this.discardUnflushed(error);
+      this.opts.onWriteFailure?.(error);
+      if (error !== this.failure) {
+        if (!this.needNewSegment) await this.discardUnflushed();
+        this.fail(error);
+      }
       for (const g of group) g.reject(error);
     }
   }
 
+  /** Throws when the current segment's path no longer names the file being written. */
+  private checkFile(): void {
+    const path = segmentPath(this.opts.dir, this.segment);
+    let st: { dev: number; ino: number } | undefined;
+    try {
+      st = statSync(path);
+    } catch {
+      st = undefined;
+    }
+    if (st?.dev !== this.file.dev || st?.ino !== this.file.ino) {
+      this.needNewSegment = true;
+      throw new Error(`event log segment ${path} ${st ? "was replaced" : "vanished"}`);
+    }
+  }
+
   /** Cuts back whatever part of a failed write reached the file, so it is never served. */
-  private async discardUnflushed(cause: Error): Promise<void> {
+  private async discardUnflushed(): Promise<void> {
     try {
       await this.handle.truncate(this.size);
       await this.handle.datasync();
     } catch {
-      this.broken = new Error(`event log unusable after write failure: ${cause.message}`);
-      this.opts.logger.error({ err: cause }, "event log write failed and could not be rolled back");
+      // Then this segment may hold part of a record that was never acknowledged.
+      this.needNewSegment = true;
     }
   }
 
-  private async rotate(): Promise<void> {
-    await this.handle.datasync();
-    await this.handle.close();
-    this.segment += 1;
-    this.size = 0;
-    this.handle = await open(segmentPath(this.opts.dir, this.segment), SEGMENT_NEW);
-    // The new file's directory entry must be durable too, or the segment could vanish.
-    syncDir(this.opts.dir);
-    this.opts.logger.info({ segment: this.segment }, "event log segment rotated");
+  /** Appends fail until `repair` works: logged, /ready 503, retried in the background. */
+  private fail(error: Error): void {
+    const first = this.failure === null;
+    this.failure = error;
+    if (first) {
+      this.opts.logger.error(
+        { err: error, segment: this.segment },
+        "event log: append failed; /ready is 503 and ingest answers 503 until an append works again (retrying)",
+      );
+    }
+    this.retryTimer ??= setInterval(() => {
+      if (this.closed || !this.failure) return this.stopRetrying();
+      if (!this.flushing) this.flushing = this.flushLoop();
+    }, RETRY_MS);
+    this.retryTimer.unref?.();
   }
+
+  private stopRetrying(): void {
+    if (this.retryTimer) clearInterval(this.retryTimer);
+    this.retryTimer = null;
+  }
+
+  /**
+   * Tries to make appends work again: a new segment when the current one cannot be
+   * written on (or is full), then a probe write of zeros (the log's "nothing here yet")
+   * past the last record, cut back at once: it fails while the disk is still full.
+   */
+  private async repair(): Promise<void> {
+    try {
+      if (this.needNewSegment) {
+        // After whatever now holds the current segment's name (a replaced file).
+        await this.startSegment(
+          Math.max(this.segment, listSegments(this.opts.dir).at(-1) ?? 0) + 1,
+        );
+      } else if (this.size >= this.opts.segmentBytes) {
+        await this.startSegment(this.segment + 1);
+      }
+      await this.handle.write(new Uint8Array(PROBE_BYTES), 0, PROBE_BYTES, this.size);
+      await this.handle.truncate(this.size);
+      this.checkFile();
+    } catch (err) {
+      this.failure = err instanceof Error ? err : new Error(String(err));
+      return;
+    }
+    this.opts.logger.warn(
+      { segment: this.segment, after: this.failure?.message },
+      "event log: appends work again",
+    );
+    this.failure = null;
+    this.stopRetrying();
+  }
+
+  /**
+   * Starts writing segment `n`. The new file is opened before the current one is let
+   * go: if it cannot be (EACCES, ENOSPC), the log keeps its state and retries later.
+   */
+  private async startSegment(n: number): Promise<void> {
+    const handle = await open(segmentPath(this.opts.dir, n), SEGMENT_NEW);
+    let file: { dev: number; ino: number };
+    try {
+      file = await identity(handle);
+      // The new file's directory entry must be durable too, or the segment could vanish.
+      syncDir(this.opts.dir);
+    } catch (err) {
+      await handle.close().catch(() => {});
+      throw err;
+    }
+    const previous = this.segment > 0 ? this.handle : undefined;
+    this.handle = handle;
+    this.file = file;
+    this.segment = n;
+    this.size = 0;
+    this.needNewSegment = false;
+    await previous?.close().catch(() => {});
+    if (n > 1) this.opts.logger.info({ segment: n }, "event log segment rotated");
+  }
+}
+
+/** The device and inode of an open file. */
+async function identity(handle: FileHandle): Promise<{ dev: number; ino: number }> {
+  const st = await handle.stat();
+  return { dev: st.dev, ino: st.ino };
 }
 
 function concat(group: PendingAppend[], total: number): Uint8Array {

@@ -76,7 +76,9 @@ function readSegment(
   out: LogRecord[],
   opts: { limit?: number; bounded: boolean; onCorrupt?: (c: CorruptRecord) => void },
 ): void {
-  const size = fstatSync(fd).size;
+  const st = fstatSync(fd);
+  if (!st.isFile()) return; // not a segment (something else under its name)
+  const size = st.size;
   const end = Math.min(size, opts.limit ?? size);
   if (start >= end) return;
   const format = segmentFormat(fd, size);

@@ -1,0 +1,134 @@
+import { afterEach, expect, test } from "bun:test";
+import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pino from "pino";
+import { FileEventLog } from "../../src/log/file/file-log.ts";
+import { segmentPath } from "../../src/log/file/segments.ts";
+import type { EventLog, LogRecord } from "../../src/log/interface.ts";
+import { waitFor } from "../support/wait.ts";
+
+// Issue 13: a write the log cannot make (a vanished or replaced segment file, a new
+// segment it cannot create) is a storage failure: the append fails, healthy() is false
+// (so /ready is 503), an error is logged; the log tries again by itself, and once a
+// write works it is healthy again, without restart and with every acknowledged record
+// of the remaining files still read.
+
+const tmp: string[] = [];
+afterEach(() => {
+  for (const d of tmp.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+function memoryLogger() {
+  const lines: Record<string, unknown>[] = [];
+  const logger = pino(
+    { level: "info" },
+    { write: (s: string) => lines.push(JSON.parse(s) as Record<string, unknown>) },
+  );
+  return { logger, lines };
+}
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+const event = (id: string) => enc.encode(JSON.stringify({ messageId: id, pad: "x".repeat(200) }));
+
+function readIds(log: EventLog): string[] {
+  const out: LogRecord[] = [];
+  let from = log.start();
+  for (;;) {
+    const page = log.read(from, 50);
+    if (page.length === 0) break;
+    out.push(...page);
+    from = page.at(-1)!.next;
+  }
+  return out.map((r) => (JSON.parse(dec.decode(r.payload)) as { messageId: string }).messageId);
+}
+
+async function openLog(segmentBytes: number) {
+  const root = mkdtempSync(join(tmpdir(), "sluice-faults-"));
+  tmp.push(root);
+  const dir = join(root, "log");
+  const { logger, lines } = memoryLogger();
+  const failures: Error[] = [];
+  const log = await FileEventLog.open({
+    dir,
+    segmentBytes,
+    logger,
+    onWriteFailure: (e) => failures.push(e),
+  });
+  return { dir, log, lines, failures };
+}
+
+/** Appends `ids` one request at a time; returns those acknowledged. */
+async function appendEach(log: EventLog, ids: string[]): Promise<string[]> {
+  const acked: string[] = [];
+  for (const id of ids) {
+    await log.append([event(id)]).then(
+      () => acked.push(id),
+      () => {},
+    );
+  }
+  return acked;
+}
+
+const range = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}-${i}`);
+
+for (const fault of ["deleted", "replaced"] as const) {
+  test(`the segment being written is ${fault}: appends fail, then a new segment is started`, async () => {
+    const { dir, log, lines, failures } = await openLog(4096);
+    const before = await appendEach(log, range("a", 40)); // several segments
+    expect(before).toHaveLength(40);
+    const current = log.end().segment;
+    expect(current).toBeGreaterThan(2);
+    const path = segmentPath(dir, current);
+    const kept = log
+      .read({ segment: 1, offset: 0 }, 1000)
+      .filter((r) => r.position.segment < current)
+      .map((r) => (JSON.parse(dec.decode(r.payload)) as { messageId: string }).messageId);
+
+    if (fault === "deleted") rmSync(path);
+    else {
+      writeFileSync(`${path}.tmp`, "");
+      renameSync(`${path}.tmp`, path);
+    }
+    // The write lands in a file no reader will find: not acknowledged.
+    await expect(log.append([event("lost")])).rejects.toThrow(
+      fault === "deleted" ? /vanished/ : /replaced/,
+    );
+    expect(log.healthy()).toBe(false);
+    expect(failures.length).toBeGreaterThan(0);
+    expect(lines.some((l) => l.level === 50 && String(l.msg).includes("append failed"))).toBe(true);
+
+    // It recovers by itself (no append needed): a new segment after the highest one.
+    await waitFor(() => log.healthy(), { what: "the log healthy again" });
+    expect(log.end().segment).toBeGreaterThan(current);
+    expect(lines.some((l) => l.msg === "event log: appends work again")).toBe(true);
+    const after = await appendEach(log, range("b", 5));
+    expect(after).toHaveLength(5);
+    expect(readIds(log)).toEqual([...kept, ...after]);
+    await log.close();
+  });
+}
+
+test("a new segment that cannot be created fails appends until it can; no restart", async () => {
+  const { dir, log, lines } = await openLog(4096);
+  const acked = await appendEach(log, range("a", 10));
+  const blocked = segmentPath(dir, log.end().segment + 1);
+  // As root nothing is refused for permissions: a folder where the file should go
+  // makes its creation fail the same way (EISDIR instead of EACCES).
+  mkdirSync(blocked);
+  const attempts = await appendEach(log, range("b", 20));
+  expect(attempts.length).toBeLessThan(20);
+  acked.push(...attempts);
+  expect(log.healthy()).toBe(false);
+  expect(lines.some((l) => l.level === 50 && String(l.msg).includes("append failed"))).toBe(true);
+  // Still failing on the next append (retried, not given up).
+  await expect(log.append([event("c")])).rejects.toThrow();
+  expect(log.healthy()).toBe(false);
+
+  rmSync(blocked, { recursive: true });
+  await waitFor(() => log.healthy(), { what: "the log healthy again" });
+  acked.push(...(await appendEach(log, range("d", 5))));
+  expect(readIds(log)).toEqual(acked);
+  await log.close();
+});
