@@ -1,0 +1,278 @@
+import { readFileSync, renameSync, writeFileSync } from "node:fs";
+import type { Logger } from "pino";
+import type { LogPosition } from "../log/interface.ts";
+import type { RedisConnection } from "../state/redis.ts";
+import { isUnavailable } from "../storage/unavailable.ts";
+import type { DedupKey, DedupStats, DedupStore } from "./interface.ts";
+
+export interface RedisDedupOptions {
+  windowSeconds: number;
+  /**
+   * Where this instance keeps its checkpoint: the position of its own event log up to
+   * which every key is in Redis. Log positions are per instance, so the checkpoint lives
+   * beside the log (the data dir), not in the shared Redis. Without it, start-up replays
+   * the whole log.
+   */
+  checkpointFile?: string;
+  logger?: Logger;
+  /** The store's clock (ms); tests move it instead of sleeping. */
+  now?: () => number;
+  /** Unwritten keys held at most (Redis down); past it the oldest are dropped, logged. */
+  maxPendingKeys?: number;
+}
+
+interface Batch {
+  keys: string[];
+  expires: number[];
+  upTo: LogPosition;
+}
+
+const KEY_HASH_CHARS = 22; // 132 bits of SHA-256, base64url
+const CHECKPOINT_EVERY_MS = 1000;
+
+/**
+ * Dedup keys in Redis (SPEC 9), shared by every sluice instance: one Redis key per
+ * (sourceId, messageId), its name a hash of both (short, and any messageId, a lone
+ * surrogate or a NUL included, is a key of its own), its value the time the window
+ * ends (base 36 ms, so the store's clock decides, as in the embedded store), its TTL
+ * the rest of the window (Redis forgets it on its own).
+ *
+ * `seen` asks for a whole batch with one MGET. `remember` keeps the keys in memory and
+ * writes them with pipelined SETs, one round trip per flush; while Redis is unreachable
+ * they stay in memory (bounded) and are retried, `seen` still finds them, and
+ * `healthy()` is false. `seen` itself fails with StorageUnavailableError then (ingest
+ * answers 503: an event is never acknowledged without a check).
+ */
+export class RedisDedupStore implements DedupStore {
+  private readonly prefix: string;
+  private readonly windowMs: number;
+  private readonly now: () => number;
+  private readonly maxPending: number;
+  /** Unwritten keys and when their window ends. */
+  private readonly pending = new Map<string, number>();
+  private queue: Batch[] = [];
+  private flushing: Promise<void> | undefined;
+  private retryTimer: ReturnType<typeof setTimeout> | undefined;
+  private retryDelayMs = 100;
+  private writeFailing = false;
+  private dropped = 0;
+  /** Keys were dropped: the checkpoint stays put so that a restart replays them. */
+  private checkpointHeld = false;
+  private written: LogPosition | undefined;
+  private savedCheckpoint: LogPosition | undefined;
+  private lastSaveAt = 0;
+  /** Keys this instance wrote, by when they leave the window (for stats). */
+  private readonly recent: [expires: number, count: number][] = [];
+  private waiters: (() => void)[] = [];
+  private closed = false;
+
+  private constructor(
+    private readonly redis: RedisConnection,
+    private readonly opts: RedisDedupOptions,
+  ) {
+    this.prefix = `${redis.keyPrefix}:dd:`;
+    this.windowMs = opts.windowSeconds * 1000;
+    this.now = opts.now ?? Date.now;
+    this.maxPending = opts.maxPendingKeys ?? 200_000;
+    this.written = opts.checkpointFile ? readCheckpoint(opts.checkpointFile) : undefined;
+    this.savedCheckpoint = this.written;
+  }
+
+  static open(redis: RedisConnection, opts: RedisDedupOptions): RedisDedupStore {
+    return new RedisDedupStore(redis, opts);
+  }
+
+  async seen(sourceId: string, messageIds: string[]): Promise<Set<string>> {
+    const found = new Set<string>();
+    if (messageIds.length === 0) return found;
+    const now = this.now();
+    const ask: string[] = [];
+    const askIds: string[] = [];
+    for (const id of messageIds) {
+      const key = this.keyOf(sourceId, id);
+      const ends = this.pending.get(key);
+      if (ends !== undefined && ends > now) found.add(id);
+      else {
+        ask.push(key);
+        askIds.push(id);
+      }
+    }
+    if (ask.length === 0) return found;
+    const values = (await this.redis.send("MGET", ask)) as (string | null)[];
+    for (let i = 0; i < values.length; i++) {
+      const v = values[i];
+      if (v != null && Number.parseInt(v, 36) > now) found.add(askIds[i]!);
+    }
+    return found;
+  }
+
+  remember(keys: DedupKey[], upTo: LogPosition, at?: number): void {
+    if (this.closed) throw new Error("dedup store is closed");
+    const now = this.now();
+    const batch: Batch = { keys: [], expires: [], upTo };
+    for (const k of keys) {
+      const ends = (k.at ?? at ?? now) + this.windowMs;
+      if (ends <= now) continue; // already out of the window (replay of an old event)
+      const key = this.keyOf(k.sourceId, k.messageId);
+      this.pending.set(key, ends);
+      batch.keys.push(key);
+      batch.expires.push(ends);
+    }
+    this.queue.push(batch);
+    this.bound();
+    this.schedule();
+  }
+
+  checkpoint(): LogPosition | undefined {
+    return this.written;
+  }
+
+  backlog(): Promise<void> {
+    // While Redis is down, waiting would hold start-up; the bound drops keys instead.
+    if (this.pending.size < this.maxPending || !this.redis.health().ok) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  stats(): DedupStats {
+    const now = this.now();
+    while (this.recent.length > 0 && this.recent[0]![0] <= now) this.recent.shift();
+    let keys = this.pending.size;
+    for (const [, n] of this.recent) keys += n;
+    // A pending key: its 22-character name plus the map entry, about 100 bytes.
+    return { keys, memoryBytes: this.pending.size * 100 + this.recent.length * 32 + 64 };
+  }
+
+  healthy(): boolean {
+    return !this.writeFailing && this.redis.health().ok;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.retryTimer);
+    await this.flushing;
+    // One last try for what is pending; keys still unwritten are replayed from the
+    // log on the next start (the checkpoint did not pass them).
+    if (this.queue.length > 0 && this.redis.health().ok) await this.flush().catch(() => {});
+    this.saveCheckpoint(true);
+    for (const w of this.waiters.splice(0)) w();
+  }
+
+  private keyOf(sourceId: string, messageId: string): string {
+    // UTF-16 code units, so a lone surrogate is not folded into U+FFFD.
+    const h = new Bun.CryptoHasher("sha256");
+    h.update(Buffer.from(sourceId, "utf16le"));
+    h.update(SEPARATOR);
+    h.update(Buffer.from(messageId, "utf16le"));
+    return this.prefix + h.digest("base64url").slice(0, KEY_HASH_CHARS);
+  }
+
+  private schedule(): void {
+    if (this.flushing || this.retryTimer !== undefined || this.closed) return;
+    this.flushing = (async () => {
+      // Keys of requests finishing in the same tick go in one round trip.
+      await Promise.resolve();
+      try {
+        while (this.queue.length > 0) await this.flush();
+        this.writeFailing = false;
+        this.retryDelayMs = 100;
+      } catch (err) {
+        this.writeFailing = true;
+        if (!isUnavailable(err))
+          this.opts.logger?.error({ err }, "dedup keys could not be written");
+        this.retryTimer = setTimeout(() => {
+          this.retryTimer = undefined;
+          this.schedule();
+        }, this.retryDelayMs);
+        this.retryTimer.unref?.();
+        this.retryDelayMs = Math.min(1000, this.retryDelayMs * 2);
+      } finally {
+        this.flushing = undefined;
+      }
+    })();
+  }
+
+  /** Writes every queued batch in one pipelined round trip; throws if any SET failed. */
+  private async flush(): Promise<void> {
+    const batches = this.queue;
+    this.queue = [];
+    const now = this.now();
+    const sends: Promise<unknown>[] = [];
+    for (const b of batches) {
+      for (let i = 0; i < b.keys.length; i++) {
+        const ttl = b.expires[i]! - now;
+        if (ttl <= 0) continue;
+        sends.push(
+          this.redis.send("SET", [b.keys[i]!, b.expires[i]!.toString(36), "PX", String(ttl)]),
+        );
+      }
+    }
+    const results = await Promise.allSettled(sends);
+    const failed = results.find((r) => r.status === "rejected");
+    if (failed) {
+      // SET is idempotent: the whole lot is written again on the retry.
+      this.queue = batches.concat(this.queue);
+      throw (failed as PromiseRejectedResult).reason;
+    }
+    for (const b of batches) {
+      let n = 0;
+      for (let i = 0; i < b.keys.length; i++) {
+        if (this.pending.get(b.keys[i]!) === b.expires[i]) this.pending.delete(b.keys[i]!);
+        n++;
+      }
+      if (n > 0) this.recent.push([b.expires.at(-1)!, n]);
+      if (!this.checkpointHeld) this.written = b.upTo;
+    }
+    this.saveCheckpoint(false);
+    if (this.pending.size < this.maxPending) for (const w of this.waiters.splice(0)) w();
+  }
+
+  /**
+   * Keeps at most maxPending unwritten keys: the oldest batches go (logged). The log still
+   * has their events and the checkpoint stops where it was, so a restart writes them.
+   */
+  private bound(): void {
+    if (this.pending.size <= this.maxPending) return;
+    let dropped = 0;
+    while (this.pending.size > this.maxPending && this.queue.length > 1) {
+      const b = this.queue.shift()!;
+      for (let i = 0; i < b.keys.length; i++) {
+        if (this.pending.get(b.keys[i]!) === b.expires[i]) this.pending.delete(b.keys[i]!);
+      }
+      dropped += b.keys.length;
+    }
+    if (dropped === 0) return;
+    this.dropped += dropped;
+    this.checkpointHeld = true;
+    this.opts.logger?.error(
+      { dropped: this.dropped, held: this.pending.size },
+      "redis unreachable too long: oldest unwritten dedup keys dropped (rewritten from the log on restart)",
+    );
+  }
+
+  private saveCheckpoint(force: boolean): void {
+    const file = this.opts.checkpointFile;
+    const at = this.written;
+    if (!file || !at || at === this.savedCheckpoint) return;
+    if (!force && Date.now() - this.lastSaveAt < CHECKPOINT_EVERY_MS) return;
+    try {
+      writeFileSync(`${file}.tmp`, JSON.stringify(at));
+      renameSync(`${file}.tmp`, file);
+      this.savedCheckpoint = at;
+      this.lastSaveAt = Date.now();
+    } catch (err) {
+      this.opts.logger?.error({ err }, "dedup checkpoint could not be saved");
+    }
+  }
+}
+
+const SEPARATOR = new Uint8Array([0, 0]);
+
+function readCheckpoint(file: string): LogPosition | undefined {
+  try {
+    const p = JSON.parse(readFileSync(file, "utf8")) as LogPosition;
+    return Number.isInteger(p.segment) && Number.isInteger(p.offset) ? p : undefined;
+  } catch {
+    return undefined;
+  }
+}
