@@ -2,27 +2,43 @@ import type { Server } from "bun";
 import type { ResolvedKey } from "../auth/resolve.ts";
 import { badRequest, SluiceError, tooLarge } from "../errors.ts";
 import { isJsonObject } from "../events/json.ts";
-import { setRateLimitHeaders } from "../ratelimit/interface.ts";
+import { type RateDecision, setRateLimitHeaders } from "../ratelimit/interface.ts";
 import type { HttpDeps } from "./deps.ts";
 
 /**
  * Charges `cost` events to the key's bucket and sets the X-RateLimit-* headers;
  * throws 429 (with Retry-After) when the request does not fit. With cost 0 and
  * `atLeast`, charges nothing but refuses when fewer than `atLeast` tokens are left
- * (a batch before its size is known).
+ * (a batch before its size is known). Synchronous when the limiter is (the embedded
+ * one): no promise for the caller to wait on, and a 429 thrown at once.
  */
-export async function chargeRate(
+export function chargeRate(
   deps: HttpDeps,
   key: ResolvedKey,
   cost: number,
   headers: Record<string, string | number>,
   atLeast = 0,
-): Promise<void> {
-  const spec = key.source.rateLimit;
-  let decision = await deps.limiter.take(key.keyId, cost, spec);
+): Promise<void> | undefined {
+  const taken = deps.limiter.take(key.keyId, cost, key.source.rateLimit);
+  if (taken instanceof Promise) {
+    return taken.then((decision) => settle(deps, key, cost, headers, atLeast, decision));
+  }
+  settle(deps, key, cost, headers, atLeast, taken);
+  return undefined;
+}
+
+function settle(
+  deps: HttpDeps,
+  key: ResolvedKey,
+  cost: number,
+  headers: Record<string, string | number>,
+  atLeast: number,
+  taken: RateDecision,
+): void {
+  let decision = taken;
   if (decision.allowed && decision.remaining < atLeast) {
     // Tokens are below `atLeast` by less than `atLeast`: that many refill within this.
-    const retryAfter = Math.max(1, Math.ceil(atLeast / spec.eventsPerSecond));
+    const retryAfter = Math.max(1, Math.ceil(atLeast / key.source.rateLimit.eventsPerSecond));
     decision = { ...decision, allowed: false, retryAfter };
   }
   setRateLimitHeaders(headers, decision);

@@ -1,7 +1,7 @@
 import { BATCH, BATCH_RESPONSES, batchDetail, batchHandler } from "./batch.ts";
 import type { HttpDeps } from "./deps.ts";
 import { deviceDestinations } from "./devices.ts";
-import { requestIdOf } from "./observe.ts";
+import { answerError, requestIdOf } from "./observe.ts";
 import { RudderSourceConfig } from "./responses.ts";
 import { errors, routeGroup } from "./route.ts";
 
@@ -62,13 +62,13 @@ export function rudderstackRoutes(deps: HttpDeps) {
       mapResponse: ({ set, responseValue }) => {
         const status = typeof set.status === "number" ? set.status : 200;
         if (status >= 400) {
-          const body = responseValue as { error?: unknown } | undefined;
+          const error = answerError(responseValue);
           deps.logger.warn(
             {
               requestId: requestIdOf(set),
               route: "/beacon/v1/batch",
               status,
-              reason: typeof body?.error === "string" ? body.error : `status ${status}`,
+              reason: error ?? `status ${status}`,
             },
             "beacon refused: the browser does not read this answer, its events are lost",
           );

@@ -73,26 +73,49 @@ export const WRITE_KEY_MARK = "x-sluice-write-key";
 
 type Headers = Record<string, string | number>;
 
-async function authenticate(
+/**
+ * Everything known before the body, synchronously when the rate limiter is (a refusal
+ * then costs no promise), then the body (`readKeyedBody`).
+ */
+function authenticate(
   deps: HttpDeps,
   request: Request,
   headers: Headers,
   options: WriteKeyOptions,
   params: Record<string, string | undefined>,
-): Promise<WriteKeyContext> {
+): WriteKeyContext | Promise<WriteKeyContext> {
   const inPath = options.param === undefined ? undefined : params[options.param];
   const given =
     inPath !== undefined
       ? decodeURIComponent(inPath)
       : keyFromHeaders(request.headers, request.url);
   let key: ResolvedKey | undefined;
-  let charged = 0;
   if (given !== undefined) {
     key = deps.keys.resolve(given);
     if (!key) throw unauthorized();
     admissible(key, request, options);
-    charged = await admit(deps, key, options.cost, headers);
+    const admitted = admit(deps, key, options.cost, headers);
+    if (admitted instanceof Promise) {
+      const known = key;
+      return admitted.then((charged) =>
+        readKeyedBody(deps, request, headers, options, known, charged),
+      );
+    }
+    return readKeyedBody(deps, request, headers, options, key, admitted);
   }
+  return readKeyedBody(deps, request, headers, options, undefined, 0);
+}
+
+/** The body (if the route reads one), and the key from it when the request had none. */
+async function readKeyedBody(
+  deps: HttpDeps,
+  request: Request,
+  headers: Headers,
+  options: WriteKeyOptions,
+  known: ResolvedKey | undefined,
+  charged: number,
+): Promise<WriteKeyContext> {
+  let key = known;
   if (options.body === undefined) {
     if (!key) throw unauthorized();
     return { key, body: undefined, bytes: 0 };
@@ -128,17 +151,15 @@ function admissible(key: ResolvedKey, request: Request, options: WriteKeyOptions
 }
 
 /** Charges what is known before the body is read; returns the tokens taken. */
-async function admit(
+function admit(
   deps: HttpDeps,
   key: ResolvedKey,
   cost: number | "batch",
   headers: Headers,
-): Promise<number> {
-  if (cost !== "batch") {
-    await chargeRate(deps, key, cost, headers);
-    return cost;
-  }
+): number | Promise<number> {
   // A batch holds at least one event: with less than a token it cannot fit, whatever its size.
-  await chargeRate(deps, key, 0, headers, 1);
-  return 0;
+  const charged = cost === "batch" ? 0 : cost;
+  const pending =
+    cost === "batch" ? chargeRate(deps, key, 0, headers, 1) : chargeRate(deps, key, cost, headers);
+  return pending === undefined ? charged : pending.then(() => charged);
 }
