@@ -86,12 +86,17 @@ export class IndexWriterThread {
     this.stopping ??= (async () => {
       this.unsubscribe?.();
       if (this.timer !== undefined) clearTimeout(this.timer);
+      // Held until the thread answers: with nothing else left to run (a failed start),
+      // an unreferenced wait would let the process exit, with code 0, right here.
+      this.worker.ref();
+      let timer: ReturnType<typeof setTimeout> | undefined;
       const stopped = new Promise<void>((resolve) => {
         this.onStopped = resolve;
-        setTimeout(resolve, STOP_WAIT_MS).unref?.();
+        timer = setTimeout(resolve, STOP_WAIT_MS);
       });
       this.worker.postMessage({ t: "stop" } satisfies ToIndexWriter);
       await stopped;
+      clearTimeout(timer);
       this.worker.terminate();
     })();
     return this.stopping;
