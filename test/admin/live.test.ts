@@ -258,3 +258,22 @@ describe("slow live clients", () => {
     socket.destroy();
   }, 60_000);
 });
+
+describe("a live client's stream", () => {
+  test("frames published together reach the socket as one chunk, in order", async () => {
+    const { LiveHub } = await import("../../src/admin/live/hub.ts");
+    const hub = new LiveHub();
+    const sub = hub.subscribe({});
+    const reader = sub.stream.getReader();
+    const decoder = new TextDecoder();
+    expect(decoder.decode((await reader.read()).value)).toBe("retry: 2000\n\n");
+    for (let i = 1; i <= 50; i++) {
+      hub.publish({ status: "accepted", sourceId: "web", keyId: "k", messageId: `c-${i}` });
+    }
+    const { value } = await reader.read();
+    const text = decoder.decode(value);
+    const ids = [...text.matchAll(/"messageId":"(c-\d+)"/g)].map((m) => m[1]);
+    expect(ids).toEqual(Array.from({ length: 50 }, (_, i) => `c-${i + 1}`));
+    hub.close();
+  });
+});

@@ -20,6 +20,11 @@ export interface SubscriberOptions {
 }
 
 const encoder = new TextEncoder();
+/**
+ * Frames queued within this long go out as one chunk: one socket write for many
+ * attempts instead of one each, which is most of what a watched ingest costs.
+ */
+const FLUSH_MS = 20;
 const DROPPED_FRAME = `event: dropped\ndata: {"reason":"client read too slowly"}\n\n`;
 
 /** Whether an attempt passes a live filter. */
@@ -33,8 +38,8 @@ export function matchesFilter(f: LiveFilter, a: LiveAttempt): boolean {
 
 /**
  * One live client: a Server-Sent Events stream with a bounded buffer. Frames are
- * enqueued without waiting; when the client reads too slowly for the buffer to
- * drain, it is dropped (its stream errors and the connection closes).
+ * queued without waiting and handed to the stream together every FLUSH_MS; when the
+ * client reads too slowly for the buffer to drain, it is dropped (its stream ends).
  */
 export class LiveSubscriber {
   readonly stream: ReadableStream<Uint8Array>;
@@ -44,6 +49,10 @@ export class LiveSubscriber {
   private counts: Partial<Record<AttemptStatus, number>> = {};
   /** Whether it was dropped for reading too slowly. */
   dropped = false;
+  /** Frames waiting for the next flush, and their bytes. */
+  private pending: Uint8Array[] = [];
+  private pendingBytes = 0;
+  private flushTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
     readonly filter: LiveFilter,
@@ -90,6 +99,7 @@ export class LiveSubscriber {
   drop(): void {
     if (this.closed) return;
     this.dropped = true;
+    this.flush();
     try {
       this.controller?.enqueue(encoder.encode(DROPPED_FRAME));
       this.controller?.close();
@@ -100,6 +110,7 @@ export class LiveSubscriber {
   /** Ends the stream normally (server shutting down). */
   close(): void {
     if (this.closed) return;
+    this.flush();
     try {
       this.controller?.close();
     } catch {}
@@ -109,17 +120,45 @@ export class LiveSubscriber {
   private write(frame: Uint8Array): boolean {
     const c = this.controller;
     if (this.closed || c === undefined) return false;
-    if ((c.desiredSize ?? 0) < frame.byteLength) {
+    if ((c.desiredSize ?? 0) - this.pendingBytes < frame.byteLength) {
       this.drop();
       return false;
     }
-    c.enqueue(frame);
+    this.pending.push(frame);
+    this.pendingBytes += frame.byteLength;
+    this.flushTimer ??= setTimeout(() => this.flush(), FLUSH_MS);
     return true;
+  }
+
+  /** Hands the waiting frames to the stream as one chunk. */
+  private flush(): void {
+    if (this.flushTimer !== undefined) clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    const frames = this.pending;
+    if (this.closed || frames.length === 0) return;
+    this.pending = [];
+    let chunk = frames[0]!;
+    if (frames.length > 1) {
+      chunk = new Uint8Array(this.pendingBytes);
+      let at = 0;
+      for (const f of frames) {
+        chunk.set(f, at);
+        at += f.byteLength;
+      }
+    }
+    this.pendingBytes = 0;
+    try {
+      this.controller?.enqueue(chunk);
+    } catch {}
   }
 
   private finish(): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.flushTimer !== undefined) clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    this.pending = [];
+    this.pendingBytes = 0;
     this.opts.onClose(this);
   }
 }
