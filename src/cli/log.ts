@@ -84,7 +84,7 @@ export function verifyLog(dataDir: string): VerifyReport {
     const scan = scanSegment(buf);
     report.segments++;
     report.records += scan.records;
-    report.bytes += size;
+    report.bytes += scan.tail ? size : scan.validEnd; // a preallocated zero tail is no data
     for (const c of scan.corrupt) {
       report.problems.push({ segment: seg, offset: c.offset, reason: c.reason });
     }

@@ -14,6 +14,7 @@ import { type FileHandle, open } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import type { Logger } from "pino";
 import type { EventLog, LogPosition, LogRecord, SegmentInfo } from "../interface.ts";
+import { preallocate } from "./preallocate.ts";
 import { type CorruptRecord, readRecords, type SegmentScan, scanSegment } from "./reader.ts";
 import { encodeRecords } from "./record.ts";
 import { listSegments, readSegmentBytes, segmentPath } from "./segments.ts";
@@ -26,6 +27,8 @@ export interface FileEventLogOptions {
   onFlush?: (seconds: number, records: number) => void;
   /** Called once for each damaged record found (at start or by a reader), after it is logged. */
   onCorrupt?: (corrupt: CorruptRecord) => void;
+  /** Reserve each new segment's bytes up front (fallocate, default true). */
+  preallocate?: boolean;
   /** Called with each failed append (metrics); the log itself logs the failure. */
   onWriteFailure?: (error: Error) => void;
 }
@@ -65,6 +68,8 @@ export class FileEventLog implements EventLog {
   private segment = 0;
   /** Bytes of the current segment that are durable. */
   private size = 0;
+  /** Bytes reserved for the current segment (preallocated, zeros past `size`); 0 if not. */
+  private allocated = 0;
   private pending: PendingAppend[] = [];
   private flushing: Promise<void> | null = null;
   /** Why appends fail, while they do: /ready is 503 until one succeeds again. */
@@ -94,6 +99,8 @@ export class FileEventLog implements EventLog {
       log.size = recovered.validEnd;
       log.handle = await open(segmentPath(opts.dir, last), SEGMENT_REOPEN);
       log.file = await identity(log.handle);
+      // Zeros past the records (preallocated before a crash) are still free to write on.
+      log.allocated = (await log.handle.stat()).size;
       // A segment of the old format is only read from now on: new records go to a new one.
       if (recovered.format === 1) await log.startSegment(last + 1);
     }
@@ -165,7 +172,15 @@ export class FileEventLog implements EventLog {
     this.closed = true;
     while (this.flushing) await this.flushing;
     this.stopRetrying();
+    // A clean stop leaves the segment as long as its records (no zero tail).
+    await this.trimmed(this.handle, this.size, this.allocated);
     await this.handle.close().catch(() => {});
+  }
+
+  /** Cuts a preallocated segment's unused zeros off (best effort: zeros are harmless). */
+  private async trimmed(handle: FileHandle, size: number, allocated: number): Promise<void> {
+    if (allocated <= size) return;
+    await handle.truncate(size).catch(() => {});
   }
 
   private async flushLoop(): Promise<void> {
@@ -253,6 +268,7 @@ export class FileEventLog implements EventLog {
   /** Cuts back whatever part of a failed write reached the file, so it is never served. */
   private async discardUnflushed(): Promise<void> {
     try {
+      this.allocated = 0; // the zeros past `size` are gone with it
       await this.handle.truncate(this.size);
       await this.handle.datasync();
     } catch {
@@ -299,7 +315,7 @@ export class FileEventLog implements EventLog {
         await this.startSegment(this.segment + 1);
       }
       await this.handle.write(new Uint8Array(PROBE_BYTES), 0, PROBE_BYTES, this.size);
-      await this.handle.truncate(this.size);
+      await this.handle.truncate(Math.max(this.size, this.allocated));
       this.checkFile();
     } catch (err) {
       this.failure = err instanceof Error ? err : new Error(String(err));
@@ -320,7 +336,12 @@ export class FileEventLog implements EventLog {
   private async startSegment(n: number): Promise<void> {
     const handle = await open(segmentPath(this.opts.dir, n), SEGMENT_NEW);
     let file: { dev: number; ino: number };
+    let allocated = 0;
     try {
+      // Reserved up front (a full disk fails here, before any record is written).
+      if (this.opts.preallocate !== false && preallocate(handle.fd, this.opts.segmentBytes)) {
+        allocated = this.opts.segmentBytes;
+      }
       file = await identity(handle);
       // The new file's directory entry must be durable too, or the segment could vanish.
       syncDir(this.opts.dir);
@@ -329,12 +350,18 @@ export class FileEventLog implements EventLog {
       throw err;
     }
     const previous = this.segment > 0 ? this.handle : undefined;
+    const [previousSize, previousAllocated] = [this.size, this.allocated];
     this.handle = handle;
     this.file = file;
     this.segment = n;
     this.size = 0;
+    this.allocated = allocated;
     this.needNewSegment = false;
-    await previous?.close().catch(() => {});
+    if (previous) {
+      // A full segment is as long as its records: sizes on disk are the data's.
+      await this.trimmed(previous, previousSize, previousAllocated);
+      await previous.close().catch(() => {});
+    }
     if (n > 1) this.opts.logger.info({ segment: n }, "event log segment rotated");
   }
 }
