@@ -203,3 +203,24 @@ test("the server's writer thread indexes in the idle class; a read-only view sea
   closers.push(() => reopened.close());
   expect(reopened.progress().seq).toBe(1200);
 });
+
+test("a read-only view lets go of a shard the writer dropped, and picks up new ones", async () => {
+  const { dir, shards, source, indexer, log } = await setup(1200, {
+    shardEvents: 400,
+    segmentBytes: 64 * 1024,
+  });
+  const view = new IndexShards(join(dir, "index"), { readOnly: true });
+  closers.push(() => view.close());
+  const search = new EventSearch(view, source, { maxTail: 0 });
+  expect(search.search({ messageId: "m0", limit: 1 }).events).toEqual([]); // nothing indexed yet
+  indexer.catchUp();
+  expect(search.search({ messageId: "m0", limit: 1 }).events).toHaveLength(1);
+  expect(search.search({ messageId: "m1199", limit: 1 }).events).toHaveLength(1);
+  for (const s of log.segments().slice(0, 2)) log.deleteSegment(s.segment);
+  indexer.dropExpired();
+  view.refresh();
+  expect(view.count()).toBe(shards.count());
+  expect(view.count()).toBeLessThan(1200);
+  expect(search.search({ messageId: "m1199", limit: 1 }).events).toHaveLength(1);
+  expect(() => view.append([], "1:0")).toThrow("read-only");
+});
