@@ -3,12 +3,13 @@ import { rmSync } from "node:fs";
 import { SQL } from "bun";
 import {
   makeTestConfig,
+  runCli,
   spawnServer,
   startTestServer,
   type TestServer,
 } from "../support/server.ts";
 import { waitFor } from "../support/wait.ts";
-import { waitForDeadLetters } from "./support.ts";
+import { logLines, waitForDeadLetters } from "./support.ts";
 
 const PG_URL = process.env.SLUICE_TEST_PG ?? "postgres://postgres:postgres@127.0.0.1:5432/test";
 let sql: SQL;
@@ -210,5 +211,56 @@ test("an event the database refuses is dead-lettered alone; NUL characters are d
   } finally {
     await s.cleanup();
     await sql`DROP TABLE IF EXISTS ${sql(table)}`;
+  }
+});
+
+test("a role without INSERT permission: the batch is dead-lettered at once with one error line; after the grant, redrive delivers it", async () => {
+  const table = tableName();
+  const role = `sluice_ro_${Math.random().toString(36).slice(2, 8)}`;
+  await sql.unsafe(`CREATE TABLE ${table} (
+    message_id TEXT PRIMARY KEY, type TEXT NOT NULL, event TEXT, user_id TEXT,
+    anonymous_id TEXT, timestamp TIMESTAMPTZ, received_at TIMESTAMPTZ, source_id TEXT,
+    properties JSONB, traits JSONB, context JSONB, data JSONB NOT NULL)`);
+  await sql.unsafe(`CREATE ROLE ${role} LOGIN PASSWORD 'ro_pw'`);
+  await sql.unsafe(`GRANT USAGE, CREATE ON SCHEMA public TO ${role}`);
+  await sql.unsafe(`GRANT SELECT ON ${table} TO ${role}`);
+  const url = new URL(PG_URL);
+  url.username = role;
+  url.password = "ro_pw";
+  const s = await startTestServer({ config: { connections: [pgConnection(table, url.href)] } });
+  try {
+    const batch = [
+      { type: "track", event: "e", userId: "u", messageId: "perm-1" },
+      { type: "track", event: "e", userId: "u", messageId: "perm-2" },
+    ];
+    expect((await s.post("/v1/batch", { batch }, { "x-write-key": s.keys.server })).status).toBe(
+      200,
+    );
+    const [letter] = await waitForDeadLetters(s.dataDir, "con_pg", 1);
+    expect(letter).toMatchObject({ attempts: 1, failure: { status: "42501" } });
+    expect(letter!.events.map((e) => e.messageId)).toEqual(["perm-1", "perm-2"]);
+    expect(letter!.failure.message).toContain("permission denied");
+    const errors = (await logLines(s.logFile)).filter((l) => l.level === 50);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatchObject({ connectionId: "con_pg", messageIds: ["perm-1", "perm-2"] });
+    expect(JSON.stringify(errors[0])).not.toContain("ro_pw");
+
+    await sql.unsafe(`GRANT INSERT ON ${table} TO ${role}`);
+    const out = await runCli([
+      "deadletters",
+      "redrive",
+      "--connection",
+      "con_pg",
+      "--all",
+      "--config",
+      s.configFile,
+    ]);
+    expect(out.stdout).toContain("1 dead letter(s) delivered (2 event(s))");
+    expect(await waitForRows(table, 2)).toBe(2);
+  } finally {
+    await s.cleanup();
+    await sql`DROP TABLE IF EXISTS ${sql(table)}`;
+    await sql.unsafe(`REVOKE ALL ON SCHEMA public FROM ${role}`);
+    await sql.unsafe(`DROP ROLE IF EXISTS ${role}`);
   }
 });
