@@ -208,6 +208,11 @@ describe.skipIf(!haveChromium)("the inspector in Chromium", () => {
     await step.getByText(/Delivery attempt \d .*\(redrive\): ok/).waitFor();
     await step.getByText(/Dead letter at .* after \d attempt.*HTTP 422/).waitFor();
     await step.getByText("delivered", { exact: true }).waitFor();
+    // One list, in the order things happened: refused, dead-lettered, redriven.
+    const lines = await step.locator("ul.sub > li").allTextContents();
+    const at = (re: RegExp) => lines.findIndex((l) => re.test(l));
+    expect(at(/failed \(422\)/)).toBeLessThan(at(/^Dead letter/));
+    expect(at(/^Dead letter/)).toBeLessThan(at(/\(redrive\): ok/));
     await expectAccessible(page, "detail redriven");
     await shot(page, "detail-redriven-desktop-light");
     await page.context().close();

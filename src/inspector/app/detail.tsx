@@ -100,6 +100,33 @@ export function DetailView({
 }
 
 function ConnectionStep({ c }: { c: ConnectionPath }) {
+  // Attempts, the dead letter and replays in the order they happened.
+  const outcomes = [
+    ...c.attempts.map((a, i) => ({
+      key: `a${i}`,
+      at: a.at,
+      ok: a.ok,
+      text: `Delivery attempt ${i + 1} at ${clock(a.at)}${a.via ? ` (${a.via})` : ""}: ${
+        a.ok ? "ok" : "failed"
+      }${a.status ? ` (${a.status})` : ""}${a.error ? ` · ${a.error}` : ""}`,
+    })),
+    ...(c.deadLetter
+      ? [
+          {
+            key: "dead",
+            at: c.deadLetter.at,
+            ok: false,
+            text: `Dead letter at ${clock(c.deadLetter.at)} after ${c.deadLetter.attempts} attempt(s): ${c.deadLetter.reason}`,
+          },
+        ]
+      : []),
+    ...c.replays.map((r, i) => ({
+      key: `r${i}`,
+      at: r.at,
+      ok: r.status === "delivered",
+      text: `Replayed at ${clock(r.at)}: ${r.status}`,
+    })),
+  ].sort((x, y) => (x.at < y.at ? -1 : x.at > y.at ? 1 : 0));
   return (
     <li class="connection-step" data-connection={c.connectionId}>
       <span class="step">
@@ -140,29 +167,15 @@ function ConnectionStep({ c }: { c: ConnectionPath }) {
           ))}
         </ul>
       ) : null}
-      {c.attempts.length > 0 ? (
+      {outcomes.length > 0 ? (
         <ul class="sub">
-          {c.attempts.map((a, i) => (
-            <li key={`a${i}`} class={a.ok ? "ok-text" : "error-text"}>
-              Delivery attempt {i + 1} at {clock(a.at)}
-              {a.via ? ` (${a.via})` : ""}: {a.ok ? "ok" : "failed"}
-              {a.status ? ` (${a.status})` : ""}
-              {a.error ? ` · ${a.error}` : ""}
+          {outcomes.map((o) => (
+            <li key={o.key} class={o.ok ? "ok-text" : "error-text"}>
+              {o.text}
             </li>
           ))}
         </ul>
       ) : null}
-      {c.deadLetter ? (
-        <p class="error-text">
-          Dead letter at {clock(c.deadLetter.at)} after {c.deadLetter.attempts} attempt(s):{" "}
-          {c.deadLetter.reason}
-        </p>
-      ) : null}
-      {c.replays.map((r) => (
-        <p key={r.at} class="muted">
-          Replayed at {clock(r.at)}: {r.status}
-        </p>
-      ))}
     </li>
   );
 }
