@@ -177,17 +177,16 @@ class Writer {
           const i = order[k]!;
           insert.one.run(slot, hashes[i]!, sources[i]!, messages[i]!, ats[i]!);
         }
-        this.db
-          .query(
-            "INSERT INTO runs (slot, slice, keys) VALUES (?, ?, ?) " +
-              "ON CONFLICT(slot) DO UPDATE SET keys = keys + excluded.keys",
-          )
-          .run(slot, slice, n);
+        // Written once: a second run in a slot would be outside filter copies that
+        // claim the slot (see `snapshot`), so it fails here instead of going unseen.
+        this.db.query("INSERT INTO runs (slot, slice, keys) VALUES (?, ?, ?)").run(slot, slice, n);
       }
       if (upTo) setMeta(this.db, "checkpoint", JSON.stringify(upTo));
     })();
     this.pending.delete(slot);
-    this.lastCommitted = Math.max(this.lastCommitted, slot);
+    // Only a run with keys has a row in `runs`: a restart goes on after the last of
+    // those, so an empty slot must not count as covered (its keys could come later).
+    if (n > 0) this.lastCommitted = Math.max(this.lastCommitted, slot);
     this.keysSinceSnapshot += n;
     this.liveKeys += n;
     return n;
@@ -288,6 +287,8 @@ class Writer {
    * Copies one segment to disk with the last slot it covers: every run written up to
    * then had its keys in the table before the copy began (entries never move), except
    * keys in the main thread's stash, which `stashFloor` keeps out of the covered range.
+   * A run is written once and never gains keys later (a restarted store starts after the
+   * last run on disk), so the copy covers its slot for good.
    */
   private snapshot(seg: number, stash?: number[]): void {
     const segment = this.segments[seg]!;

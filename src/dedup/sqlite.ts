@@ -176,7 +176,11 @@ export class SqliteDedupStore implements DedupStore {
       const last = db
         .query<{ slot: number | null }, []>("SELECT max(slot) AS slot FROM runs")
         .get();
-      const range = clock.range(now, Math.max(clock.slotAt(now), last?.slot ?? 0));
+      // New keys go to a slot after every run on disk, even when the previous process
+      // stopped (or crashed) within the current slot: a run is written once, so a stored
+      // filter copy that covers a slot holds all its keys. Appending to a run it claimed
+      // would leave the new keys out of the filter after a crash (seen as new: stored twice).
+      const range = clock.range(now, Math.max(clock.slotAt(now), (last?.slot ?? -1) + 1));
       const loaded = loadFilter(db, range);
       const stashFloor = new Float64Array(new SharedArrayBuffer(SEGMENTS * 8));
       for (let s = 0; s < SEGMENTS; s++) {

@@ -8,10 +8,14 @@
 import { fsyncSync, openSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { SqliteDedupStore } from "../../src/dedup/sqlite.ts";
-import { batchKeys, loggedBatches } from "./crash-batches.ts";
+import { batchKeys, GEOMETRY, loggedBatches, WINDOW_SECONDS } from "./crash-batches.ts";
 
 const dir = process.argv[2]!;
-const store = await SqliteDedupStore.open(dir, { windowSeconds: 86_400, snapshotMinKeys: 5_000 });
+const store = await SqliteDedupStore.open(dir, {
+  windowSeconds: WINDOW_SECONDS,
+  geometry: GEOMETRY,
+  snapshotMinKeys: 5_000,
+});
 const logged = loggedBatches(dir);
 const from = store.checkpoint()?.offset ?? -1;
 for (const b of logged) if (b > from) store.remember(batchKeys(b), { segment: 1, offset: b });

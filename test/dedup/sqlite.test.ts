@@ -211,3 +211,90 @@ test("a write that fails is reported and retried: unhealthy meanwhile, nothing l
   expect(store.checkpoint()).toEqual(pos(2));
   expect(onDisk(dir).rows).toBe(20);
 }, 60_000);
+
+test("a restart inside the slot of the last run: keys written after it are found after a crash", async () => {
+  // The clock stands still: every store below lives in the same 2.75 s slot.
+  const now = Date.UTC(2025, 0, 1, 12);
+  const opts = { windowSeconds: 86_400, now: () => now, snapshotMinKeys: 1e9 };
+  const dir = tempDir();
+  const first = await open(dir, opts);
+  first.remember(keys(ids("before", 500)), pos(1));
+  // A clean stop: every filter segment is copied to disk, covering the last run's slot.
+  await close(first);
+  const second = await open(dir, opts);
+  second.remember(keys(ids("after", 500)), pos(2));
+  await second.flush();
+  expect(second.checkpoint()).toEqual(pos(2));
+  // `second` "crashes" now (no copy of the filter since): a new store starts on its files.
+  const third = await open(dir, opts);
+  expect(third.checkpoint()).toEqual(pos(2));
+  // Both are at or before the checkpoint, so start-up replays neither: they must be there.
+  expect((await third.seen("web", ids("before", 500))).size).toBe(500);
+  expect((await third.seen("web", ids("after", 500))).size).toBe(500);
+  // The second store's keys went to a run of their own, after the one the copies cover.
+  const db = new Database(join(dir, "dedup.db"), { readonly: true });
+  try {
+    const runs = db.query<{ keys: number }, []>("SELECT keys FROM runs ORDER BY slot").all();
+    expect(runs.map((r) => r.keys)).toEqual([500, 500]);
+  } finally {
+    db.close();
+  }
+});
+
+test("a run with no keys (all replayed from outside the window) is not taken as covered", async () => {
+  const now = Date.UTC(2025, 0, 1, 12);
+  const opts = { windowSeconds: 86_400, now: () => now, snapshotMinKeys: 1e9 };
+  const dir = tempDir();
+  const first = await open(dir, opts);
+  first.remember(keys(ids("before", 100)), pos(1));
+  await first.flush();
+  // A replayed tail whose keys all left the window: a run (the next slot) with no key.
+  const old = now - 2 * 86_400_000;
+  first.remember(
+    ids("expired", 10).map((messageId) => ({ sourceId: "web", messageId, at: old })),
+    pos(2),
+  );
+  await close(first);
+  const second = await open(dir, opts);
+  second.remember(keys(ids("after", 500)), pos(3));
+  await second.flush();
+  // `second` "crashes": its keys, up to the checkpoint, must be found without a replay.
+  const third = await open(dir, opts);
+  expect(third.checkpoint()).toEqual(pos(3));
+  expect((await third.seen("web", ids("after", 500))).size).toBe(500);
+  expect((await third.seen("web", ids("expired", 10))).size).toBe(0);
+});
+
+test("keys on disk are exact to the millisecond at the window's end, across a slice boundary and a restart", async () => {
+  // 1 s slots, 10 per slice, a 30 s window; keys seen at the last millisecond of a slot
+  // (the latest a slot's tag allows) on both sides of a slice boundary.
+  const geometry: Geometry = { runMs: 1000, slotsPerSlice: 10 };
+  const sliceStart = Math.floor(Date.UTC(2025, 0, 1) / 10_000) * 10_000;
+  let now = sliceStart + 8_999;
+  const opts = { windowSeconds: 30, geometry, now: () => now };
+  const dir = tempDir();
+  const store = await open(dir, opts);
+  store.remember(keys(["last-of-slot-8"]), pos(1));
+  now = sliceStart + 9_999;
+  store.remember(keys(["last-of-slice"]), pos(2));
+  now = sliceStart + 10_000;
+  store.remember(keys(["first-of-next-slice"]), pos(3));
+  await store.flush();
+  expect(onDisk(dir)).toEqual({
+    tables: [`keys_${sliceStart / 10_000}`, `keys_${sliceStart / 10_000 + 1}`],
+    rows: 3,
+  });
+  // After a restart the filter comes from its copies on disk, the keys from their runs.
+  await close(store);
+  const again = await open(dir, opts);
+  const all = ["last-of-slot-8", "last-of-slice", "first-of-next-slice", "never"];
+  const seenAt = async (ms: number) => {
+    now = ms;
+    return [...(await again.seen("web", all))].sort();
+  };
+  expect(await seenAt(sliceStart + 38_998)).toEqual(all.slice(0, 3).sort());
+  expect(await seenAt(sliceStart + 38_999)).toEqual(["first-of-next-slice", "last-of-slice"]);
+  expect(await seenAt(sliceStart + 39_998)).toEqual(["first-of-next-slice", "last-of-slice"]);
+  expect(await seenAt(sliceStart + 39_999)).toEqual(["first-of-next-slice"]);
+  expect(await seenAt(sliceStart + 40_000)).toEqual([]);
+});
