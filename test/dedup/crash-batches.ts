@@ -1,17 +1,21 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Geometry } from "../../src/dedup/geometry.ts";
 import type { DedupKey } from "../../src/dedup/interface.ts";
 
 export const BATCH = 500;
 
-/**
- * Slots of 5 s (2.75 s by default for 24 h): a process started right after the one
- * before it then mostly lands in the slot of that one's last run, the case that once hid
- * keys; a longer round still crosses into the next slot.
- */
-export const GEOMETRY: Geometry = { runMs: 5000, slotsPerSlice: 720 };
 export const WINDOW_SECONDS = 86_400;
+
+/**
+ * The store's clock in a process that started at `from` (ms): it goes on from there, so
+ * that time in the test goes on from where the process before left it (not from the
+ * wall clock, which goes on while no process runs), four times as fast as the wall
+ * clock, so that a short process still writes a few runs (2.75 s slots).
+ */
+export function clockFrom(from: number): () => number {
+  const started = Date.now();
+  return () => from + 4 * (Date.now() - started);
+}
 
 /** The keys of batch `b`: the same on every call. */
 export function batchKeys(b: number): DedupKey[] {

@@ -3,18 +3,25 @@
  * store on DIR. Its "event log" is DIR/log.txt, one batch number per line, flushed with
  * fsync before the batch's keys are remembered, as the server appends events before it
  * records their keys. On start it replays the log after the store's checkpoint, as
- * src/ingest/replay.ts does, then writes new batches until killed, printing each.
+ * src/ingest/replay.ts does, then writes new batches until killed, printing each with
+ * the store's time, and each move of the store's checkpoint (a run written).
+ *
+ *   bun crash-child.ts DIR CLOCK_MS SNAPSHOT_MIN_KEYS
+ *
+ * The store's clock starts at CLOCK_MS, where the process before this one stopped; the
+ * filter is copied to disk at most once per SNAPSHOT_MIN_KEYS keys.
  */
 import { fsyncSync, openSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { SqliteDedupStore } from "../../src/dedup/sqlite.ts";
-import { batchKeys, GEOMETRY, loggedBatches, WINDOW_SECONDS } from "./crash-batches.ts";
+import { batchKeys, clockFrom, loggedBatches, WINDOW_SECONDS } from "./crash-batches.ts";
 
 const dir = process.argv[2]!;
+const now = clockFrom(Number(process.argv[3]));
 const store = await SqliteDedupStore.open(dir, {
   windowSeconds: WINDOW_SECONDS,
-  geometry: GEOMETRY,
-  snapshotMinKeys: 5_000,
+  now,
+  snapshotMinKeys: Number(process.argv[4]),
 });
 const logged = loggedBatches(dir);
 const from = store.checkpoint()?.offset ?? -1;
@@ -23,6 +30,7 @@ console.log(`replayed ${logged.filter((b) => b > from).length}`);
 
 const path = join(dir, "log.txt");
 const fd = openSync(path, "a");
+let written = store.checkpoint()?.offset ?? -1;
 let next = logged.length > 0 ? Math.max(...logged) + 1 : 0;
 for (;;) {
   const b = next++;
@@ -35,6 +43,9 @@ for (;;) {
   writeSync(fd, `${b}\n`);
   fsyncSync(fd);
   store.remember(keys, { segment: 1, offset: b });
-  console.log(`batch ${b}`);
+  console.log(`batch ${b} at ${now()}`);
+  // A run written: the test kills some processes right after their first one.
+  const checkpoint = store.checkpoint()?.offset ?? -1;
+  if (checkpoint !== written) console.log(`written up to ${(written = checkpoint)}`);
   await new Promise((r) => setImmediate(r));
 }
