@@ -46,6 +46,9 @@ for (;;) {
   console.log(`batch ${b} at ${now()}`);
   // A run written: the test kills some processes right after their first one.
   const checkpoint = store.checkpoint()?.offset ?? -1;
-  if (checkpoint !== written) console.log(`written up to ${(written = checkpoint)}`);
+  if (checkpoint !== written) {
+    written = checkpoint;
+    console.log(`written up to ${written}`);
+  }
   await new Promise((r) => setImmediate(r));
 }
