@@ -76,6 +76,13 @@ export class IndexWriterThread {
     });
     const thread = new IndexWriterThread(worker, opts, priority);
     worker.onmessage = (e: MessageEvent<FromIndexWriter>) => thread.onMessage(e.data);
+    // Search goes on without it (reading the part not indexed from the log), but say so.
+    worker.addEventListener("error", (e) =>
+      opts.logger.error(
+        { err: { message: (e as ErrorEvent).message } },
+        "search index writer thread failed; the index no longer follows the log until a restart",
+      ),
+    );
     worker.unref();
     thread.unsubscribe = opts.log.onAppend(() => thread.appended());
     return thread;
