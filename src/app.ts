@@ -14,10 +14,8 @@ import type { LoadedConfig } from "./config/load.ts";
 import { type ReloadOutcome, reloadConfig } from "./config/reload.ts";
 import type { SluiceConfig } from "./config/schema.ts";
 import { dropLegacyDedupKeys } from "./dedup/legacy.ts";
-import { SqliteDedupStore } from "./dedup/sqlite.ts";
 import type { Clock } from "./delivery/clock.ts";
 import { ManagerControl } from "./delivery/control.ts";
-import { SqliteDeadLetterStore } from "./delivery/dead-letters/sqlite.ts";
 import { DeliveryManager } from "./delivery/manager.ts";
 import { SqlitePauseStore } from "./delivery/paused.ts";
 import { SqliteDeliveryTrace } from "./delivery/trace/sqlite.ts";
@@ -26,7 +24,6 @@ import { hideServerFromFunctions } from "./functions/harden.ts";
 import { FunctionPool } from "./functions/pool.ts";
 import type { SandboxOptions } from "./functions/sandbox/host-sandbox.ts";
 import { functionPoolOptions, hasFunctions, sandboxOptions } from "./functions/setup.ts";
-import { SqliteFunctionStore } from "./functions/store.ts";
 import type { HttpDeps } from "./http/deps.ts";
 import { buildHttpApp } from "./http/server.ts";
 import { replayDedupKeys } from "./ingest/replay.ts";
@@ -35,7 +32,7 @@ import { FileEventLog } from "./log/file/file-log.ts";
 import { createLogger } from "./logger.ts";
 import { SluiceMetrics } from "./metrics/sluice.ts";
 import { RefusalLog } from "./ratelimit/refusals.ts";
-import { SqliteRateLimiter } from "./ratelimit/sqlite.ts";
+import { openSharedState } from "./state/backend.ts";
 import { lockDataDir } from "./state/lock.ts";
 import { type DataDirPermissions, makeDataDirPrivate } from "./state/permissions.ts";
 import { openStateDb } from "./state/sqlite.ts";
@@ -106,16 +103,10 @@ export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {})
     cleanup.push(() => db.close());
     const onStateError = (err: Error) => logger.error({ err }, "state persistence failed");
     dropLegacyDedupKeys(db);
-    const dedup = await SqliteDedupStore.open(dataDir, {
-      windowSeconds: config.dedup.windowSeconds,
-      onError: (err) => logger.error({ err }, "dedup keys could not be written"),
-    });
-    cleanup.push(() => dedup.close());
+    const shared = await openSharedState(config, { dataDir, db, logger, onStateError });
+    cleanup.push(...shared.closers);
+    const { dedup, limiter, functionStore } = shared;
     await replayDedupKeys(log, dedup, logger);
-    const limiter = new SqliteRateLimiter(db, { onError: onStateError });
-    cleanup.push(() => limiter.close());
-    const functionStore = new SqliteFunctionStore(db, { onError: onStateError });
-    cleanup.push(() => functionStore.close());
     // User code runs in sandboxed child processes (src/functions/host.ts), one per
     // connection with functions, started only if needed.
     let functions: FunctionPool | undefined;
@@ -131,8 +122,7 @@ export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {})
       cleanup.push(() => pool.close());
       functions = pool;
     }
-    const deadLetters = SqliteDeadLetterStore.open(dataDir);
-    cleanup.push(() => deadLetters.close());
+    const { deadLetters } = shared;
     const trace = new SqliteDeliveryTrace(db, { logger });
     cleanup.push(() => trace.close());
     const delivery = new DeliveryManager({

@@ -168,7 +168,7 @@ function restartOnlyChanges(running: SluiceConfig, next: SluiceConfig): string[]
   for (const field of ["port", "host", "dataDir"] as const) {
     if (running.server[field] !== next.server[field]) out.push(`server.${field}`);
   }
-  for (const section of ["limits", "dedup", "log", "functions"] as const) {
+  for (const section of ["limits", "dedup", "log", "state", "functions"] as const) {
     if (!Bun.deepEquals(running[section], next[section])) out.push(section);
   }
   if (running.admin.searchIndex !== next.admin.searchIndex) out.push("admin.searchIndex");

@@ -58,6 +58,23 @@ export const EventLogConfig = t.Object(
 );
 export type EventLogConfig = Static<typeof EventLogConfig>;
 
+/**
+ * Where shared state lives (SPEC 9): `file` (default) keeps dedup keys, rate-limit
+ * buckets, dead letters and the function store in the data dir; `redis` keeps them in
+ * Redis, shared by every instance that points at it (the event log stays per instance).
+ */
+export const StateConfig = t.Object(
+  {
+    backend: t.Union([t.Literal("file"), t.Literal("redis")], { default: "file" }),
+    /** `redis://[user:password@]host:port[/db]`; read only with `backend: redis`. */
+    url: t.String({ minLength: 1, default: "redis://127.0.0.1:6379" }),
+    /** Prefix of every Redis key (installs sharing one Redis use different ones). */
+    keyPrefix: t.String({ minLength: 1, maxLength: 64, default: "sluice" }),
+  },
+  { default: {}, additionalProperties: false },
+);
+export type StateConfig = Static<typeof StateConfig>;
+
 export const LoggerConfig = t.Object(
   {
     level: t.Union(
@@ -251,6 +268,7 @@ export const SluiceConfig = t.Object(
     limits: LimitsConfig,
     dedup: DedupConfig,
     log: EventLogConfig,
+    state: StateConfig,
     logger: LoggerConfig,
     sources: t.Array(SourceConfig, { default: [] }),
     connections: t.Array(ConnectionConfig, { default: [] }),

@@ -1,6 +1,7 @@
 import { ValidationError } from "elysia";
 import { type ErrorCode, ShuttingDownError, SluiceError, StorageError } from "../errors.ts";
 import { FunctionTimeoutError } from "../functions/errors.ts";
+import { isUnavailable } from "../storage/unavailable.ts";
 import type { HttpDeps } from "./deps.ts";
 import { requestIdOf, routeOf } from "./observe.ts";
 import { RateLimitedError } from "./request.ts";
@@ -91,6 +92,9 @@ function mapError(error: unknown, code: unknown): Mapped {
   if (code === "PARSE" || code === "INVALID_COOKIE_SIGNATURE") {
     return { status: 400, body: { error: "invalid request" } };
   }
+  // A distributed backend (Redis, NATS) out of reach: the client retries (SPEC 9). Logged
+  // as a failed request, not an internal error; the body names no host.
+  if (isUnavailable(error)) return { status: 503, body: { error: "storage unavailable, retry" } };
   // Storage that cannot write (disk full, a vanished segment, a lost backend) is
   // temporary: 503, the client retries (SPEC 9), /ready says the same.
   const status = error instanceof StorageError ? 503 : 500;
