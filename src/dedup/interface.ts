@@ -28,8 +28,13 @@ export interface DedupStore {
   /**
    * Records keys whose events are durable up to log position `upTo`. Calls come in log
    * order. `at` (ms) applies to keys that carry no time of their own.
+   *
+   * A store shared by several instances (Redis) returns a promise that resolves once
+   * the keys are visible to the others, so a client retrying on another instance right
+   * after its answer finds them; it never rejects (keys it could not write are kept and
+   * retried, and `healthy()` is false meanwhile). An embedded store returns nothing.
    */
-  remember(keys: DedupKey[], upTo: LogPosition, at?: number): void;
+  remember(keys: DedupKey[], upTo: LogPosition, at?: number): void | Promise<void>;
   /** The log position up to which every key is recorded durably (replay from here on start). */
   checkpoint(): LogPosition | undefined;
   /** Resolves once the store can take more keys without holding too many in memory. */

@@ -25,6 +25,8 @@ interface Batch {
   keys: string[];
   expires: number[];
   upTo: LogPosition;
+  /** Tells `remember`'s caller the batch was written (or failed, then kept and retried). */
+  settle?: () => void;
 }
 
 const KEY_HASH_CHARS = 22; // 132 bits of SHA-256, base64url
@@ -106,7 +108,7 @@ export class RedisDedupStore implements DedupStore {
     return found;
   }
 
-  remember(keys: DedupKey[], upTo: LogPosition, at?: number): void {
+  remember(keys: DedupKey[], upTo: LogPosition, at?: number): Promise<void> {
     if (this.closed) throw new Error("dedup store is closed");
     const now = this.now();
     const batch: Batch = { keys: [], expires: [], upTo };
@@ -118,9 +120,12 @@ export class RedisDedupStore implements DedupStore {
       batch.keys.push(key);
       batch.expires.push(ends);
     }
+    const { promise, resolve } = Promise.withResolvers<void>();
+    batch.settle = resolve;
     this.queue.push(batch);
     this.bound();
     this.schedule();
+    return promise;
   }
 
   checkpoint(): LogPosition | undefined {
@@ -155,6 +160,7 @@ export class RedisDedupStore implements DedupStore {
     // log on the next start (the checkpoint did not pass them).
     if (this.queue.length > 0 && this.redis.health().ok) await this.flush().catch(() => {});
     this.saveCheckpoint(true);
+    for (const b of this.queue) b.settle?.();
     for (const w of this.waiters.splice(0)) w();
   }
 
@@ -210,7 +216,9 @@ export class RedisDedupStore implements DedupStore {
     const results = await Promise.allSettled(sends);
     const failed = results.find((r) => r.status === "rejected");
     if (failed) {
-      // SET is idempotent: the whole lot is written again on the retry.
+      // SET is idempotent: the whole lot is written again on the retry. Callers do not
+      // wait for Redis to come back: their events are durable, the keys held here.
+      for (const b of batches) b.settle?.();
       this.queue = batches.concat(this.queue);
       throw (failed as PromiseRejectedResult).reason;
     }
@@ -222,6 +230,7 @@ export class RedisDedupStore implements DedupStore {
       }
       if (n > 0) this.recent.push([b.expires.at(-1)!, n]);
       if (!this.checkpointHeld) this.written = b.upTo;
+      b.settle?.();
     }
     this.saveCheckpoint(false);
     if (this.pending.size < this.maxPending) for (const w of this.waiters.splice(0)) w();
@@ -236,6 +245,7 @@ export class RedisDedupStore implements DedupStore {
     let dropped = 0;
     while (this.pending.size > this.maxPending && this.queue.length > 1) {
       const b = this.queue.shift()!;
+      b.settle?.();
       for (let i = 0; i < b.keys.length; i++) {
         if (this.pending.get(b.keys[i]!) === b.expires[i]) this.pending.delete(b.keys[i]!);
       }

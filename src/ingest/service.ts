@@ -184,10 +184,12 @@ export class IngestService {
       duplicates += claimed.length - fresh.length;
       if (fresh.length > 0) {
         const upTo = await this.deps.log.append(encodeRecords(fresh, jsons));
-        this.deps.dedup.remember(
+        const shared = this.deps.dedup.remember(
           fresh.map((i) => ({ sourceId, messageId: events[i]!.messageId })),
           upTo,
         );
+        // A shared store: the keys reach the other instances before the client's answer.
+        if (shared !== undefined) await shared;
       }
       claim.resolve();
     } catch (err) {
