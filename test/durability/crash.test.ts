@@ -153,4 +153,4 @@ test("kill -9 under concurrent load: acked events survive, retries store each ev
   expect(verify.stderr).toBe("");
   expect(verify.code).toBe(0);
   expect(verify.stdout).toMatch(/ok$/m);
-}, 40_000);
+}, 90_000);

@@ -122,7 +122,7 @@ for (const { name, damage, kept } of damages) {
     const again = await spawn(made);
     expect(again.output()).not.toContain("tail truncated");
     await stop(again);
-  }, 15_000);
+  }, 60_000);
 }
 
 // A zero-filled tail is what a preallocated segment looks like past its last record:
@@ -140,7 +140,7 @@ test("zero bytes after the last record: not damage, nothing truncated, appends g
   await stop(s);
   expect(await tailIds(made)).toEqual([...ids("torn", 50), ...ids("after", 5)]);
   expect((await verify(made)).code).toBe(0);
-}, 15_000);
+}, 60_000);
 
 test("log verify exits non-zero on a flipped byte inside a middle record", async () => {
   const made = await logWithEvents();
@@ -159,4 +159,4 @@ test("log verify exits non-zero on a flipped byte inside a middle record", async
   expect(res.stdout).toContain("1 bad");
   // The corrupt record is never served; every other one is.
   expect(await tailIds(made)).toEqual(ids("torn", 50).filter((id) => id !== "torn-20"));
-}, 15_000);
+}, 60_000);
