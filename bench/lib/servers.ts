@@ -21,6 +21,8 @@ export interface BenchServer {
   cpuSeconds(): number;
   memoryMb(): { rss: number; hwm: number };
   stop(): Promise<void>;
+  /** Kills the process (-9) and starts it again on the same config and data (capacity). */
+  killAndRestart(): Promise<BenchServer>;
 }
 
 export interface BenchKeys {
@@ -88,6 +90,11 @@ async function launch(
     async stop() {
       await stopProcess(proc);
       rmSync(dir, { recursive: true, force: true });
+    },
+    async killAndRestart() {
+      proc.kill(9);
+      await proc.exited;
+      return launch(kind, cmd, dir, keys, opts, port, env);
     },
   };
 }
