@@ -34,9 +34,10 @@ const CHECKPOINT_EVERY_MS = 1000;
 
 /**
  * Dedup keys in Redis (SPEC 9), shared by every sluice instance: one Redis key per
- * (sourceId, messageId), its name a hash of both (short, and any messageId, a lone
- * surrogate or a NUL included, is a key of its own), its value the time the window
- * ends (base 36 ms, so the store's clock decides, as in the embedded store), its TTL
+ * (sourceId, messageId), its name a SHA-256 of both (short: 22 characters after the
+ * prefix; any messageId, a lone surrogate or a NUL included, is a key of its own; about
+ * 1 µs a key), its value the time the window ends (base 36 ms, so the store's clock
+ * decides, as in the embedded store), its TTL
  * the rest of the window (Redis forgets it on its own).
  *
  * `seen` asks for a whole batch with one MGET. `remember` keeps the keys in memory and
@@ -165,12 +166,14 @@ export class RedisDedupStore implements DedupStore {
   }
 
   private keyOf(sourceId: string, messageId: string): string {
-    // UTF-16 code units, so a lone surrogate is not folded into U+FFFD.
-    const h = new Bun.CryptoHasher("sha256");
-    h.update(Buffer.from(sourceId, "utf16le"));
-    h.update(SEPARATOR);
-    h.update(Buffer.from(messageId, "utf16le"));
-    return this.prefix + h.digest("base64url").slice(0, KEY_HASH_CHARS);
+    const text = `${sourceId}\0${messageId}`;
+    // UTF-8 would fold a lone surrogate into U+FFFD: such ids are hashed as UTF-16 code
+    // units behind a 0xFF byte (never part of UTF-8), so no two ids share a name.
+    const bytes = text.isWellFormed()
+      ? text
+      : Buffer.concat([ILL_FORMED, Buffer.from(text, "utf16le")]);
+    const digest = Bun.CryptoHasher.hash("sha256", bytes, "base64url") as string;
+    return this.prefix + digest.slice(0, KEY_HASH_CHARS);
   }
 
   private schedule(): void {
@@ -276,7 +279,7 @@ export class RedisDedupStore implements DedupStore {
   }
 }
 
-const SEPARATOR = new Uint8Array([0, 0]);
+const ILL_FORMED = Buffer.from([0xff]);
 
 function readCheckpoint(file: string): LogPosition | undefined {
   try {
