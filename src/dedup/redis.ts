@@ -37,8 +37,8 @@ const CHECKPOINT_EVERY_MS = 1000;
  * (sourceId, messageId), its name a SHA-256 of both (short: 22 characters after the
  * prefix; any messageId, a lone surrogate or a NUL included, is a key of its own; about
  * 1 µs a key), its value the time the window ends (base 36 ms, so the store's clock
- * decides, as in the embedded store), its TTL
- * the rest of the window (Redis forgets it on its own).
+ * decides, as in the embedded store), its TTL the rest of the window (Redis forgets it
+ * on its own).
  *
  * `seen` asks for a whole batch with one MGET. `remember` keeps the keys in memory and
  * writes them with pipelined SETs, one round trip per flush; while Redis is unreachable
