@@ -88,7 +88,7 @@ describe.skipIf(Boolean(serversMissing))("two instances sharing Redis state", ()
     expect(statuses.filter((s) => s === 429)).toHaveLength(BURST * 2);
   });
 
-  test("Redis down: ingest 503 and /ready 503 on both; Redis back: 200 again without a restart", async () => {
+  test("Redis down: ingest 503 and /ready 503 on both, an instance started meanwhile too; Redis back: 200 again without a restart", async () => {
     const key = made[0]!.keys.other;
     expect([await ready(0), await ready(1)]).toEqual([200, 200]);
     await redis.kill();
@@ -101,8 +101,15 @@ describe.skipIf(Boolean(serversMissing))("two instances sharing Redis state", ()
       expect(r.status).toBe(503);
       expect(await r.text()).not.toContain(String(redis.port));
     }
+    // A third instance started while Redis is down starts, not ready, and refuses events.
+    const third = makeTestConfig();
+    made.push({ ...third, keys: made[0]!.keys });
+    writeFileSync(third.configFile, JSON.stringify(made[0]!.config));
+    procs.push(await spawnServer(third.configFile));
+    expect(await ready(2)).toBe(503);
+    expect((await track(2, key, "outage-2")).status).toBe(503);
     await redis.start();
-    for (const i of [0, 1]) {
+    for (const i of [0, 1, 2]) {
       await waitFor(async () => (await ready(i)) === 200, {
         timeoutMs: 15_000,
         what: `/ready 200 on ${i}`,
@@ -112,6 +119,7 @@ describe.skipIf(Boolean(serversMissing))("two instances sharing Redis state", ()
     // Each instance stored its event once, after the outage, and nothing during it.
     expect((await stored(0)).filter((id) => id.startsWith("outage-"))).toEqual(["outage-0"]);
     expect((await stored(1)).filter((id) => id.startsWith("outage-"))).toEqual(["outage-1"]);
+    expect((await stored(2)).filter((id) => id.startsWith("outage-"))).toEqual(["outage-2"]);
     // Dedup works again across instances.
     expect((await track(1, key, "outage-0")).status).toBe(200);
     expect((await stored(1)).filter((id) => id === "outage-0")).toHaveLength(0);
