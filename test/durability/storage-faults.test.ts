@@ -66,6 +66,8 @@ test("the segment being written is deleted: 503 and /ready 503, then a new segme
   expect(after.acked).toHaveLength(20);
   expect(s.output()).toContain("event log: appends work again");
   expect(s.proc.exitCode).toBeNull(); // the same process throughout
+  const metrics = await (await fetch(`${s.url}/metrics`)).text();
+  expect(Number(/^sluice_log_write_failures_total (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThan(0);
 
   const kept = first.acked.filter((id) => !inCurrent.includes(id));
   expect(await tailIds(made)).toEqual([...kept, ...after.acked]);

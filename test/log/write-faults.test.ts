@@ -1,5 +1,5 @@
 import { afterEach, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
@@ -129,6 +129,44 @@ test("a new segment that cannot be created fails appends until it can; no restar
   rmSync(blocked, { recursive: true });
   await waitFor(() => log.healthy(), { what: "the log healthy again" });
   acked.push(...(await appendEach(log, range("d", 5))));
+  expect(readIds(log)).toEqual(acked);
+  await log.close();
+});
+
+/**
+ * Makes creating files in `dir` fail with a permission error: chmod as a user, the
+ * immutable attribute as root (whom permissions do not stop). Undefined if neither works.
+ */
+function refuseCreate(dir: string): { undo: () => void; code: string } | undefined {
+  if (process.getuid?.() !== 0) {
+    chmodSync(dir, 0o500);
+    return { undo: () => chmodSync(dir, 0o700), code: "EACCES" };
+  }
+  const set = Bun.spawnSync(["chattr", "+i", dir]);
+  if (set.exitCode !== 0) return undefined;
+  return { undo: () => Bun.spawnSync(["chattr", "-i", dir]), code: "EPERM" };
+}
+
+test("a new segment refused for permissions (EACCES, or EPERM as root) heals once allowed", async () => {
+  const { dir, log, lines } = await openLog(4096);
+  const acked = await appendEach(log, range("a", 10));
+  const refused = refuseCreate(dir);
+  if (!refused) {
+    console.warn("skipped: neither chmod nor chattr can refuse file creation here");
+    await log.close();
+    return;
+  }
+  try {
+    acked.push(...(await appendEach(log, range("b", 30))));
+    expect(log.healthy()).toBe(false);
+    const line = lines.find((l) => l.level === 50 && String(l.msg).includes("append failed"));
+    expect(JSON.stringify(line)).toContain(refused.code);
+  } finally {
+    refused.undo();
+  }
+  await waitFor(() => log.healthy(), { what: "the log healthy again" });
+  acked.push(...(await appendEach(log, range("c", 5))));
+  expect(readIds(log).slice(-5)).toEqual(range("c", 5));
   expect(readIds(log)).toEqual(acked);
   await log.close();
 });
