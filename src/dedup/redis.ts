@@ -2,7 +2,7 @@ import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import type { Logger } from "pino";
 import type { LogPosition } from "../log/interface.ts";
 import type { RedisConnection } from "../state/redis.ts";
-import { isUnavailable } from "../storage/unavailable.ts";
+import { isUnavailable, StorageUnavailableError } from "../storage/unavailable.ts";
 import type { DedupKey, DedupStats, DedupStore } from "./interface.ts";
 
 export interface RedisDedupOptions {
@@ -29,6 +29,40 @@ interface Batch {
   settle?: () => void;
 }
 
+/**
+ * Claims: `seen` marks the ids it found new as being stored by this process (a value
+ * `~<token>`, never base 36) for CLAIM_MS, atomically with the check, and `remember`
+ * replaces the claim with the key. An id another process claimed makes `seen` fail
+ * (503, retried) instead of both instances storing it: the same messageId sent to two
+ * instances at once is stored once. A claim of a process that crashed or whose append
+ * failed lapses after CLAIM_MS (the id is refused with 503 until then). The token is
+ * per process: a store reopened in the same process keeps its claims.
+ */
+const CLAIM = `~${crypto.randomUUID().slice(0, 13)}`;
+const CLAIM_MS = 30_000;
+const BUSY = "~busy";
+/** Values of KEYS (a key's end of window, or "" for new ids, now claimed), or {BUSY}. */
+const CLAIM_SCRIPT = `
+local claim, ttl = ARGV[1], ARGV[2]
+local values = {}
+for i, key in ipairs(KEYS) do
+  local v = redis.call('GET', key)
+  if v and string.sub(v, 1, 1) == '~' and v ~= claim then return {'${BUSY}'} end
+  values[i] = v
+end
+local out = {}
+for i, key in ipairs(KEYS) do
+  local v = values[i]
+  if v and string.sub(v, 1, 1) ~= '~' then
+    out[i] = v
+  else
+    redis.call('SET', key, claim, 'PX', ttl)
+    out[i] = ''
+  end
+end
+return out
+`;
+
 const KEY_HASH_CHARS = 22; // 132 bits of SHA-256, base64url
 const CHECKPOINT_EVERY_MS = 1000;
 
@@ -40,7 +74,7 @@ const CHECKPOINT_EVERY_MS = 1000;
  * decides, as in the embedded store), its TTL the rest of the window (Redis forgets it
  * on its own).
  *
- * `seen` asks for a whole batch with one MGET. `remember` keeps the keys in memory and
+ * `seen` checks (and claims, below) a whole batch with one script call. `remember` keeps the keys in memory and
  * writes them with pipelined SETs, one round trip per flush; while Redis is unreachable
  * they stay in memory (bounded) and are retried, `seen` still finds them, and
  * `healthy()` is false. `seen` itself fails with StorageUnavailableError then (ingest
@@ -101,10 +135,17 @@ export class RedisDedupStore implements DedupStore {
       }
     }
     if (ask.length === 0) return found;
-    const values = (await this.redis.send("MGET", ask)) as (string | null)[];
+    const values = (await this.redis.eval(CLAIM_SCRIPT, ask, [CLAIM, String(CLAIM_MS)])) as
+      | string[]
+      | [typeof BUSY];
+    if (values[0] === BUSY) {
+      // Another instance is storing one of these ids now: the client retries (503) and
+      // then finds it stored, or stores it if that instance failed.
+      throw new StorageUnavailableError("redis", "a messageId is being stored by another instance");
+    }
     for (let i = 0; i < values.length; i++) {
       const v = values[i];
-      if (v != null && Number.parseInt(v, 36) > now) found.add(askIds[i]!);
+      if (v && Number.parseInt(v, 36) > now) found.add(askIds[i]!);
     }
     return found;
   }

@@ -77,6 +77,26 @@ describe.skipIf(Boolean(serversMissing))("two instances sharing Redis state", ()
     expect(await stored(1)).toContain("b-first");
   });
 
+  test("the same messageIds sent to both instances at the same moment are stored once (a 503 is retried)", async () => {
+    const key = made[0]!.keys.other;
+    const ids = Array.from({ length: 40 }, (_, n) => `together-${n}`);
+    /** A client that retries a 503 (the other instance is storing the id), bounded. */
+    const send = async (i: number, id: string) => {
+      for (let attempt = 0; attempt < 100; attempt++) {
+        const status = (await track(i, key, id)).status;
+        if (status !== 503) return status;
+        await Bun.sleep(20); // the client's back-off
+      }
+      return 503;
+    };
+    const statuses = await Promise.all(ids.flatMap((id) => [send(0, id), send(1, id)]));
+    expect(statuses.every((s) => s === 200)).toBe(true);
+    const all = [...(await stored(0)), ...(await stored(1))].filter((id) =>
+      id.startsWith("together-"),
+    );
+    expect(all.sort()).toEqual([...ids].sort());
+  });
+
   test("a shared rate limit holds across both instances: together they allow the burst, not twice it", async () => {
     const key = made[0]!.keys.server;
     const statuses = await Promise.all(
