@@ -16,6 +16,10 @@ import { join } from "node:path";
 import { SqliteDedupStore } from "../../src/dedup/sqlite.ts";
 import { batchKeys, clockFrom, loggedBatches, WINDOW_SECONDS } from "./crash-batches.ts";
 
+// Never outlive the test: a runner killed mid-test must not leave this writing forever.
+const parent = process.ppid;
+setTimeout(() => process.exit(3), 120_000);
+
 const dir = process.argv[2]!;
 const now = clockFrom(Number(process.argv[3]));
 const store = await SqliteDedupStore.open(dir, {
@@ -33,6 +37,7 @@ const fd = openSync(path, "a");
 let written = store.checkpoint()?.offset ?? -1;
 let next = logged.length > 0 ? Math.max(...logged) + 1 : 0;
 for (;;) {
+  if (process.ppid !== parent) process.exit(3);
   const b = next++;
   const keys = batchKeys(b);
   const seen = await store.seen(
