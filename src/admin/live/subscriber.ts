@@ -25,6 +25,12 @@ const encoder = new TextEncoder();
  * attempts instead of one each, which is most of what a watched ingest costs.
  */
 const FLUSH_MS = 20;
+/**
+ * Frames are handed over at once when this many bytes wait: what waits for the timer
+ * counts against the client's budget but cannot be read yet, so a busy ingest must not
+ * hold back more than a little of it (a client reading at full speed was dropped).
+ */
+const FLUSH_BYTES = 32 * 1024;
 const DROPPED_FRAME = `event: dropped\ndata: {"reason":"client read too slowly"}\n\n`;
 
 /** Whether an attempt passes a live filter. */
@@ -126,7 +132,8 @@ export class LiveSubscriber {
     }
     this.pending.push(frame);
     this.pendingBytes += frame.byteLength;
-    this.flushTimer ??= setTimeout(() => this.flush(), FLUSH_MS);
+    if (this.pendingBytes >= FLUSH_BYTES) this.flush();
+    else this.flushTimer ??= setTimeout(() => this.flush(), FLUSH_MS);
     return true;
   }
 
