@@ -41,7 +41,11 @@ export type DedupConfig = Static<typeof DedupConfig>;
 export const EventLogConfig = t.Object(
   {
     backend: t.Literal("file", { default: "file" }),
-    segmentBytes: t.Integer({ minimum: 4096, default: 64 * 1024 * 1024 }),
+    segmentBytes: t.Integer({
+      minimum: 4096,
+      maximum: 1024 * 1024 * 1024,
+      default: 64 * 1024 * 1024,
+    }),
     retention: t.Object(
       {
         /** Segments older than this may be deleted once every connection consumed them. */

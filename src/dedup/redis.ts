@@ -1,4 +1,5 @@
-import { readFileSync, renameSync, writeFileSync } from "node:fs";
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
+import { dirname } from "node:path";
 import type { Logger } from "pino";
 import type { LogPosition } from "../log/interface.ts";
 import type { RedisConnection } from "../state/redis.ts";
@@ -228,6 +229,9 @@ export class RedisDedupStore implements DedupStore {
         this.retryDelayMs = 100;
       } catch (err) {
         this.writeFailing = true;
+        // Whoever waits for room (a start-up replay) must not wait for Redis: the
+        // bound on pending keys drops the oldest instead (see backlog()).
+        for (const w of this.waiters.splice(0)) w();
         if (!isUnavailable(err))
           this.opts.logger?.error({ err }, "dedup keys could not be written");
         this.retryTimer = setTimeout(() => {
@@ -310,8 +314,7 @@ export class RedisDedupStore implements DedupStore {
     if (!file || !at || at === this.savedCheckpoint) return;
     if (!force && Date.now() - this.lastSaveAt < CHECKPOINT_EVERY_MS) return;
     try {
-      writeFileSync(`${file}.tmp`, JSON.stringify(at));
-      renameSync(`${file}.tmp`, file);
+      writeDurably(file, JSON.stringify(at));
       this.savedCheckpoint = at;
       this.lastSaveAt = Date.now();
     } catch (err) {
@@ -321,6 +324,29 @@ export class RedisDedupStore implements DedupStore {
 }
 
 const ILL_FORMED = Buffer.from([0xff]);
+
+/**
+ * Replaces `file` with `text`, synced: the temp file before the rename, the folder after
+ * it, so a power loss leaves the old checkpoint or the new one, never an empty file
+ * (which would make the next start rewrite the whole log's keys).
+ */
+function writeDurably(file: string, text: string): void {
+  const tmp = `${file}.tmp`;
+  const fd = openSync(tmp, "w", 0o600);
+  try {
+    writeSync(fd, text);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, file);
+  const dir = openSync(dirname(file), "r");
+  try {
+    fsyncSync(dir);
+  } finally {
+    closeSync(dir);
+  }
+}
 
 function readCheckpoint(file: string): LogPosition | undefined {
   try {

@@ -4,7 +4,6 @@ import { FunctionTimeoutError } from "../functions/errors.ts";
 import { isUnavailable } from "../storage/unavailable.ts";
 import type { HttpDeps } from "./deps.ts";
 import { requestIdOf, routeOf } from "./observe.ts";
-import { RateLimitedError } from "./request.ts";
 
 /** The HTTP status of each error code (src/errors.ts). */
 export const ERROR_STATUS: Record<ErrorCode, number> = {
@@ -48,7 +47,7 @@ interface Mapped {
  */
 export function errorHandler(deps: Pick<HttpDeps, "logger" | "lifecycle">) {
   return (ctx: ErrorContext) => {
-    const mapped = mapError(ctx.error, ctx.code);
+    const mapped = mapError(ctx.error, ctx.code, deps.lifecycle.shuttingDown);
     const { set, request } = ctx;
     set.status = mapped.status;
     const line = {
@@ -62,15 +61,14 @@ export function errorHandler(deps: Pick<HttpDeps, "logger" | "lifecycle">) {
       deps.logger.error({ ...line, errorId, err: ctx.error }, "request failed: internal error");
       return { error: `error# ${errorId}: internal error` };
     }
-    // A refusal of a key far over its limit is counted, not logged (see RefusalLog).
-    if (!(ctx.error instanceof RateLimitedError) || ctx.error.logged) {
-      deps.logger.info({ ...line, reason: mapped.body.error }, "request failed");
-    }
+    // One line per failed request (SPEC 10), a 429 too; the `rate limited` warning with
+    // the key is what RefusalLog thins out to one a second.
+    deps.logger.info({ ...line, reason: mapped.body.error }, "request failed");
     return mapped.body;
   };
 }
 
-function mapError(error: unknown, code: unknown): Mapped {
+function mapError(error: unknown, code: unknown, shuttingDown: boolean): Mapped {
   if (error instanceof SluiceError) {
     return {
       status: ERROR_STATUS[error.code],
@@ -95,9 +93,10 @@ function mapError(error: unknown, code: unknown): Mapped {
   // A distributed backend (Redis, NATS) out of reach: the client retries (SPEC 9). Logged
   // as a failed request, not an internal error; the body names no host.
   if (isUnavailable(error)) return { status: 503, body: { error: "storage unavailable, retry" } };
-  // Storage that cannot write (disk full, a vanished segment, a lost backend) is
-  // temporary: 503, the client retries (SPEC 9), /ready says the same.
-  const status = error instanceof StorageError ? 503 : 500;
+  // Anything else, storage that cannot write included (disk full, a vanished segment):
+  // 500, masked (SPEC 3), or 503 when the log was closed by a stop; /ready is 503
+  // meanwhile and the client retries.
+  const status = error instanceof StorageError && shuttingDown ? 503 : 500;
   return { status, body: {}, internal: true };
 }
 

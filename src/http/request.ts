@@ -46,7 +46,8 @@ function settle(
     const requestId = headers["x-request-id"] as string | undefined;
     const refused = cost || atLeast;
     deps.onRateLimited?.(key, refused, requestId);
-    // At most one line per key and second (RefusalLog): a 429 must cost almost nothing.
+    // The warning with the key: at most one per key and second (RefusalLog); the
+    // error mapper still writes the request's own "request failed" line.
     const unlogged = deps.refusals ? deps.refusals.refused(key.keyId) : 0;
     if (unlogged !== undefined) {
       deps.logger.warn(
@@ -54,29 +55,23 @@ function settle(
         "rate limited",
       );
     }
-    throw rateLimited(decision.retryAfter, unlogged !== undefined);
+    throw rateLimited(decision.retryAfter);
   }
 }
 
-/**
- * A 429. `logged`: whether this refusal got its log lines ("rate limited", then the
- * error mapper's "request failed"); most refusals of a key over its limit do not.
- */
+/** A 429 (logged by the error mapper as any failed request). */
 export class RateLimitedError extends SluiceError {
-  constructor(
-    retryAfter: number,
-    readonly logged: boolean,
-  ) {
+  constructor(retryAfter: number) {
     super("rate_limited", "rate limit exceeded", { retryAfter });
   }
 }
 
 /** A RateLimitedError without a stack: nobody reads it, and capturing one was 4% of a refusal's CPU. */
-function rateLimited(retryAfter: number, logged: boolean): RateLimitedError {
+function rateLimited(retryAfter: number): RateLimitedError {
   const limit = Error.stackTraceLimit;
   Error.stackTraceLimit = 0;
   try {
-    return new RateLimitedError(retryAfter, logged);
+    return new RateLimitedError(retryAfter);
   } finally {
     Error.stackTraceLimit = limit;
   }

@@ -65,14 +65,17 @@ describe.skipIf(Boolean(serversMissing))("Redis dedup store through an outage", 
         timeoutMs: 10_000,
       });
       // Written to Redis: another instance's store (a second connection) sees both.
-      const other = RedisDedupStore.open(await own.redisConnection("outage", prefix), {
-        windowSeconds: 3600,
-      });
-      expect([...(await other.seen("web", ["before", "during", "never"]))].sort()).toEqual([
-        "before",
-        "during",
-      ]);
-      await other.close();
+      const otherConn = await own.redisConnection("outage", prefix);
+      const other = RedisDedupStore.open(otherConn, { windowSeconds: 3600 });
+      try {
+        expect([...(await other.seen("web", ["before", "during", "never"]))].sort()).toEqual([
+          "before",
+          "during",
+        ]);
+      } finally {
+        await other.close();
+        await otherConn.close();
+      }
     } finally {
       await store.close();
       await conn.close();

@@ -6,7 +6,7 @@ import { makeTestConfig, runCli } from "../support/server.ts";
 import { waitFor } from "../support/wait.ts";
 
 // Issue 13 / SPEC 5 and 9: a storage failure is never silent. While the event log
-// cannot append, ingest answers 503 (nothing acknowledged), /ready is 503 and an error
+// cannot append, ingest answers 500 (SPEC 3; nothing acknowledged), /ready is 503 and an error
 // is logged; the server recovers by itself, without restart, and every acknowledged
 // event of the files that remain is still read.
 
@@ -39,7 +39,7 @@ async function send(url: string, key: string, events: Record<string, unknown>[],
   return { acked, statuses };
 }
 
-test("the segment being written is deleted: 503 and /ready 503, then a new segment without restart", async () => {
+test("the segment being written is deleted: 500 and /ready 503, then a new segment without restart", async () => {
   const made = makeTestConfig({ config: { log: { segmentBytes: 8192 } } });
   dirs.push(made.dir);
   const s = await spawn(made.configFile);
@@ -52,7 +52,7 @@ test("the segment being written is deleted: 503 and /ready 503, then a new segme
   rmSync(current.path);
 
   const during = await send(s.url, made.keys.server, trackEvents("b", 10));
-  expect(during.statuses).toEqual([503]);
+  expect(during.statuses).toEqual([500]);
   expect(await ready(s.url)).toBe(503);
   await waitFor(
     () => /"level":50[^\n]*vanished[^\n]*"msg":"event log: append failed/.test(s.output()),
@@ -124,7 +124,7 @@ function fill(path: string): number {
 }
 
 test.skipIf(!mounted)(
-  "disk full: 503 and /ready 503 with an error line; space freed: recovery without restart, nothing acknowledged lost",
+  "disk full: 500 and /ready 503 with an error line; space freed: recovery without restart, nothing acknowledged lost",
   async () => {
     const made = tmpfs;
     const s = await spawn(made.configFile);
@@ -140,10 +140,10 @@ test.skipIf(!mounted)(
     // Segments are preallocated: what fits in the current one is still stored (and
     // acknowledged); the next segment cannot be had. Batches of about 10 KB.
     const during = await send(s.url, made.keys.server, events("b", 400), 20);
-    const failed = during.statuses.indexOf(503);
+    const failed = during.statuses.indexOf(500);
     expect(failed).toBeGreaterThanOrEqual(0);
     expect(during.statuses.slice(0, failed).every((st) => st === 200)).toBe(true);
-    expect(during.statuses.slice(failed).every((st) => st === 503)).toBe(true);
+    expect(during.statuses.slice(failed).every((st) => st === 500)).toBe(true);
     expect(await ready(s.url)).toBe(503);
     await waitFor(() => /"level":50[^\n]*"msg":"event log: append failed/.test(s.output()), {
       what: "the error line",

@@ -56,11 +56,11 @@ test("internal errors are masked, logged once with the id and the stack", async 
   const lifecycle = { shuttingDown: false };
   const { call, lines } = appWith(lifecycle);
   const storage = await call("/throw/x", new StorageError(new Error("disk on fire")));
-  expect(storage.status).toBe(503); // storage that cannot write: the client retries
+  expect(storage.status).toBe(500); // storage that cannot write: SPEC 3's 500, the client retries
   expect(storage.body.error).toMatch(/^error# [0-9a-f]{6}: internal error$/);
   const id = String(storage.body.error).slice(7, 13);
   const line = lines.find((l) => l.errorId === id)!;
-  expect(line).toMatchObject({ level: 50, route: "/throw/:what", status: 503 });
+  expect(line).toMatchObject({ level: 50, route: "/throw/:what", status: 500 });
   expect(JSON.stringify(line.err)).toContain("disk on fire");
   expect(JSON.stringify(storage.body)).not.toContain("disk");
 

@@ -1,5 +1,5 @@
 import { afterEach, expect, test } from "bun:test";
-import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
@@ -82,5 +82,28 @@ test.if(process.platform === "linux")(
     expect(verifyLog(root).problems).toEqual([]);
     // The "crashed" first log: let its file go without its clean stop.
     await (log as unknown as { handle: { close(): Promise<void> } }).handle.close();
+  },
+);
+
+test.if(process.platform === "linux")(
+  "a crash between starting a segment and trimming the one before: the reserved zeros are cut at the next open",
+  async () => {
+    const root = mkdtempSync(join(tmpdir(), "sluice-prealloc-"));
+    tmp.push(root);
+    const dir = join(root, "log");
+    const { logger } = memoryLogger();
+    const first = await FileEventLog.open({ dir, segmentBytes: SEGMENT, logger });
+    await first.append(Array.from({ length: 10 }, (_, i) => event(i)));
+    const used = first.end().offset;
+    await first.close();
+    expect(statSync(segmentPath(dir, 1)).size).toBe(used);
+    // As a crash mid-rotation leaves it: segment 1 still reserved, segment 2 empty.
+    truncateSync(segmentPath(dir, 1), SEGMENT);
+    writeFileSync(segmentPath(dir, 2), "");
+    const log = await FileEventLog.open({ dir, segmentBytes: SEGMENT, logger });
+    expect(statSync(segmentPath(dir, 1)).size).toBe(used);
+    expect(log.segments()[0]).toMatchObject({ segment: 1, bytes: used });
+    expect(readRecords(dir, { segment: 1, offset: 0 }, 1000, log.end())).toHaveLength(10);
+    await log.close();
   },
 );

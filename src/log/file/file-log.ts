@@ -2,21 +2,24 @@ import {
   closeSync,
   constants,
   existsSync,
+  fstatSync,
   fsyncSync,
+  ftruncateSync,
   mkdirSync,
   openSync,
+  readSync,
   rmSync,
   statSync,
   truncateSync,
   writeFileSync,
 } from "node:fs";
-import { type FileHandle, open } from "node:fs/promises";
+import { type FileHandle, open, unlink } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import type { Logger } from "pino";
 import type { EventLog, LogPosition, LogRecord, SegmentInfo } from "../interface.ts";
 import { preallocate } from "./preallocate.ts";
 import { type CorruptRecord, readRecords, type SegmentScan, scanSegment } from "./reader.ts";
-import { encodeRecords } from "./record.ts";
+import { encodeRecords, isZero } from "./record.ts";
 import { listSegments, readSegmentBytes, segmentPath } from "./segments.ts";
 
 export interface FileEventLogOptions {
@@ -76,6 +79,8 @@ export class FileEventLog implements EventLog {
   private failure: Error | null = null;
   /** The current segment cannot be written on (vanished, replaced, not cut back). */
   private needNewSegment = false;
+  /** When `repair` last ran (performance.now()). */
+  private repairedAt = Number.NEGATIVE_INFINITY;
   private retryTimer: ReturnType<typeof setInterval> | null = null;
   private closed = false;
   private readonly listeners = new Set<() => void>();
@@ -93,6 +98,10 @@ export class FileEventLog implements EventLog {
     if (last === undefined) {
       await log.startSegment(1);
     } else {
+      // A crash between starting a segment and trimming the one before leaves that
+      // one's reserved zeros: sizes, retention and readers would count them.
+      const previous = segments.at(-2);
+      if (previous !== undefined) trimZeroTail(segmentPath(opts.dir, previous), opts.logger);
       log.segment = last;
       const recovered = recoverSegment(segmentPath(opts.dir, last), opts.logger);
       for (const c of recovered.corrupt) log.reportCorrupt({ segment: last, ...c });
@@ -188,7 +197,12 @@ export class FileEventLog implements EventLog {
       do {
         // Failing: try to write again first (a new segment, a probe write); the appends
         // waiting are answered with the failure if that does not work yet.
-        if (this.failure) await this.repair();
+        // At most one repair per RETRY_MS/2 (the retry timer's pace): appends arriving
+        // in between fail at once instead of each trying (and logging) again.
+        if (this.failure && performance.now() - this.repairedAt >= RETRY_MS / 2) {
+          this.repairedAt = performance.now();
+          await this.repair();
+        }
         if (this.pending.length === 0) break;
         const group = this.pending;
         this.pending = [];
@@ -318,7 +332,16 @@ export class FileEventLog implements EventLog {
       await this.handle.truncate(Math.max(this.size, this.allocated));
       this.checkFile();
     } catch (err) {
-      this.failure = err instanceof Error ? err : new Error(String(err));
+      const error = err instanceof Error ? err : new Error(String(err));
+      // A new cause (EACCES fixed, now ENOSPC) is logged too: the operator must see
+      // what blocks appends now, not only what blocked them first.
+      if (error.message !== this.failure?.message) {
+        this.opts.logger.error(
+          { err: error, segment: this.segment },
+          "event log: appends still fail, for another reason (retrying)",
+        );
+      }
+      this.failure = error;
       return;
     }
     this.opts.logger.warn(
@@ -347,6 +370,8 @@ export class FileEventLog implements EventLog {
       syncDir(this.opts.dir);
     } catch (err) {
       await handle.close().catch(() => {});
+      // Nothing is in it: a retry must not leave one empty segment per failed try.
+      await unlink(segmentPath(this.opts.dir, n)).catch(() => {});
       throw err;
     }
     const previous = this.segment > 0 ? this.handle : undefined;
@@ -383,6 +408,30 @@ function concat(group: PendingAppend[], total: number): Uint8Array {
 }
 
 /**
+ * Cuts a closed segment back to its records when it ends in reserved zeros (nothing
+ * else is touched: damage in a closed segment is reported by readers, never cut).
+ */
+function trimZeroTail(path: string, logger: Logger): void {
+  const fd = openSync(path, "r+");
+  try {
+    const size = fstatSync(fd).size;
+    const probe = Buffer.alloc(Math.min(size, 4096));
+    readSync(fd, probe, 0, probe.byteLength, size - probe.byteLength);
+    if (probe.byteLength === 0 || !isZero(probe)) return;
+    const scan = scanSegment(readSegmentBytes(path, 0).buf);
+    if (scan.tail || scan.validEnd >= size) return;
+    ftruncateSync(fd, scan.validEnd);
+    fsyncSync(fd);
+    logger.info(
+      { segment: path, bytes: scan.validEnd },
+      "event log: reserved zeros cut from a closed segment",
+    );
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
  * Finds the end of the last whole valid record and truncates anything after it. The
  * cut bytes are first copied to `<log>/quarantine/` so that nothing is destroyed: a
  * torn write is expected there, damage further back is for an operator to inspect.
@@ -394,7 +443,13 @@ function recoverSegment(path: string, logger: Logger): SegmentScan {
     const quarantine = join(dirname(path), "quarantine");
     mkdirSync(quarantine, { recursive: true });
     const copy = join(quarantine, `${basename(path)}.${scan.validEnd}.bin`);
-    writeFileSync(copy, buf.subarray(scan.validEnd));
+    // A preallocated segment's reserved zeros (up to segmentBytes) are nothing to
+    // inspect: a long run of them at the end is left out of the copy (a few zeros may be
+    // part of the torn record itself, and are kept).
+    let last = buf.byteLength;
+    while (last > scan.validEnd && buf[last - 1] === 0) last--;
+    if (buf.byteLength - last < 4096) last = buf.byteLength;
+    writeFileSync(copy, buf.subarray(scan.validEnd, last));
     truncateSync(path, scan.validEnd);
     const fd = openSync(path, "r+");
     fsyncSync(fd);

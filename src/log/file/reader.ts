@@ -5,6 +5,8 @@ import {
   frameLength,
   headerBytes,
   isZero,
+  MAGIC,
+  MAX_RECORD_BYTES,
   resync,
   type SegmentFormat,
   scanRecords,
@@ -139,8 +141,11 @@ function readSegment(
 function segmentFormat(fd: number, size: number): SegmentFormat {
   const head = pread(fd, 0, Math.min(size, V1_HEADER_BYTES));
   if (head.byteLength < V1_HEADER_BYTES) return 2;
+  // A v2 frame starts with the marker, which as a v1 length reads ~805 MiB: never read
+  // that much to find out.
+  if (MAGIC.every((b, i) => head[i] === b)) return 2;
   const length = new DataView(head.buffer).getUint32(0, true);
-  if (length > size - V1_HEADER_BYTES) return 2;
+  if (length > MAX_RECORD_BYTES || length > size - V1_HEADER_BYTES) return 2;
   return detectFormat(pread(fd, 0, V1_HEADER_BYTES + length));
 }
 
