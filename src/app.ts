@@ -167,7 +167,9 @@ export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {})
       cleanup.push(() => writer.stop());
       const shards = new IndexShards(indexDir, { readOnly: true });
       cleanup.push(() => shards.close());
-      admin.search = new EventSearch(shards, eventLogSource(log));
+      // Records not indexed yet are read from the log; the writer's ring knows when they
+      // became durable.
+      admin.search = new EventSearch(shards, eventLogSource(log, writer.storedTimes));
     }
     metrics.liveClients(() => ({
       clients: admin.live.clients,

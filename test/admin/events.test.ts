@@ -1,5 +1,10 @@
+import { Database } from "bun:sqlite";
 import { afterEach, describe, expect, test } from "bun:test";
+import { readdirSync } from "node:fs";
+import { join } from "node:path";
+import { IndexShards } from "../../src/admin/search/shards.ts";
 import type { TestServer } from "../support/server.ts";
+import { waitFor } from "../support/wait.ts";
 import { adminGet, startAdminServer } from "./support.ts";
 
 let server: TestServer | undefined;
@@ -156,5 +161,118 @@ describe("GET /admin/api/events/{sourceId}/{messageId}", () => {
     expect(missing.status).toBe(404);
     expect((await adminGet(server, "/admin/api/events/other/d1")).status).toBe(404);
     expect((await fetch(`${server.url}/admin/api/events/web/d1`)).status).toBe(401);
+  });
+});
+
+describe("the path's storedAt", () => {
+  /** The path's receivedAt and storedAt of one event, in ms (storedAt null when not known). */
+  const times = async (s: TestServer, messageId: string) => {
+    const res = await adminGet(s, `/admin/api/events/web/${messageId}`);
+    expect({ messageId, status: res.status }).toEqual({ messageId, status: 200 });
+    const { path } = (await res.json()) as { path: { receivedAt: string; storedAt: string | null } };
+    if (path.storedAt !== null) expect(new Date(path.storedAt).toISOString()).toBe(path.storedAt);
+    return {
+      received: Date.parse(path.receivedAt),
+      stored: path.storedAt === null ? null : Date.parse(path.storedAt),
+    };
+  };
+
+  /** Waits until the index writer has indexed `n` events of the data dir's log. */
+  const indexed = async (s: TestServer, n: number) => {
+    const view = new IndexShards(join(s.dataDir, "index"), { readOnly: true });
+    try {
+      await waitFor(
+        () => {
+          view.refresh();
+          return view.progress().seq >= n;
+        },
+        { what: `${n} events indexed` },
+      );
+    } finally {
+      view.close();
+    }
+  };
+
+  test("is when the record became durable: after receipt, before the answer, for single events and batches", async () => {
+    server = await startAdminServer();
+    const key = { "x-write-key": server.keys.server };
+    expect((await server.post("/v1/track", ev("s1", "sam"), key)).status).toBe(200);
+    const singleAnswered = Date.now();
+    // The next request arrives after that answer: a stored time taken from a later
+    // append than the event's own would lie past singleAnswered.
+    await waitFor(() => Date.now() > singleAnswered);
+    const batch = { batch: [ev("b1", "bea"), ev("b2", "bea"), ev("b3", "bea")] };
+    expect((await server.post("/v1/batch", batch, key)).status).toBe(200);
+    const batchAnswered = Date.now();
+    await waitFor(() => Date.now() > batchAnswered);
+    expect((await server.post("/v1/track", ev("s2", "sam"), key)).status).toBe(200);
+    const lastAnswered = Date.now();
+
+    const answered: Record<string, number> = {
+      s1: singleAnswered,
+      b1: batchAnswered,
+      b2: batchAnswered,
+      b3: batchAnswered,
+      s2: lastAnswered,
+    };
+    const all = async () => {
+      const out: Record<string, number> = {};
+      for (const [id, by] of Object.entries(answered)) {
+        const { received, stored } = await times(server!, id);
+        expect({ id, stored }).toEqual({ id, stored: expect.any(Number) });
+        expect({ id, afterReceipt: stored! >= received }).toEqual({ id, afterReceipt: true });
+        expect({ id, beforeAnswer: stored! <= by }).toEqual({ id, beforeAnswer: true });
+        out[id] = stored!;
+      }
+      return out;
+    };
+    // At once (read from the log, not indexed yet), then from the index: the same times.
+    const fresh = await all();
+    await indexed(server, 5);
+    expect(await all()).toEqual(fresh);
+    // One batch is one append: its events became durable together.
+    expect(fresh.b2).toBe(fresh.b1!);
+    expect(fresh.b3).toBe(fresh.b1!);
+  });
+
+  test("is kept across a restart right after the answer (the writer indexes the last appends as it stops)", async () => {
+    server = await startAdminServer();
+    const key = { "x-write-key": server.keys.server };
+    expect((await server.post("/v1/track", ev("r1", "rita"), key)).status).toBe(200);
+    const answered = Date.now();
+    await server.restart();
+    const { received, stored } = await times(server, "r1");
+    expect(stored).toBeGreaterThanOrEqual(received);
+    expect(stored).toBeLessThanOrEqual(answered);
+  });
+
+  test("an index shard written before stored times were kept still answers, with null", async () => {
+    server = await startAdminServer();
+    const key = { "x-write-key": server.keys.server };
+    expect((await server.post("/v1/track", ev("old1", "olga"), key)).status).toBe(200);
+    await indexed(server, 1);
+    await server.stop();
+    // The shard as the version before wrote it: no `stored` column.
+    const index = join(server.dataDir, "index");
+    for (const file of readdirSync(index).filter((f) => f.endsWith(".db"))) {
+      const db = new Database(join(index, file));
+      db.exec("ALTER TABLE events DROP COLUMN stored");
+      db.close();
+    }
+    await server.restart();
+    expect(await times(server, "old1")).toMatchObject({ stored: null });
+    // New events in the same shard have theirs, at once and once indexed.
+    expect((await server.post("/v1/track", ev("new1", "nat"), key)).status).toBe(200);
+    const answered = Date.now();
+    const fresh = await times(server, "new1");
+    await indexed(server, 2);
+    for (const t of [fresh, await times(server, "new1")]) {
+      expect(t.stored).toBeGreaterThanOrEqual(t.received);
+      expect(t.stored).toBeLessThanOrEqual(answered);
+    }
+    expect(await times(server, "old1")).toMatchObject({ stored: null });
+    // Searching the old rows works as before.
+    const page = await search(server, "userId=olga");
+    expect(page.events.map((e) => e.messageId)).toEqual(["old1"]);
   });
 });

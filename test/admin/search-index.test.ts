@@ -1,3 +1,4 @@
+import { Database } from "bun:sqlite";
 import { afterEach, expect, test } from "bun:test";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -8,6 +9,7 @@ import { SearchIndexer } from "../../src/admin/search/indexer.ts";
 import { eventLogSource } from "../../src/admin/search/log-source.ts";
 import { EventSearch } from "../../src/admin/search/search.ts";
 import { IndexShards } from "../../src/admin/search/shards.ts";
+import { StoredTimes } from "../../src/admin/search/stored-times.ts";
 import { FileEventLog } from "../../src/log/file/file-log.ts";
 import { waitFor } from "../support/wait.ts";
 
@@ -186,17 +188,31 @@ test("the server's writer thread indexes in the idle class; a read-only view sea
   expect(view.progress().seq).toBe(900);
   expect(search.search({ messageId: "m0", limit: 1 }).events).toHaveLength(1);
   expect(search.search({ userId: "u3", limit: 500 }).events).toHaveLength(90);
+  // Stored before the writer started: when is not known.
+  expect(search.search({ messageId: "m0", limit: 1 }).events[0]!.storedAt).toBeNull();
 
-  // An append the thread is told of (after it is durable) is indexed, in a new shard.
+  // An append the thread is told of (after it is durable) is indexed, in a new shard,
+  // with the time it became durable.
   const late = { type: "track", event: "Late", userId: "lu", messageId: "late", sourceId: "web" };
+  const appending = Date.now();
   await log.append(
     Array.from({ length: 300 }, (_, i) =>
       new TextEncoder().encode(JSON.stringify({ ...late, messageId: `late-${i}` })),
     ),
   );
-  await waitFor(() => search.search({ userId: "lu", limit: 500 }).events.length === 300, {
-    what: "the appended events to be indexed",
-  });
+  const appended = Date.now();
+  const lates = await waitFor(
+    () => {
+      const found = search.search({ userId: "lu", limit: 500 }).events;
+      return found.length === 300 && found;
+    },
+    { what: "the appended events to be indexed" },
+  );
+  const stored = new Set(lates.map((f) => f.storedAt));
+  expect(stored.size).toBe(1); // one append
+  const [time] = stored;
+  expect(time).toBeGreaterThanOrEqual(appending);
+  expect(time).toBeLessThanOrEqual(appended);
   expect(readdirSync(join(dir, "writer-index")).filter((f) => f.endsWith(".db"))).toHaveLength(3);
   await writer.stop();
   // A stopped writer has closed its shards: a new one goes on where it stopped.
@@ -224,4 +240,40 @@ test("a read-only view lets go of a shard the writer dropped, and picks up new o
   expect(view.count()).toBeLessThan(1200);
   expect(search.search({ messageId: "m1199", limit: 1 }).events).toHaveLength(1);
   expect(() => view.append([], "1:0")).toThrow("read-only");
+});
+
+test("a shard written before stored times were kept is searched all the same, with null", async () => {
+  const { dir, shards, indexer, log } = await setup(300);
+  indexer.catchUp();
+  shards.close();
+  const indexDir = join(dir, "index");
+  for (const file of readdirSync(indexDir).filter((f) => f.endsWith(".db"))) {
+    const db = new Database(join(indexDir, file));
+    db.exec("ALTER TABLE events DROP COLUMN stored");
+    db.close();
+  }
+  const times = new StoredTimes(log.end());
+  const unsubscribe = log.onAppend(() => times.add(log.end(), Date.now()));
+  closers.push(unsubscribe);
+  const view = new IndexShards(indexDir, { readOnly: true });
+  closers.push(() => view.close());
+  const search = new EventSearch(view, eventLogSource(log, times), { maxTail: 0 });
+  const found = (messageId: string) =>
+    search.search({ messageId, limit: 1 }).events.map((f) => [f.event.messageId, f.storedAt]);
+  expect(found("m7")).toEqual([["m7", null]]);
+
+  // A writer opening it adds the column: its new rows have their time, and the view
+  // (opened before) reads it.
+  const writer = new IndexShards(indexDir);
+  closers.push(() => writer.close());
+  const appending = Date.now();
+  const fresh = { type: "track", event: "E", messageId: "fresh", sourceId: "web" };
+  await log.append([new TextEncoder().encode(JSON.stringify(fresh))]);
+  const appended = Date.now();
+  new SearchIndexer(writer, eventLogSource(log, times), { logger }).catchUp();
+  const [[, time]] = found("fresh") as [[string, number]];
+  expect(time).toBeGreaterThanOrEqual(appending);
+  expect(time).toBeLessThanOrEqual(appended);
+  expect(found("m7")).toEqual([["m7", null]]);
+  expect(writer.count()).toBe(301);
 });

@@ -105,12 +105,13 @@ export function eventsRoutes(deps: HttpDeps, admin: AdminServices) {
         const found = search().find(params.sourceId, params.messageId);
         if (!found)
           throw new SluiceError("not_found", "no stored event with this source and messageId");
-        const { event, ref } = found;
+        const { event, ref, storedAt } = found;
         return {
           event,
           path: {
             receivedAt: event.receivedAt,
-            storedAt: null,
+            // Known for events stored since the index kept it (null for older ones).
+            storedAt: storedAt === null ? null : new Date(storedAt).toISOString(),
             position: ref,
             connections: await admin.delivery.eventPath({
               sourceId: event.sourceId,

@@ -99,7 +99,10 @@ export const EventDetailBody = t.Object({
   event: t.Record(t.String(), t.Unknown()),
   path: t.Object({
     receivedAt: t.String(),
-    storedAt: t.Union([t.String(), t.Null()]),
+    storedAt: t.Union([t.String(), t.Null()], {
+      description:
+        "When the event's log record became durable (before it was acknowledged); null when not known: events stored by a version without it, or by an earlier run and not yet indexed when it stopped.",
+    }),
     position: t.String({ description: "Where the event sits in the log (opaque)." }),
     connections: t.Array(ConnectionPathView),
   }),

@@ -1,5 +1,6 @@
 import type { Logger } from "pino";
 import type { LogPosition } from "../../log/interface.ts";
+import { StoredTimes, type StoredTimesUpdate } from "./stored-times.ts";
 
 export type ToIndexWriter =
   | {
@@ -10,8 +11,11 @@ export type ToIndexWriter =
       shardEvents?: number;
       batch?: number;
     }
-  /** The log's durable end moved (sent after appends, gathered). */
-  | { t: "end"; end: LogPosition }
+  /**
+   * The log's durable end moved (sent after appends, gathered), with when each append
+   * since the last message became durable.
+   */
+  | { t: "end"; end: LogPosition; stored?: StoredTimesUpdate }
   | { t: "stop" };
 
 export type FromIndexWriter =
@@ -34,13 +38,14 @@ export interface IndexThreadOptions {
   batch?: number;
 }
 
-/** How long a stop waits for the writer to close its shards before ending it. */
+/** How long a stop waits for the writer to index the last appends and close its shards. */
 const STOP_WAIT_MS = 2000;
 
 /**
  * The server's side of the search index writer (index-writer.ts): starts the thread,
- * tells it where the log ends after appends (at most one message per `delayMs`: the
- * only work ingest does for the index) and relays what it logs.
+ * tells it where the log ends after appends and when each append became durable (at
+ * most one message per `delayMs`; per append, one entry in a ring: the only work
+ * ingest does for the index) and relays what it logs.
  */
 export class IndexWriterThread {
   private timer: ReturnType<typeof setTimeout> | undefined;
@@ -52,6 +57,11 @@ export class IndexWriterThread {
     private readonly opts: IndexThreadOptions,
     /** The scheduling the writer thread got (tests, startup log). */
     readonly priority: "idle" | "nice" | "none",
+    /**
+     * When each append since the start became durable, while the ring keeps it: also
+     * read by searches, for the records the thread has not indexed yet.
+     */
+    readonly storedTimes: StoredTimes,
   ) {}
 
   static async start(opts: IndexThreadOptions): Promise<IndexWriterThread> {
@@ -74,7 +84,9 @@ export class IndexWriterThread {
       worker.terminate();
       throw err;
     });
-    const thread = new IndexWriterThread(worker, opts, priority);
+    // From here on every durable append is timed (the thread takes appends made while
+    // it started as a gap: their records have no known time).
+    const thread = new IndexWriterThread(worker, opts, priority, new StoredTimes(opts.log.end()));
     worker.onmessage = (e: MessageEvent<FromIndexWriter>) => thread.onMessage(e.data);
     // Search goes on without it (reading the part not indexed from the log), but say so.
     worker.addEventListener("error", (e) =>
@@ -93,6 +105,13 @@ export class IndexWriterThread {
     this.stopping ??= (async () => {
       this.unsubscribe?.();
       if (this.timer !== undefined) clearTimeout(this.timer);
+      // The last appends too, with their times: the thread indexes them before it stops
+      // (a time the index does not keep is not known after a restart).
+      this.worker.postMessage({
+        t: "end",
+        end: this.opts.log.end(),
+        stored: this.storedTimes.drain(),
+      } satisfies ToIndexWriter);
       // Held until the thread answers: with nothing else left to run (a failed start),
       // an unreferenced wait would let the process exit, with code 0, right here.
       this.worker.ref();
@@ -111,11 +130,17 @@ export class IndexWriterThread {
 
   private onStopped: (() => void) | undefined;
 
+  /** Runs right after each durable append (group commit), before its appends are answered. */
   private appended(): void {
+    this.storedTimes.add(this.opts.log.end(), Date.now());
     if (this.timer !== undefined) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      this.worker.postMessage({ t: "end", end: this.opts.log.end() } satisfies ToIndexWriter);
+      this.worker.postMessage({
+        t: "end",
+        end: this.opts.log.end(),
+        stored: this.storedTimes.drain(),
+      } satisfies ToIndexWriter);
     }, this.opts.delayMs ?? 100);
   }
 

@@ -16,6 +16,15 @@ import type { FromIndexWriter, ToIndexWriter } from "./index-thread.ts";
 import { type IndexerLogger, SearchIndexer } from "./indexer.ts";
 import { eventLogSource } from "./log-source.ts";
 import { IndexShards } from "./shards.ts";
+import { StoredTimes } from "./stored-times.ts";
+
+/**
+ * Appends whose durable time the thread keeps until it has indexed their records: at
+ * most one per millisecond of appends, so minutes of lag (3 MB).
+ */
+const STORED_TIMES = 131_072;
+/** How long a stop goes on indexing what the log holds past the index (a last catch-up). */
+const STOP_INDEX_MS = 500;
 
 declare const self: Worker;
 
@@ -44,6 +53,7 @@ self.onmessage = (e: MessageEvent<ToIndexWriter>) => {
     try {
       const priority = idleThisThread();
       let end: LogPosition = m.end;
+      const times = new StoredTimes(m.end, STORED_TIMES);
       const listeners = new Set<() => void>();
       const log = {
         read: (from: LogPosition, max: number) => readRecords(m.logDir, from, max, end),
@@ -59,16 +69,22 @@ self.onmessage = (e: MessageEvent<ToIndexWriter>) => {
       self.onmessage = (next: MessageEvent<ToIndexWriter>) => {
         const n = next.data;
         if (n.t === "end") {
+          if (n.stored) times.receive(n.stored);
           end = n.end;
           for (const l of listeners) l();
         } else if (n.t === "stop") {
+          try {
+            indexer?.catchUp(STOP_INDEX_MS);
+          } catch (err) {
+            relay.error({ err }, "search index update failed at stop");
+          }
           indexer?.stop();
           shards?.close();
           post({ t: "stopped" });
         }
       };
       shards = new IndexShards(m.indexDir, { shardEvents: m.shardEvents });
-      indexer = new SearchIndexer(shards, eventLogSource(log), {
+      indexer = new SearchIndexer(shards, eventLogSource(log, times), {
         logger: relay,
         batch: m.batch,
         // The server already gathers appends (one message per delayMs at most).

@@ -68,9 +68,10 @@ export class SearchIndexer {
     if (this.retention !== undefined) clearInterval(this.retention);
   }
 
-  /** Indexes what the log holds beyond the index, now (tests, benchmarks). */
-  catchUp(): void {
-    while (this.step() === this.batch);
+  /** Indexes what the log holds beyond the index, now, for `maxMs` at most (tests, benchmarks, a stop). */
+  catchUp(maxMs = Number.POSITIVE_INFINITY): void {
+    const until = performance.now() + maxMs;
+    while (this.step() === this.batch && performance.now() < until);
   }
 
   private schedule(ms: number): void {
@@ -106,7 +107,7 @@ export class SearchIndexer {
       } catch {
         continue;
       }
-      const row = indexRow(r.ref, event);
+      const row = indexRow(r.ref, event, r.storedAt);
       if (row) rows.push(row);
     }
     this.shards.append(rows, read.next);

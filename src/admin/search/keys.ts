@@ -23,13 +23,15 @@ export interface IndexRow {
   /** receivedAt, ms since the epoch. */
   received: number;
   ref: string;
+  /** When its record became durable, ms since the epoch; null when not known. */
+  stored: number | null;
   /** eventHash(source, messageId): finds the event itself, and checks a stale ref. */
   mh: bigint;
   keys: bigint[];
 }
 
 /** The index row of a stored event's JSON, or undefined when it is not one. */
-export function indexRow(ref: string, event: unknown): IndexRow | undefined {
+export function indexRow(ref: string, event: unknown, stored?: number): IndexRow | undefined {
   if (typeof event !== "object" || event === null) return undefined;
   const e = event as Record<string, unknown>;
   if (typeof e.sourceId !== "string" || typeof e.messageId !== "string") return undefined;
@@ -44,6 +46,7 @@ export function indexRow(ref: string, event: unknown): IndexRow | undefined {
     type: typeof e.type === "string" ? e.type : "",
     received: Number.isNaN(received) ? 0 : received,
     ref,
+    stored: stored ?? null,
     mh: eventHash(e.sourceId, e.messageId),
     keys,
   };

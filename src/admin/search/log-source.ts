@@ -1,10 +1,13 @@
 import type { EventLog, LogPosition } from "../../log/interface.ts";
+import type { StoredTimes } from "./stored-times.ts";
 
 /** A stored record as the search index sees it: where to find it again, and its bytes. */
 export interface SourcedRecord {
   /** Opaque: hands the record back through `recordAt`. */
   ref: string;
   payload: Uint8Array;
+  /** When the record became durable (ms since the epoch), if known (StoredTimes). */
+  storedAt?: number;
 }
 
 /**
@@ -34,9 +37,13 @@ function parse(ref: string): LogPosition | undefined {
   return m ? { segment: Number(m[1]), offset: Number(m[2]) } : undefined;
 }
 
-/** The search index's view of an EventLog: a ref is the record's own position. */
+/**
+ * The search index's view of an EventLog: a ref is the record's own position. With
+ * `times`, records carry the time they became durable while it is known.
+ */
 export function eventLogSource(
   log: Pick<EventLog, "read" | "start" | "onAppend">,
+  times?: StoredTimes,
 ): SearchLogSource {
   return {
     read(from, max) {
@@ -44,7 +51,11 @@ export function eventLogSource(
       const records = log.read(start, max);
       const last = records.at(-1);
       return {
-        records: records.map((r) => ({ ref: format(r.position), payload: r.payload })),
+        records: records.map((r) => ({
+          ref: format(r.position),
+          payload: r.payload,
+          storedAt: times?.timeOf(r.position),
+        })),
         next: format(last ? last.next : start),
       };
     },
@@ -59,7 +70,7 @@ export function eventLogSource(
       ) {
         return undefined;
       }
-      return { ref, payload: record.payload };
+      return { ref, payload: record.payload, storedAt: times?.timeOf(at) };
     },
     onAppend: (listener) => log.onAppend(listener),
   };

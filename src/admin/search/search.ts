@@ -25,6 +25,8 @@ export interface FoundEvent {
   ref: string;
   /** Its order in the log (the index's sequence number). */
   seq: number;
+  /** When its record became durable (ms since the epoch); null when not known. */
+  storedAt: number | null;
 }
 
 export interface SearchPage {
@@ -87,7 +89,9 @@ export class EventSearch {
         const record = this.log.recordAt(h.ref);
         if (!record) continue;
         const event = parse(record.payload);
-        if (event && matches(event, q)) found.push({ event, ref: h.ref, seq: h.seq });
+        if (event && matches(event, q)) {
+          found.push({ event, ref: h.ref, seq: h.seq, storedAt: h.stored ?? record.storedAt ?? null });
+        }
         if (found.length > q.limit) break;
       }
       at = stoppedAt;
@@ -115,7 +119,7 @@ export class EventSearch {
       for (const r of read.records) {
         const event = parse(r.payload);
         seq++;
-        if (event) out.push({ event, ref: r.ref, seq });
+        if (event) out.push({ event, ref: r.ref, seq, storedAt: r.storedAt ?? null });
       }
       from = read.next;
     }

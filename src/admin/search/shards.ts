@@ -21,12 +21,16 @@ export interface Hit {
   seq: number;
   ref: string;
   mh: bigint;
+  /** When its record became durable (ms since the epoch); null when not known. */
+  stored: number | null;
 }
 
 interface Shard {
   /** First sequence number the shard holds. */
   lo: number;
   db: Database;
+  /** Whether its events table has the `stored` column (shards written before it lack it). */
+  stored: boolean;
   /** Absent in a read-only view. */
   writes?: {
     insertEvent: Statement;
@@ -51,7 +55,7 @@ const NAME = /^events-(\d{12})\.db$/;
 /**
  * The search index on disk: SQLite files ("shards") under `dir`, each holding the
  * next `shardEvents` stored events in log order. Each event has a row (sequence
- * number, source, type, receivedAt, log ref, event hash) and one key row per
+ * number, source, type, receivedAt, log ref, event hash, stored time) and one key row per
  * searched field (a 64-bit hash of field and value → sequence number, in a table
  * ordered by key then sequence, so "newest with this id" is one b-tree descent).
  * Old shards are dropped whole once the log no longer holds their events: expiry
@@ -85,8 +89,13 @@ export class IndexShards {
     const found = new Set(this.found());
     const kept: Shard[] = [];
     for (const shard of this.shards) {
-      if (found.has(shard.lo)) kept.push(shard);
-      else shard.db.close();
+      if (!found.has(shard.lo)) {
+        shard.db.close();
+        continue;
+      }
+      // The writer adds the column to an older shard when it opens it.
+      if (!shard.stored) shard.stored = hasStoredColumn(shard.db);
+      kept.push(shard);
     }
     for (const lo of found) {
       if (kept.some((s) => s.lo === lo)) continue;
@@ -140,7 +149,7 @@ export class IndexShards {
         let s = start;
         for (const r of part) {
           s++;
-          w.insertEvent.run(s, r.source, r.type, r.received, r.ref, r.mh);
+          w.insertEvent.run(s, r.source, r.type, r.received, r.ref, r.mh, r.stored);
           for (const k of r.keys) w.insertKey.run(k, s);
         }
         w.setProgress.run(i + part.length === rows.length ? next : null, s);
@@ -201,15 +210,22 @@ export class IndexShards {
     const bounds = shard.db
       .query(`SELECT count(*) AS n, min(seq) AS last FROM (${walkSql})`)
       .get(...walkArgs) as { n: bigint; last: bigint | null };
-    const sql = `SELECT e.seq AS seq, e.ref AS ref, e.mh AS mh FROM (${walkSql}) c JOIN events e ON e.seq = c.seq${
+    const stored = shard.stored ? "e.stored" : "NULL";
+    const sql = `SELECT e.seq AS seq, e.ref AS ref, e.mh AS mh, ${stored} AS stored FROM (${walkSql}) c JOIN events e ON e.seq = c.seq${
       where.length ? ` WHERE ${where.join(" AND ")}` : ""
     } ORDER BY e.seq DESC`;
     const rows = shard.db.query(sql).all(...walkArgs, ...args) as {
       seq: bigint;
       ref: string;
       mh: bigint;
+      stored: bigint | null;
     }[];
-    const hits = rows.map((r) => ({ seq: Number(r.seq), ref: r.ref, mh: r.mh }));
+    const hits = rows.map((r) => ({
+      seq: Number(r.seq),
+      ref: r.ref,
+      mh: r.mh,
+      stored: r.stored === null ? null : Number(r.stored),
+    }));
     return {
       hits,
       walked: Number(bounds.n),
@@ -218,7 +234,7 @@ export class IndexShards {
   }
 
   /** The oldest shard's newest event (to see whether the log still holds it), if any. */
-  oldestShardLast(): Hit | undefined {
+  oldestShardLast(): Omit<Hit, "stored"> | undefined {
     if (this.shards.length < 2) return undefined;
     const row = this.shards[0]!.db.query(
       "SELECT seq, ref, mh FROM events ORDER BY seq DESC LIMIT 1",
@@ -258,17 +274,20 @@ export class IndexShards {
     db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = OFF; PRAGMA cache_size = -16000;");
     db.exec(`CREATE TABLE IF NOT EXISTS events (
       seq INTEGER PRIMARY KEY, source TEXT NOT NULL, type TEXT NOT NULL,
-      received INTEGER NOT NULL, ref TEXT NOT NULL, mh INTEGER NOT NULL);
+      received INTEGER NOT NULL, ref TEXT NOT NULL, mh INTEGER NOT NULL, stored INTEGER);
     CREATE TABLE IF NOT EXISTS keys (h INTEGER NOT NULL, seq INTEGER NOT NULL,
       PRIMARY KEY (h, seq)) WITHOUT ROWID;
     CREATE TABLE IF NOT EXISTS progress (id INTEGER PRIMARY KEY CHECK (id = 1),
       next TEXT, seq INTEGER NOT NULL);`);
+    // A shard written before events had a stored time: theirs stays unknown (NULL).
+    if (!hasStoredColumn(db)) db.exec("ALTER TABLE events ADD COLUMN stored INTEGER");
     return {
       lo,
       db,
+      stored: true,
       writes: {
         insertEvent: db.prepare(
-          "INSERT INTO events (seq, source, type, received, ref, mh) VALUES (?, ?, ?, ?, ?, ?)",
+          "INSERT INTO events (seq, source, type, received, ref, mh, stored) VALUES (?, ?, ?, ?, ?, ?, ?)",
         ),
         insertKey: db.prepare("INSERT OR IGNORE INTO keys (h, seq) VALUES (?, ?)"),
         setProgress: db.prepare(
@@ -285,12 +304,16 @@ export class IndexShards {
       db = new Database(join(this.dir, fileName(lo)), { readonly: true, safeIntegers: true });
       db.exec("PRAGMA busy_timeout = 1000; PRAGMA cache_size = -16000;");
       if (db.query("SELECT 1 FROM progress WHERE id = 1").get() === null) throw new Error("empty");
-      return { lo, db };
+      return { lo, db, stored: hasStoredColumn(db) };
     } catch {
       db?.close();
       return undefined;
     }
   }
+}
+
+function hasStoredColumn(db: Database): boolean {
+  return db.query("SELECT 1 FROM pragma_table_info('events') WHERE name = 'stored'").get() !== null;
 }
 
 function fileName(lo: number): string {
