@@ -151,6 +151,9 @@ describe.skipIf(!haveChromium)("the inspector in Chromium", () => {
     await step.getByText("delivered").waitFor({ timeout: 10_000 });
     await page.getByText('"tagged"').count();
     await page.getByText('"messageId": "find-me"').waitFor();
+    // Stored: the time its record became durable, beside the log position.
+    const stored = page.locator(".timeline li", { hasText: "log position" }).locator("time");
+    expect(await stored.getAttribute("datetime")).toMatch(/^\d{4}-\d\d-\d\dT[\d:.]+Z$/);
     await expectAccessible(page, "detail");
     await shot(page, "detail-desktop-light");
     // A bad parameter is shown, not swallowed.

@@ -68,7 +68,7 @@ export class SearchIndexer {
     if (this.retention !== undefined) clearInterval(this.retention);
   }
 
-  /** Indexes what the log holds beyond the index, now, for `maxMs` at most (tests, benchmarks, a stop). */
+  /** Indexes what the log holds beyond the index, now, for `maxMs` at most (tests, a stop). */
   catchUp(maxMs = Number.POSITIVE_INFINITY): void {
     const until = performance.now() + maxMs;
     while (this.step() === this.batch && performance.now() < until);
