@@ -169,7 +169,9 @@ describe("the path's storedAt", () => {
   const times = async (s: TestServer, messageId: string) => {
     const res = await adminGet(s, `/admin/api/events/web/${messageId}`);
     expect({ messageId, status: res.status }).toEqual({ messageId, status: 200 });
-    const { path } = (await res.json()) as { path: { receivedAt: string; storedAt: string | null } };
+    const { path } = (await res.json()) as {
+      path: { receivedAt: string; storedAt: string | null };
+    };
     if (path.storedAt !== null) expect(new Date(path.storedAt).toISOString()).toBe(path.storedAt);
     return {
       received: Date.parse(path.receivedAt),

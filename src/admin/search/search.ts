@@ -90,7 +90,12 @@ export class EventSearch {
         if (!record) continue;
         const event = parse(record.payload);
         if (event && matches(event, q)) {
-          found.push({ event, ref: h.ref, seq: h.seq, storedAt: h.stored ?? record.storedAt ?? null });
+          found.push({
+            event,
+            ref: h.ref,
+            seq: h.seq,
+            storedAt: h.stored ?? record.storedAt ?? null,
+          });
         }
         if (found.length > q.limit) break;
       }
