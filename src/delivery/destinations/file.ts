@@ -74,8 +74,15 @@ export class FileDestination implements Destination {
     renameSync(this.opts.path, target);
   }
 
-  async close(): Promise<void> {
-    await this.handle?.close();
-    this.handle = null;
+  /** Closes the file once what is being written is done (queued like a delivery). */
+  close(): Promise<void> {
+    // Closing beside an append in flight let that append reopen the file, and the
+    // handle was left to the garbage collector.
+    const closing = this.queue.then(async () => {
+      await this.handle?.close();
+      this.handle = null;
+    });
+    this.queue = closing.catch(() => {});
+    return closing;
   }
 }
