@@ -64,7 +64,12 @@ describe("GET /admin/api/events", () => {
     server = await startAdminServer();
     const key = { "x-write-key": server.keys.server };
     for (let i = 0; i < 7; i++) await server.post("/v1/track", ev(`p${i}`, "u"), key);
+    // `mid` in a millisecond of its own: p6 was received before it, p7 after it (the
+    // same millisecond put p6 on both sides of the range now and then).
+    const sixth = Date.now();
+    await waitFor(() => Date.now() > sixth);
     const mid = Date.now();
+    await waitFor(() => Date.now() > mid);
     for (let i = 7; i < 12; i++) await server.post("/v1/track", ev(`p${i}`, "u"), key);
     const seen: unknown[] = [];
     let cursor = "";
