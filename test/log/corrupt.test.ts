@@ -2,7 +2,6 @@ import { afterEach, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import pino from "pino";
 import { verifyLog } from "../../src/cli/log.ts";
 import { fileReplaySource } from "../../src/delivery/replay-source.ts";
 import { FileEventLog } from "../../src/log/file/file-log.ts";
@@ -10,6 +9,7 @@ import type { CorruptRecord } from "../../src/log/file/reader.ts";
 import { encodeRecordsV1 } from "../../src/log/file/record.ts";
 import { segmentPath } from "../../src/log/file/segments.ts";
 import type { EventLog, LogRecord } from "../../src/log/interface.ts";
+import { memoryLogger } from "../support/logger.ts";
 import { cleanedAfterEach, sendBatch, trackEvents } from "../support/process.ts";
 import { makeTestConfig, runCli } from "../support/server.ts";
 
@@ -27,16 +27,6 @@ function tempDir(): string {
   const d = mkdtempSync(join(tmpdir(), "sluice-corrupt-"));
   tmp.push(d);
   return d;
-}
-
-/** A pino logger that keeps its lines (parsed) in memory. */
-function memoryLogger() {
-  const lines: Record<string, unknown>[] = [];
-  const logger = pino(
-    { level: "info" },
-    { write: (s: string) => lines.push(JSON.parse(s) as Record<string, unknown>) },
-  );
-  return { logger, lines };
 }
 
 const enc = new TextEncoder();

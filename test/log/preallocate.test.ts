@@ -2,11 +2,11 @@ import { afterEach, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import pino from "pino";
 import { verifyLog } from "../../src/cli/log.ts";
 import { FileEventLog } from "../../src/log/file/file-log.ts";
 import { type CorruptRecord, readRecords } from "../../src/log/file/reader.ts";
 import { segmentPath } from "../../src/log/file/segments.ts";
+import { memoryLogger } from "../support/logger.ts";
 
 // Issue 11: new segments are preallocated to the segment size, so a group commit's
 // synchronous write does not grow the file. The zeros past the records are the end of
@@ -17,15 +17,6 @@ const tmp: string[] = [];
 afterEach(() => {
   for (const d of tmp.splice(0)) rmSync(d, { recursive: true, force: true });
 });
-
-function memoryLogger() {
-  const lines: Record<string, unknown>[] = [];
-  const logger = pino(
-    { level: "info" },
-    { write: (s: string) => lines.push(JSON.parse(s) as Record<string, unknown>) },
-  );
-  return { logger, lines };
-}
 
 const enc = new TextEncoder();
 const event = (i: number) =>

@@ -2,10 +2,10 @@ import { afterEach, expect, test } from "bun:test";
 import { chmodSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import pino from "pino";
 import { FileEventLog } from "../../src/log/file/file-log.ts";
 import { segmentPath } from "../../src/log/file/segments.ts";
 import type { EventLog, LogRecord } from "../../src/log/interface.ts";
+import { memoryLogger } from "../support/logger.ts";
 import { waitFor } from "../support/wait.ts";
 
 // Issue 13: a write the log cannot make (a vanished or replaced segment file, a new
@@ -18,15 +18,6 @@ const tmp: string[] = [];
 afterEach(() => {
   for (const d of tmp.splice(0)) rmSync(d, { recursive: true, force: true });
 });
-
-function memoryLogger() {
-  const lines: Record<string, unknown>[] = [];
-  const logger = pino(
-    { level: "info" },
-    { write: (s: string) => lines.push(JSON.parse(s) as Record<string, unknown>) },
-  );
-  return { logger, lines };
-}
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
