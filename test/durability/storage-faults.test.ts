@@ -2,7 +2,7 @@ import { afterAll, expect, test } from "bun:test";
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { cleanedAfterEach, postBatch, segmentFiles, trackEvents } from "../support/process.ts";
-import { makeTestConfig, runCli } from "../support/server.ts";
+import { makeTestConfig, runCli, tailIds } from "../support/server.ts";
 import { waitFor } from "../support/wait.ts";
 
 // Issue 13 / SPEC 5 and 9: a storage failure is never silent. While the event log
@@ -11,17 +11,6 @@ import { waitFor } from "../support/wait.ts";
 // event of the files that remain is still read.
 
 const { dirs, procs, spawn } = cleanedAfterEach();
-
-type Made = ReturnType<typeof makeTestConfig>;
-
-async function tailIds(made: Made): Promise<string[]> {
-  const tail = await runCli(["log", "tail", "--from-start", "--config", made.configFile]);
-  expect(tail.code).toBe(0);
-  return tail.stdout
-    .split("\n")
-    .filter((l) => l !== "")
-    .map((l) => String((JSON.parse(l) as { messageId: string }).messageId));
-}
 
 const ready = async (url: string) => (await fetch(`${url}/ready`)).status;
 

@@ -8,7 +8,13 @@ import {
   sendBatch,
   trackEvents,
 } from "../support/process.ts";
-import { makeTestConfig, runCli, type SpawnedServer, spawnServer } from "../support/server.ts";
+import {
+  makeTestConfig,
+  runCli,
+  type SpawnedServer,
+  spawnServer,
+  tailIds,
+} from "../support/server.ts";
 
 // SPEC 5: on start a torn or corrupt tail is detected, truncated and reported, never
 // served; `log verify` checks every record's checksum.
@@ -39,15 +45,6 @@ async function logWithEvents(): Promise<Made> {
   }
   await stop(s);
   return made;
-}
-
-async function tailIds(made: Made): Promise<string[]> {
-  const tail = await runCli(["log", "tail", "--from-start", "--config", made.configFile]);
-  expect(tail.code).toBe(0);
-  return tail.stdout
-    .split("\n")
-    .filter((l) => l !== "")
-    .map((l) => String((JSON.parse(l) as { messageId: string }).messageId));
 }
 
 function ids(prefix: string, count: number) {

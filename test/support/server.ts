@@ -212,3 +212,13 @@ export async function runCli(args: string[], env: Record<string, string> = {}, c
   ]);
   return { stdout, stderr, code };
 }
+
+/** The messageIds `sluice log tail --from-start` prints for a test config, in log order. */
+export async function tailIds(made: { configFile: string }): Promise<string[]> {
+  const tail = await runCli(["log", "tail", "--from-start", "--config", made.configFile]);
+  if (tail.code !== 0) throw new Error(`log tail exited ${tail.code}: ${tail.stderr}`);
+  return tail.stdout
+    .split("\n")
+    .filter((l) => l !== "")
+    .map((l) => String((JSON.parse(l) as { messageId: string }).messageId));
+}
