@@ -1,6 +1,8 @@
-import type { JetStreamManager } from "@nats-io/jetstream";
-import { createInbox, type Msg, type NatsConnection } from "@nats-io/transport-node";
-import type { LogConsumer, LogCursor, StreamRecord } from "../stream.ts";
+import { JetStreamApiCodes } from "@nats-io/jetstream";
+import { createInbox, type Msg } from "@nats-io/transport-node";
+import { StorageUnavailableError } from "../../storage/unavailable.ts";
+import type { ConsumerOptions, LogConsumer, LogCursor, StreamRecord } from "../stream.ts";
+import { consumerConfig, consumerName, isApiError, type NatsLogStream } from "./nats-log.ts";
 
 /** The header that carries the event type beside the payload. */
 export const TYPE_HEADER = "Sluice-Type";
@@ -22,23 +24,51 @@ interface Held {
  * holds up to the cursor and waits for the server to confirm each ack; `close` naks
  * what it holds, so the next reader gets those messages at once, not after `ack_wait`.
  * A reader that dies without closing leaves them to `ack_wait`.
+ *
+ * The consumer is made on the server when first needed (NATS may be down when it is
+ * opened) and again if the server lost it. While NATS is unreachable `read` waits up
+ * to its `waitMs` and returns nothing; `commit` and `lag` throw StorageUnavailableError.
  */
 export class NatsLogConsumer implements LogConsumer {
   private held = new Map<number, Held>();
   private closed = false;
+  private created = false;
+  private readonly durable: string;
+  onClose?: () => void;
 
   constructor(
     readonly name: string,
-    private readonly nc: NatsConnection,
-    private readonly jsm: JetStreamManager,
-    private readonly stream: string,
-    /** The consumer's name on the server (see `consumerName`). */
-    private readonly durable: string,
-    private readonly subjectPrefix: string,
-  ) {}
+    private readonly stream: NatsLogStream,
+    private readonly opts: ConsumerOptions,
+  ) {
+    this.durable = consumerName(name);
+  }
+
+  /** Creates the durable consumer on the server if it does not exist (its start applies only then). */
+  async ensure(): Promise<void> {
+    if (this.created) return;
+    const { jsm } = this.stream.use();
+    const { stream } = this.stream.settings;
+    try {
+      await jsm.consumers.info(stream, this.durable);
+    } catch (err) {
+      if (!isApiError(err, JetStreamApiCodes.ConsumerNotFound)) throw err;
+      // Two instances creating it at once: the server accepts the same config twice.
+      await jsm.consumers.add(
+        stream,
+        consumerConfig(this.durable, this.opts, this.stream.settings),
+      );
+    }
+    this.created = true;
+  }
 
   async read(max: number, waitMs = 0): Promise<StreamRecord[]> {
     if (this.closed || max < 1) return [];
+    if (!this.stream.healthy()) {
+      await this.stream.whenHealthy(waitMs);
+      if (!this.stream.healthy() || this.closed) return [];
+    }
+    await this.ensure();
     let msgs = await this.pull({ batch: max, no_wait: true }, 0);
     if (msgs.length === 0 && waitMs > 0) {
       // Wait for the first message only (a batch of one ends with it), then take what
@@ -52,30 +82,42 @@ export class NatsLogConsumer implements LogConsumer {
 
   async commit(cursor: LogCursor): Promise<void> {
     const upTo = parseSeq(cursor);
+    const { nc } = this.stream.use();
     const acks: Promise<unknown>[] = [];
     for (const [seq, h] of this.held) {
       if (seq > upTo) continue;
       this.held.delete(seq);
       // A request, not a plain publish: the server answers once the ack is recorded.
-      acks.push(this.nc.request(h.reply, "+ACK", { timeout: PULL_GRACE_MS }));
+      acks.push(nc.request(h.reply, "+ACK", { timeout: PULL_GRACE_MS }));
     }
-    await Promise.all(acks);
+    try {
+      await Promise.all(acks);
+    } catch (err) {
+      // Unacked messages come again after ack_wait (at least once).
+      throw new StorageUnavailableError("nats", `ack failed: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
   }
 
   async lag(): Promise<number> {
-    const info = await this.jsm.consumers.info(this.stream, this.durable);
+    await this.ensure();
+    const { jsm } = this.stream.use();
+    const info = await jsm.consumers.info(this.stream.settings.stream, this.durable);
     return info.num_pending + info.num_ack_pending;
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.onClose?.();
     const held = [...this.held.values()].sort((a, b) => a.seq - b.seq);
     this.held.clear();
-    if (this.nc.isClosed()) return;
+    if (!this.stream.healthy()) return;
+    const { nc } = this.stream.use();
     // In order, so the server redelivers them in order.
-    for (const h of held) this.nc.publish(h.reply, "-NAK");
-    await this.nc.flush().catch(() => undefined);
+    for (const h of held) nc.publish(h.reply, "-NAK");
+    await nc.flush().catch(() => undefined);
   }
 
   /** One pull request; resolves with its messages when the server ends it (a status) or it is full. */
@@ -83,19 +125,23 @@ export class NatsLogConsumer implements LogConsumer {
     request: { batch: number; no_wait?: boolean; expires?: number },
     waitMs: number,
   ): Promise<Msg[]> {
+    const { nc } = this.stream.use();
+    const { stream } = this.stream.settings;
     const inbox = createInbox();
-    const sub = this.nc.subscribe(inbox);
+    const sub = nc.subscribe(inbox);
     const timer = setTimeout(() => sub.unsubscribe(), waitMs + PULL_GRACE_MS);
     const msgs: Msg[] = [];
     try {
-      this.nc.publish(
-        `$JS.API.CONSUMER.MSG.NEXT.${this.stream}.${this.durable}`,
-        JSON.stringify(request),
-        { reply: inbox },
-      );
+      nc.publish(`$JS.API.CONSUMER.MSG.NEXT.${stream}.${this.durable}`, JSON.stringify(request), {
+        reply: inbox,
+      });
       for await (const m of sub) {
-        // 404 no messages, 408 request expired, 409 limits: the request is over.
-        if (!m.reply) break;
+        // 404 no messages, 408 request expired, 409 limits: the request is over. 503: no
+        // responders (the consumer is gone: made again on the next read).
+        if (!m.reply) {
+          if (m.headers?.code === 503) this.created = false;
+          break;
+        }
         msgs.push(m);
         if (msgs.length >= request.batch) break;
       }
@@ -111,7 +157,7 @@ export class NatsLogConsumer implements LogConsumer {
     this.held.set(info.seq, { seq: info.seq, reply: m.reply! });
     return {
       cursor: String(info.seq),
-      sourceId: m.subject.slice(this.subjectPrefix.length + 1),
+      sourceId: m.subject.slice(this.stream.settings.subjectPrefix.length + 1),
       type: m.headers?.get(TYPE_HEADER) ?? "",
       receivedAt: info.receivedAt,
       payload: m.data,

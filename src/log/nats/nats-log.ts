@@ -10,8 +10,11 @@ import {
   jetstreamManager,
   RetentionPolicy,
   StorageType,
+  type StreamConfig,
 } from "@nats-io/jetstream";
-import { connect, headers, type NatsConnection, nanos } from "@nats-io/transport-node";
+import { connect, headers, millis, type NatsConnection, nanos } from "@nats-io/transport-node";
+import type { Logger } from "pino";
+import type { BackendHealth } from "../../state/redis.ts";
 import { StorageUnavailableError } from "../../storage/unavailable.ts";
 import type {
   AppendRecord,
@@ -37,6 +40,9 @@ export interface NatsLogOptions {
   maxAckPending?: number;
   /** How long one publish waits for its ack. */
   publishTimeoutMs?: number;
+  /** How long `open` waits for a first connection before it returns anyway (not ready). */
+  openWaitMs?: number;
+  logger?: Logger;
 }
 
 const DEFAULTS = {
@@ -46,7 +52,20 @@ const DEFAULTS = {
   ackWaitMs: 30_000,
   maxAckPending: 10_000,
   publishTimeoutMs: 5_000,
+  openWaitMs: 2_000,
 };
+
+type Options = NatsLogOptions & typeof DEFAULTS;
+
+/** SPEC 9: the crash gap (publish acked, dedup key not written) is covered for this long. */
+export const MIN_DUPLICATE_WINDOW_MS = 2 * 60_000;
+
+/** Connected and JetStream answering: what appends and consumers need. */
+interface Link {
+  nc: NatsConnection;
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+}
 
 /**
  * The event log on NATS JetStream (SPEC 9): one stream with file storage, one subject per
@@ -56,49 +75,58 @@ const DEFAULTS = {
  * `sync_interval: always` (nats-server 2.10 and later; 2.9 lacks the option). Cursors
  * are stream sequences; consumers are durable pull consumers shared by every instance
  * that opens the same name (see `NatsLogConsumer`).
+ *
+ * NATS out of reach is no failure of `open`: it returns after `openWaitMs` at most, not
+ * healthy; the connection is retried in the background, and the stream is checked (and
+ * created if missing) on every (re)connection. Until then `append` throws
+ * StorageUnavailableError at once (ingest answers 503, never a 2xx) and `healthy()` is
+ * false (`/ready` 503).
  */
 export class NatsLogStream implements LogStream {
-  private connected = true;
+  private link: Link | undefined;
+  private connected = false;
+  private streamChecked = false;
+  private problem = "not connected yet";
+  private closed = false;
+  private preparing: Promise<void> | undefined;
+  private retryTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly consumers = new Set<NatsLogConsumer>();
+  /** Sleeps of the retry loops (woken by close). */
+  private readonly waiters = new Set<() => void>();
+  /** Callers of whenHealthy (woken once healthy, or by close). */
+  private readonly healthyWaiters = new Set<() => void>();
+  private readonly where: string;
+  private connecting: Promise<void>;
+  /** Whether the last state was logged as up (so each change is logged once). */
+  private loggedUp: boolean | undefined;
 
-  private constructor(
-    private readonly nc: NatsConnection,
-    private readonly js: JetStreamClient,
-    private readonly jsm: JetStreamManager,
-    private readonly opts: NatsLogOptions & typeof DEFAULTS,
-  ) {
-    void this.watchStatus();
+  private constructor(private readonly opts: Options) {
+    this.where = opts.servers.map(redactedServer).join(",");
+    this.connecting = this.connectLoop();
   }
 
-  /** Connects (reconnecting forever afterwards) and creates the stream if it is missing. */
+  /**
+   * Starts connecting and waits up to `openWaitMs` for the stream to be ready. Never
+   * throws for NATS being down or the stream being unusable: `healthy()` says, and the
+   * reason is logged and in `health()`.
+   */
   static async open(options: NatsLogOptions): Promise<NatsLogStream> {
-    const opts = { ...DEFAULTS, ...options };
-    const nc = await connect({
-      servers: opts.servers,
-      name: "sluice",
-      maxReconnectAttempts: -1,
-      reconnectTimeWait: 250,
-    });
-    try {
-      const jsm = await jetstreamManager(nc);
-      await ensureStream(jsm, opts);
-      return new NatsLogStream(nc, jetstream(nc, { timeout: opts.publishTimeoutMs }), jsm, opts);
-    } catch (err) {
-      await nc.close();
-      throw err;
-    }
+    const log = new NatsLogStream({ ...DEFAULTS, ...options });
+    if (!log.healthy()) await log.whenHealthy(log.opts.openWaitMs);
+    if (!log.healthy()) log.report();
+    return log;
   }
 
   /** Throws StorageUnavailableError (503, never a 2xx) while NATS is unreachable or a publish fails. */
   async append(records: readonly AppendRecord[]): Promise<LogCursor[]> {
     if (records.length === 0) return [];
     // Fail fast while disconnected: the client would buffer and the request hang.
-    if (!this.healthy()) throw new StorageUnavailableError("nats", "not connected");
+    const { js } = this.use();
     // Published back to back on one connection, so the server stores them in call order.
     const acks = records.map((r) => {
       const h = headers();
       h.set(TYPE_HEADER, r.type);
-      return this.js.publish(`${this.opts.subjectPrefix}.${r.sourceId}`, r.payload, {
+      return js.publish(`${this.opts.subjectPrefix}.${r.sourceId}`, r.payload, {
         headers: h,
         ...(r.messageId === undefined ? {} : { msgID: `${r.sourceId}:${r.messageId}` }),
       });
@@ -107,84 +135,184 @@ export class NatsLogStream implements LogStream {
       // A duplicate within the window acks with the first copy's sequence.
       return (await Promise.all(acks)).map((ack) => String(ack.seq));
     } catch (err) {
+      // Stored or not, the client is not told so: its retry (same Nats-Msg-Id) is
+      // stored once either way while the duplicate window lasts.
       throw new StorageUnavailableError("nats", (err as Error).message, { cause: err });
     }
   }
 
   healthy(): boolean {
-    return this.connected && !this.nc.isClosed();
+    return this.connected && this.streamChecked && !this.closed;
+  }
+
+  /** For `/ready` and logs: the servers (no credentials) and why it is not ready. */
+  health(): BackendHealth {
+    return this.healthy()
+      ? { ok: true }
+      : { ok: false, error: `nats ${this.where}: ${this.problem}` };
   }
 
   async consumer(name: string, opts: ConsumerOptions): Promise<LogConsumer> {
-    const durable = consumerName(name);
-    await this.ensureConsumer(durable, opts);
-    const consumer = new NatsLogConsumer(
-      name,
-      this.nc,
-      this.jsm,
-      this.opts.stream,
-      durable,
-      this.opts.subjectPrefix,
-    );
+    const consumer = new NatsLogConsumer(name, this, opts);
     this.consumers.add(consumer);
+    consumer.onClose = () => this.consumers.delete(consumer);
+    // Created on the server now when NATS is there, else on its first read.
+    if (this.healthy()) await consumer.ensure();
     return consumer;
   }
 
   async trimBefore(cursor: LogCursor): Promise<void> {
-    await this.jsm.streams.purge(this.opts.stream, { seq: parseSeq(cursor) });
+    const { jsm } = this.use();
+    await jsm.streams.purge(this.opts.stream, { seq: parseSeq(cursor) });
   }
 
   async close(): Promise<void> {
-    for (const c of this.consumers) await c.close();
+    for (const c of [...this.consumers]) await c.close();
     this.consumers.clear();
-    if (!this.nc.isClosed()) await this.nc.drain();
+    this.closed = true;
+    this.problem = "closed";
+    clearTimeout(this.retryTimer);
+    for (const w of [...this.waiters, ...this.healthyWaiters]) w();
+    await this.connecting;
+    const nc = this.link?.nc;
+    if (nc && !nc.isClosed()) await nc.drain().catch(() => nc.close());
   }
 
-  private async ensureConsumer(durable: string, opts: ConsumerOptions): Promise<void> {
-    try {
-      await this.jsm.consumers.info(this.opts.stream, durable);
-      return;
-    } catch (err) {
-      if (!isApiError(err, JetStreamApiCodes.ConsumerNotFound)) throw err;
+  /** The connection, or StorageUnavailableError while it is not usable. */
+  use(): Link {
+    if (!this.healthy() || !this.link) throw new StorageUnavailableError("nats", this.problem);
+    return this.link;
+  }
+
+  /** Server-side settings consumers are created with. */
+  get settings(): Readonly<Options> {
+    return this.opts;
+  }
+
+  /** Resolves once healthy, or after `ms` (or at close), whichever comes first. */
+  whenHealthy(ms: number): Promise<void> {
+    if (this.healthy() || this.closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.healthyWaiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.healthyWaiters.add(done);
+    });
+  }
+
+  /** Waits `ms`, or less if the stream closes. */
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(this.retryTimer);
+        this.waiters.delete(done);
+        resolve();
+      };
+      this.retryTimer = setTimeout(done, ms);
+      this.waiters.add(done);
+    });
+  }
+
+  /** Connects until it works (a first connection fails fast; the client reconnects forever after). */
+  private async connectLoop(): Promise<void> {
+    let delay = 250;
+    while (!this.closed) {
+      try {
+        const nc = await connect({
+          servers: this.opts.servers,
+          name: "sluice",
+          maxReconnectAttempts: -1,
+          reconnectTimeWait: 250,
+          timeout: 2_000,
+          // A hung server (no pong for two pings) counts as lost: reconnect, 503 meanwhile.
+          pingInterval: 2_000,
+          maxPingOut: 2,
+        });
+        if (this.closed) {
+          await nc.close();
+          return;
+        }
+        const jsm = await jetstreamManager(nc, { timeout: this.opts.publishTimeoutMs });
+        this.link = { nc, jsm, js: jetstream(nc, { timeout: this.opts.publishTimeoutMs }) };
+        this.connected = true;
+        void this.watchStatus(nc);
+        void this.prepare();
+        return;
+      } catch (err) {
+        this.problem = (err as Error).message;
+        this.report();
+        await this.pause(delay);
+        delay = Math.min(2_000, delay * 2);
+      }
     }
-    const { start } = opts;
-    const config: Partial<ConsumerConfig> = {
-      durable_name: durable,
-      ack_policy: AckPolicy.Explicit,
-      ack_wait: nanos(this.opts.ackWaitMs),
-      max_ack_pending: this.opts.maxAckPending,
-      ...(opts.sourceId === undefined
-        ? {}
-        : { filter_subject: `${this.opts.subjectPrefix}.${opts.sourceId}` }),
-      ...(start === "oldest"
-        ? { deliver_policy: DeliverPolicy.All }
-        : start === "now"
-          ? { deliver_policy: DeliverPolicy.New }
-          : {
-              deliver_policy: DeliverPolicy.StartSequence,
-              opt_start_seq: parseSeq(start.after) + 1,
-            }),
-    };
-    // Two instances creating it at once: the server accepts the same config twice.
-    await this.jsm.consumers.add(this.opts.stream, config);
   }
 
-  private async watchStatus(): Promise<void> {
-    for await (const s of this.nc.status()) {
-      if (s.type === "disconnect" || s.type === "close") this.connected = false;
-      else if (s.type === "reconnect") this.connected = true;
+  /** Checks the stream (creating it if missing) until that works, while connected. */
+  private prepare(): Promise<void> {
+    this.preparing ??= (async () => {
+      let delay = 250;
+      while (this.connected && !this.closed && this.link) {
+        try {
+          const problem = await ensureStream(this.link.jsm, this.opts, this.opts.logger);
+          if (problem === undefined) {
+            this.streamChecked = true;
+            this.problem = "";
+            break;
+          }
+          this.problem = problem;
+        } catch (err) {
+          this.problem = `stream ${this.opts.stream}: ${(err as Error).message}`;
+        }
+        this.report();
+        await this.pause(delay);
+        delay = Math.min(5_000, delay * 2);
+      }
+      this.preparing = undefined;
+      this.report();
+      if (this.healthy()) for (const w of [...this.healthyWaiters]) w();
+    })();
+    return this.preparing;
+  }
+
+  private async watchStatus(nc: NatsConnection): Promise<void> {
+    for await (const s of nc.status()) {
+      if (s.type === "disconnect" || s.type === "staleConnection" || s.type === "close") {
+        this.connected = false;
+        this.streamChecked = false;
+        this.problem = s.type === "close" ? "connection closed" : `disconnected (${s.type})`;
+        this.report();
+      } else if (s.type === "reconnect") {
+        this.connected = true;
+        // A server restarted on empty storage has no stream: checked (and made) again.
+        void this.prepare();
+      }
+    }
+  }
+
+  /** Logs each change between usable and not, once. */
+  private report(): void {
+    const up = this.healthy();
+    if (up === this.loggedUp || this.closed) return;
+    const first = this.loggedUp === undefined;
+    this.loggedUp = up;
+    const logger = this.opts.logger;
+    if (up) {
+      if (!first) logger?.info({ nats: this.where }, "nats reachable again");
+    } else {
+      logger?.error(
+        { nats: this.where, reason: this.problem },
+        "nats unusable: not ready, ingest answers 503",
+      );
     }
   }
 }
 
-async function ensureStream(jsm: JetStreamManager, opts: NatsLogOptions & typeof DEFAULTS) {
-  try {
-    await jsm.streams.info(opts.stream);
-    return;
-  } catch (err) {
-    if (!isApiError(err, JetStreamApiCodes.StreamNotFound)) throw err;
-  }
-  const config = {
+/** The stream sluice creates when it is missing. */
+export function wantedStream(opts: Options): Partial<StreamConfig> & { name: string } {
+  return {
     name: opts.stream,
     subjects: [`${opts.subjectPrefix}.>`],
     storage: StorageType.File,
@@ -192,18 +320,109 @@ async function ensureStream(jsm: JetStreamManager, opts: NatsLogOptions & typeof
     num_replicas: opts.replicas,
     duplicate_window: nanos(opts.duplicateWindowMs),
   };
-  try {
-    await jsm.streams.add(config);
-  } catch (err) {
-    // Another instance created it meanwhile (same config: fine; different: its info says).
-    await jsm.streams.info(opts.stream).catch(() => {
-      throw err;
-    });
-  }
 }
 
-function isApiError(err: unknown, code: number): boolean {
+/**
+ * How an existing stream differs from what sluice would create, one sentence each.
+ * `blocking`: sluice cannot use it (its publishes would not land in the stream, or
+ * its consumers would lose records); the rest is logged and lived with.
+ */
+export function streamDifferences(
+  have: StreamConfig,
+  opts: Options,
+): { blocking: string[]; other: string[] } {
+  const blocking: string[] = [];
+  const other: string[] = [];
+  const want = `${opts.subjectPrefix}.>`;
+  if (!have.subjects?.includes(want) && !have.subjects?.includes(">")) {
+    blocking.push(
+      `subjects are ${JSON.stringify(have.subjects ?? [])}, sluice publishes to "${want}"`,
+    );
+  }
+  if (have.retention !== RetentionPolicy.Limits) {
+    blocking.push(
+      `retention is "${have.retention}" (sluice needs "limits": with "${have.retention}" a record may go before every connection read it)`,
+    );
+  }
+  if (have.storage !== StorageType.File) {
+    other.push(`storage is "${have.storage}", not "file": records do not survive a server restart`);
+  }
+  if ((have.num_replicas ?? 1) !== opts.replicas) {
+    other.push(`replicas are ${have.num_replicas}, the config says ${opts.replicas}`);
+  }
+  const window = millis(have.duplicate_window ?? 0);
+  if (window < MIN_DUPLICATE_WINDOW_MS) {
+    other.push(
+      `duplicate_window is ${window / 1000} s, under 2 minutes: a crash between the publish ack and the dedup key write may store a retried event twice`,
+    );
+  } else if (window !== opts.duplicateWindowMs) {
+    other.push(
+      `duplicate_window is ${window / 1000} s, the config says ${opts.duplicateWindowMs / 1000} s`,
+    );
+  }
+  if (have.discard === "new" && (have.max_bytes > 0 || have.max_msgs > 0)) {
+    other.push('discard is "new" with a size limit: publishes fail (ingest 503) once it is full');
+  }
+  return { blocking, other };
+}
+
+/**
+ * Makes the stream if it is missing; an existing one is compared with what sluice
+ * would make (never changed: operators own it). Returns why sluice cannot use it, or
+ * undefined when it can.
+ */
+async function ensureStream(
+  jsm: JetStreamManager,
+  opts: Options,
+  logger: Logger | undefined,
+): Promise<string | undefined> {
+  let have: StreamConfig;
+  try {
+    have = (await jsm.streams.info(opts.stream)).config;
+  } catch (err) {
+    if (!isApiError(err, JetStreamApiCodes.StreamNotFound)) throw err;
+    try {
+      have = (await jsm.streams.add(wantedStream(opts))).config;
+      logger?.info(
+        { stream: opts.stream, replicas: opts.replicas },
+        `nats stream ${opts.stream} created`,
+      );
+      return undefined;
+    } catch (addErr) {
+      // Another instance created it meanwhile: compared below like any existing stream.
+      have = (
+        await jsm.streams.info(opts.stream).catch(() => {
+          throw addErr;
+        })
+      ).config;
+    }
+  }
+  const { blocking, other } = streamDifferences(have, opts);
+  if (other.length > 0 || blocking.length > 0) {
+    logger?.error(
+      { stream: opts.stream, differences: [...blocking, ...other] },
+      `nats stream ${opts.stream} exists with a config that differs from sluice's: ${[...blocking, ...other].join("; ")}` +
+        (blocking.length > 0 ? " (not usable: fix or delete the stream)" : " (used as it is)"),
+    );
+  }
+  if (blocking.length > 0) {
+    return `stream ${opts.stream} is not usable: ${blocking.join("; ")}`;
+  }
+  return undefined;
+}
+
+export function isApiError(err: unknown, code: number): boolean {
   return err instanceof JetStreamApiError && err.code === code;
+}
+
+/** `host:port` of a server URL, without user, password or token. */
+export function redactedServer(server: string): string {
+  try {
+    const u = new URL(server.includes("://") ? server : `nats://${server}`);
+    return `${u.hostname}:${u.port || "4222"}`;
+  } catch {
+    return "(unparsable server)";
+  }
 }
 
 /**
@@ -213,4 +432,30 @@ function isApiError(err: unknown, code: number): boolean {
  */
 export function consumerName(name: string): string {
   return name.replace(/[^A-Za-z0-9-]/g, (c) => `_${c.codePointAt(0)!.toString(16)}_`);
+}
+
+/** The server-side config of a durable pull consumer (explicit acks) starting where asked. */
+export function consumerConfig(
+  durable: string,
+  opts: ConsumerOptions,
+  settings: Readonly<Options>,
+): Partial<ConsumerConfig> {
+  const { start } = opts;
+  return {
+    durable_name: durable,
+    ack_policy: AckPolicy.Explicit,
+    ack_wait: nanos(settings.ackWaitMs),
+    max_ack_pending: settings.maxAckPending,
+    ...(opts.sourceId === undefined
+      ? {}
+      : { filter_subject: `${settings.subjectPrefix}.${opts.sourceId}` }),
+    ...(start === "oldest"
+      ? { deliver_policy: DeliverPolicy.All }
+      : start === "now"
+        ? { deliver_policy: DeliverPolicy.New }
+        : {
+            deliver_policy: DeliverPolicy.StartSequence,
+            opt_start_seq: parseSeq(start.after) + 1,
+          }),
+  };
 }
