@@ -17,6 +17,7 @@ import { dropLegacyDedupKeys } from "./dedup/legacy.ts";
 import type { Clock } from "./delivery/clock.ts";
 import { ManagerControl } from "./delivery/control.ts";
 import { DeliveryManager } from "./delivery/manager.ts";
+import { SqliteOffsetStore } from "./delivery/offsets.ts";
 import { SqlitePauseStore } from "./delivery/paused.ts";
 import { SqliteDeliveryTrace } from "./delivery/trace/sqlite.ts";
 import { deliveryChain } from "./functions/delivery-chain.ts";
@@ -29,6 +30,7 @@ import { buildHttpApp } from "./http/server.ts";
 import { replayDedupKeys } from "./ingest/replay.ts";
 import { IngestService } from "./ingest/service.ts";
 import { FileEventLog } from "./log/file/file-log.ts";
+import { FileLogStream, positionAfter } from "./log/file-stream.ts";
 import { createLogger } from "./logger.ts";
 import { SluiceMetrics } from "./metrics/sluice.ts";
 import { RefusalLog } from "./ratelimit/refusals.ts";
@@ -98,15 +100,19 @@ export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {})
       onCorrupt: metrics.logCorrupt,
       onWriteFailure: metrics.logWriteFailed,
     });
-    cleanup.push(() => log.close());
+    let closeLog = () => log.close();
+    cleanup.push(() => closeLog());
     const db = openStateDb(dataDir);
     cleanup.push(() => db.close());
+    // Callers go through the stream (`log/stream.ts`); closing it closes the file log.
+    const stream = new FileLogStream(log, new SqliteOffsetStore(db));
+    closeLog = () => stream.close();
     const onStateError = (err: Error) => logger.error({ err }, "state persistence failed");
     dropLegacyDedupKeys(db);
     const shared = await openSharedState(config, { dataDir, db, logger, onStateError });
     cleanup.push(...shared.closers);
     const { dedup, limiter, functionStore } = shared;
-    await replayDedupKeys(log, dedup, logger);
+    await replayDedupKeys(stream, dedup, logger);
     // User code runs in sandboxed child processes (src/functions/host.ts), one per
     // connection with functions, started only if needed.
     let functions: FunctionPool | undefined;
@@ -141,7 +147,8 @@ export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {})
       clock: opts.clock,
       extraReaders: () => {
         const checkpoint = dedup.checkpoint();
-        return checkpoint ? [{ id: "dedup", position: checkpoint }] : [];
+        const position = checkpoint === undefined ? undefined : positionAfter(checkpoint);
+        return position ? [{ id: "dedup", position }] : [];
       },
     });
     const lifecycle = { shuttingDown: false };
@@ -180,7 +187,7 @@ export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {})
       config,
       keys: new KeyRing(config.sources),
       ingest: new IngestService({
-        log,
+        log: stream,
         dedup,
         logger,
         maxEventBytes: config.limits.maxEventBytes,

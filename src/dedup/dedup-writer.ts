@@ -7,7 +7,7 @@
  * A separate entry point: `bun build --compile` must list it (see package.json).
  */
 import type { Database, Statement } from "bun:sqlite";
-import type { LogPosition } from "../log/interface.ts";
+import type { LogCursor } from "../log/stream.ts";
 import { FilterSegment, Placement, SEGMENTS } from "./filter.ts";
 import { TAGS } from "./geometry.ts";
 import { fillFromRuns, lowestSlot } from "./load.ts";
@@ -43,7 +43,7 @@ class Writer {
   private readonly db: Database;
   private readonly segments: FilterSegment[];
   private readonly pending = new Map<number, PendingRun>();
-  private readonly sealed: { slot: number; upTo: LogPosition | null }[] = [];
+  private readonly sealed: { slot: number; upTo: LogCursor | null }[] = [];
   private readonly inserts = new Map<number, Inserts>();
   private readonly params: (string | number)[] = new Array(ROWS_PER_INSERT * 5);
   private lastCommitted = -1;
@@ -129,7 +129,7 @@ class Writer {
    * One run: the slot's keys sorted by hash and appended to its slice's table in one
    * transaction with the new checkpoint, so the table grows at its end only.
    */
-  private commit(slot: number, upTo: LogPosition | null): number {
+  private commit(slot: number, upTo: LogCursor | null): number {
     const parts = this.pending.get(slot)?.parts ?? [];
     let n = 0;
     for (const p of parts) n += p.hashes.length;

@@ -1,4 +1,4 @@
-import type { LogPosition } from "../log/interface.ts";
+import type { LogCursor } from "../log/stream.ts";
 
 /** A (sourceId, messageId) pair: the dedup key of SPEC 5. */
 export interface DedupKey {
@@ -26,7 +26,7 @@ export interface DedupStore {
   /** The messageIds of `sourceId` among `messageIds` that were stored inside the window. */
   seen(sourceId: string, messageIds: string[]): Promise<Set<string>>;
   /**
-   * Records keys whose events are durable up to log position `upTo`. Calls come in log
+   * Records keys whose events are durable up to the record at cursor `upTo` (the log's own, opaque). Calls come in log
    * order. `at` (ms) applies to keys that carry no time of their own.
    *
    * A store shared by several instances (Redis) returns a promise that resolves once
@@ -34,9 +34,9 @@ export interface DedupStore {
    * after its answer finds them; it never rejects (keys it could not write are kept and
    * retried, and `healthy()` is false meanwhile). An embedded store returns nothing.
    */
-  remember(keys: DedupKey[], upTo: LogPosition, at?: number): void | Promise<void>;
-  /** The log position up to which every key is recorded durably (replay from here on start). */
-  checkpoint(): LogPosition | undefined;
+  remember(keys: DedupKey[], upTo: LogCursor, at?: number): void | Promise<void>;
+  /** The cursor of the last record whose key is recorded durably (start-up replays the log after it). */
+  checkpoint(): LogCursor | undefined;
   /** Resolves once the store can take more keys without holding too many in memory. */
   backlog(): Promise<void>;
   stats(): DedupStats;

@@ -1,4 +1,4 @@
-import type { LogPosition } from "../log/interface.ts";
+import type { LogCursor } from "../log/stream.ts";
 import type { KeyBatch } from "./protocol.ts";
 
 /**
@@ -23,7 +23,7 @@ export class OpenRun {
   /** Keys already handed to the writer. */
   sent = 0;
   /** The log position its keys cover (the last `remember` of the slot). */
-  upTo: LogPosition | null = null;
+  upTo: LogCursor | null = null;
   sealed = false;
 
   constructor(readonly slot: number) {}

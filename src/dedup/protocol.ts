@@ -1,4 +1,4 @@
-import type { LogPosition } from "../log/interface.ts";
+import type { LogCursor } from "../log/stream.ts";
 import type { Geometry, SlotRange } from "./geometry.ts";
 
 /** What the writer thread is started with (its `workerData`). */
@@ -38,7 +38,7 @@ export type ToWriter =
   /** Keys of `slot` (not yet complete): appended to the slot's pending run. */
   | ({ t: "keys"; slot: number } & KeyBatch)
   /** `slot` is complete: write its run, then move the checkpoint to `upTo`. */
-  | { t: "seal"; slot: number; upTo: LogPosition | null }
+  | { t: "seal"; slot: number; upTo: LogCursor | null }
   /** Drops a slice that left the window. */
   | { t: "drop"; slice: number }
   /** Fills `buffer` (a resized segment) from the keys on disk of live slots. */
@@ -52,7 +52,7 @@ export type ToWriter =
 /** Writer to main thread. */
 export type FromWriter =
   | { t: "ready" }
-  | { t: "committed"; slot: number; slice: number; keys: number; upTo: LogPosition | null }
+  | { t: "committed"; slot: number; slice: number; keys: number; upTo: LogCursor | null }
   | { t: "rebuilt"; seg: number; used: number; stash: number[] }
   | { t: "failed"; message: string }
   /** A write worked again after a failure. */

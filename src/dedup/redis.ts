@@ -1,7 +1,8 @@
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
 import type { Logger } from "pino";
-import type { LogPosition } from "../log/interface.ts";
+import { checkpointCursor } from "../log/checkpoint.ts";
+import type { LogCursor } from "../log/stream.ts";
 import type { RedisConnection } from "../state/redis.ts";
 import { isUnavailable, StorageUnavailableError } from "../storage/unavailable.ts";
 import type { DedupKey, DedupStats, DedupStore } from "./interface.ts";
@@ -25,7 +26,7 @@ export interface RedisDedupOptions {
 interface Batch {
   keys: string[];
   expires: number[];
-  upTo: LogPosition;
+  upTo: LogCursor;
   /** Tells `remember`'s caller the batch was written (or failed, then kept and retried). */
   settle?: () => void;
 }
@@ -96,8 +97,8 @@ export class RedisDedupStore implements DedupStore {
   private dropped = 0;
   /** Keys were dropped: the checkpoint stays put so that a restart replays them. */
   private checkpointHeld = false;
-  private written: LogPosition | undefined;
-  private savedCheckpoint: LogPosition | undefined;
+  private written: LogCursor | undefined;
+  private savedCheckpoint: LogCursor | undefined;
   private lastSaveAt = 0;
   /** Keys this instance wrote, by when they leave the window (for stats). */
   private readonly recent: [expires: number, count: number][] = [];
@@ -151,7 +152,7 @@ export class RedisDedupStore implements DedupStore {
     return found;
   }
 
-  remember(keys: DedupKey[], upTo: LogPosition, at?: number): Promise<void> {
+  remember(keys: DedupKey[], upTo: LogCursor, at?: number): Promise<void> {
     if (this.closed) throw new Error("dedup store is closed");
     const now = this.now();
     const batch: Batch = { keys: [], expires: [], upTo };
@@ -171,7 +172,7 @@ export class RedisDedupStore implements DedupStore {
     return promise;
   }
 
-  checkpoint(): LogPosition | undefined {
+  checkpoint(): LogCursor | undefined {
     return this.written;
   }
 
@@ -348,10 +349,9 @@ function writeDurably(file: string, text: string): void {
   }
 }
 
-function readCheckpoint(file: string): LogPosition | undefined {
+function readCheckpoint(file: string): LogCursor | undefined {
   try {
-    const p = JSON.parse(readFileSync(file, "utf8")) as LogPosition;
-    return Number.isInteger(p.segment) && Number.isInteger(p.offset) ? p : undefined;
+    return checkpointCursor(JSON.parse(readFileSync(file, "utf8")));
   } catch {
     return undefined;
   }

@@ -1,6 +1,7 @@
 import type { Database, Statement } from "bun:sqlite";
 import { join } from "node:path";
-import type { LogPosition } from "../log/interface.ts";
+import { checkpointCursor } from "../log/checkpoint.ts";
+import type { LogCursor } from "../log/stream.ts";
 import {
   bucketsFor,
   FilterSegment,
@@ -98,7 +99,7 @@ export class SqliteDedupStore implements DedupStore {
   private readonly slices = new Set<number>();
   private readonly lookups = new Map<number, Statement<{ at: number }, LookupParams>>();
   private unwritten = 0;
-  private lastCheckpoint: LogPosition | undefined;
+  private lastCheckpoint: LogCursor | undefined;
   private writerError: Error | undefined;
   private writerDead = false;
   private waiters: (() => void)[] = [];
@@ -122,7 +123,7 @@ export class SqliteDedupStore implements DedupStore {
     this.range = state.range;
     this.slot = state.range.current;
     const raw = getMeta(db, "checkpoint");
-    this.lastCheckpoint = raw ? (JSON.parse(raw) as LogPosition) : undefined;
+    this.lastCheckpoint = raw ? checkpointCursor(JSON.parse(raw)) : undefined;
     for (const r of db
       .query<{ slot: number; keys: number }, [number]>(
         "SELECT slot, keys FROM runs WHERE slot >= ?",
@@ -253,7 +254,7 @@ export class SqliteDedupStore implements DedupStore {
     return found;
   }
 
-  remember(keys: DedupKey[], upTo: LogPosition, at?: number): void {
+  remember(keys: DedupKey[], upTo: LogCursor, at?: number): void {
     if (this.closed) throw new Error("dedup store is closed");
     const now = this.now();
     const run = this.runFor(now);
@@ -273,7 +274,7 @@ export class SqliteDedupStore implements DedupStore {
     run.upTo = upTo;
   }
 
-  checkpoint(): LogPosition | undefined {
+  checkpoint(): LogCursor | undefined {
     return this.lastCheckpoint;
   }
 

@@ -12,7 +12,7 @@ import {
 } from "../events/json.ts";
 import type { EventType, StoredEvent } from "../events/schema.ts";
 import { validateEvent } from "../events/validate.ts";
-import type { EventLog } from "../log/interface.ts";
+import type { AppendRecord, LogAppender } from "../log/stream.ts";
 
 /** One event of a request that was not stored, and why. */
 export interface Rejection {
@@ -65,7 +65,8 @@ export interface IngestWatcher {
 }
 
 export interface IngestDeps {
-  log: EventLog;
+  /** Where accepted events are stored (`log/stream.ts`: the file log or JetStream). */
+  log: LogAppender;
   dedup: DedupStore;
   logger: Logger;
   maxEventBytes: number;
@@ -183,10 +184,22 @@ export class IngestService {
         stored.size === 0 ? claimed : claimed.filter((i) => !stored.has(events[i]!.messageId));
       duplicates += claimed.length - fresh.length;
       if (fresh.length > 0) {
-        const upTo = await this.deps.log.append(encodeRecords(fresh, jsons));
+        const records: AppendRecord[] = new Array(fresh.length);
+        for (let k = 0; k < fresh.length; k++) {
+          const e = events[fresh[k]!]!;
+          records[k] = {
+            sourceId,
+            type: e.type,
+            // The JSON text goes into the log's frame as is: encoded once, copied never.
+            payload: jsons[fresh[k]!]!,
+            messageId: e.messageId,
+            receivedAt: input.receivedAt,
+          };
+        }
+        const cursors = await this.deps.log.append(records);
         const shared = this.deps.dedup.remember(
           fresh.map((i) => ({ sourceId, messageId: events[i]!.messageId })),
-          upTo,
+          cursors.at(-1)!,
         );
         // A shared store: the keys reach the other instances before the client's answer.
         if (shared !== undefined) await shared;
@@ -235,8 +248,6 @@ function watched(
   };
 }
 
-const ENCODER = new TextEncoder();
-
 /** The event's JSON, or undefined when it cannot be serialised (e.g. nested too deeply). */
 function serialise(event: unknown): string | undefined {
   try {
@@ -244,29 +255,6 @@ function serialise(event: unknown): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-/**
- * The log records of the chosen events: their JSON as UTF-8, all in one buffer (one
- * allocation per request, not one per event), each record a view of its part.
- * (`Buffer.write` into it costs next to nothing beside the JSON.stringify; a
- * `TextEncoder.encode` per event added a third.)
- */
-function encodeRecords(chosen: number[], jsons: string[]): Uint8Array[] {
-  // One record: a buffer of its own is cheaper than a shared one (allocUnsafe is not).
-  if (chosen.length === 1) return [ENCODER.encode(jsons[chosen[0]!]!)];
-  let units = 0;
-  for (const i of chosen) units += jsons[i]!.length;
-  // At most 3 UTF-8 bytes per UTF-16 unit (JSON.stringify leaves no lone surrogate).
-  const buffer = Buffer.allocUnsafe(units * 3);
-  const records: Uint8Array[] = new Array(chosen.length);
-  let at = 0;
-  for (let k = 0; k < chosen.length; k++) {
-    const written = buffer.write(jsons[chosen[k]!]!, at);
-    records[k] = buffer.subarray(at, at + written);
-    at += written;
-  }
-  return records;
 }
 
 /** The size of a value's JSON in UTF-8 bytes, or undefined when it cannot be serialised. */

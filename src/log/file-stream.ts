@@ -1,12 +1,16 @@
 import type { OffsetStore } from "../delivery/interface.ts";
-import { encodeRecords } from "./file/record.ts";
-import type { EventLog, LogPosition, LogRecord } from "./interface.ts";
+import { encodeFrames } from "./file/record.ts";
+import { comparePositions, type EventLog, type LogPosition, type LogRecord } from "./interface.ts";
 import type {
   AppendRecord,
+  Backlog,
   ConsumerOptions,
   LogConsumer,
   LogCursor,
+  LogReader,
   LogStream,
+  ReaderOptions,
+  StartAt,
   StreamRecord,
 } from "./stream.ts";
 
@@ -15,11 +19,19 @@ import type {
  * `<segment>:<offset>:<next>` (a record's place and where the one after it starts);
  * commits go to the `OffsetStore` where connection offsets already live, keyed by the
  * consumer's name, so a consumer named after a connection shares that connection's
- * offset. The record frame does not carry sourceId and type yet: they are read from
- * the stored event's JSON (issue 14 moves them into the frame).
+ * offset. sourceId, type and receivedAt come from the record's frame (v3); records
+ * written before it are parsed for them.
+ *
+ * Backlogs are counted, not scanned per call: each closed segment's records per source
+ * are counted once (segments never change once closed), appends add to the counts,
+ * commits take from them.
  */
 export class FileLogStream implements LogStream {
   private readonly consumers = new Set<FileLogConsumer>();
+  /** Per consumer name: its backlog counter (kept while it is closed, e.g. a paused connection). */
+  private readonly counters = new Map<string, BacklogCounter>();
+  /** Records per source of each closed segment (counted once). */
+  private readonly segmentCounts = new Map<number, Map<string, number>>();
 
   /** Takes ownership of `log`: closing the stream closes it. */
   constructor(
@@ -27,18 +39,30 @@ export class FileLogStream implements LogStream {
     private readonly offsets: OffsetStore,
   ) {}
 
+  /** The file log underneath (its own admin: segments, retention, metrics). */
+  get fileLog(): EventLog {
+    return this.log;
+  }
+
   async append(records: readonly AppendRecord[]): Promise<LogCursor[]> {
     if (records.length === 0) return [];
     // One call's records land together in one segment, ending at `end`: their places
     // follow from their framed sizes.
-    const sizes = records.map((r) => encodeRecords([r.payload]).byteLength);
-    const end = await this.log.append(records.map((r) => r.payload));
-    let at = end.offset - sizes.reduce((n, s) => n + s, 0);
-    return sizes.map((size) => {
-      const cursor = encodeCursor(end.segment, at, at + size);
-      at += size;
-      return cursor;
-    });
+    const framed = encodeFrames(records);
+    const end = await this.log.appendFramed(framed);
+    const { sizes } = framed;
+    const cursors: LogCursor[] = new Array(sizes.length);
+    let at = end.offset;
+    for (let i = sizes.length - 1; i >= 0; i--) {
+      const size = sizes[i]!;
+      cursors[i] = encodeCursor(end.segment, at - size, at);
+      at -= size;
+    }
+    if (this.counters.size > 0) {
+      const start = { segment: end.segment, offset: at };
+      for (const counter of this.counters.values()) counter.appended(start, records);
+    }
+    return cursors;
   }
 
   healthy(): boolean {
@@ -48,17 +72,30 @@ export class FileLogStream implements LogStream {
   async consumer(name: string, opts: ConsumerOptions): Promise<LogConsumer> {
     let position = this.offsets.get(name);
     if (!position) {
-      const { start } = opts;
-      if (start === "oldest") position = this.log.start();
-      else if (start === "now") position = this.log.end();
-      else position = decodeCursor(start.after).next;
+      position = this.startPosition(opts.start);
       // The consumer exists from now on: a "now" consumer reopened later still starts here.
       this.offsets.set(name, position);
+    } else if (comparePositions(position, this.log.end()) > 0) {
+      // The log was cut back below this offset (a corrupt tail truncated at start): go
+      // on from its end, or records appended there now would be skipped.
+      position = this.log.end();
+      this.offsets.set(name, position);
     }
-    const consumer = new FileLogConsumer(name, this.log, this.offsets, position, opts.sourceId);
+    const counter = this.counterOf(name, opts.sourceId, position);
+    const consumer = new FileLogConsumer(this, name, position, opts.sourceId, counter);
     this.consumers.add(consumer);
     consumer.onClose = () => this.consumers.delete(consumer);
     return consumer;
+  }
+
+  async reader(opts: ReaderOptions): Promise<LogReader> {
+    return new FileLogReader(this, this.startPosition(opts.start), opts.sourceId);
+  }
+
+  async backlog(name: string, sourceId?: string): Promise<Backlog | undefined> {
+    const committed = this.offsets.get(name);
+    if (!committed) return undefined;
+    return this.counterOf(name, sourceId, committed).backlog();
   }
 
   async trimBefore(cursor: LogCursor): Promise<void> {
@@ -74,23 +111,172 @@ export class FileLogStream implements LogStream {
     for (const c of [...this.consumers]) await c.close();
     await this.log.close();
   }
+
+  // ---- for this file's consumers and readers ----
+
+  /** Where `start` points in this log. */
+  startPosition(start: StartAt): LogPosition {
+    if (start === "oldest") return this.log.start();
+    if (start === "now") return this.log.end();
+    const after = parseCursor(start.after)?.next;
+    // Past the end: the log was cut back (a corrupt tail); read it all again.
+    if (!after || comparePositions(after, this.log.end()) > 0) return this.log.start();
+    return after;
+  }
+
+  read(from: LogPosition, max: number): LogRecord[] {
+    return this.log.read(from, max);
+  }
+
+  end(): LogPosition {
+    return this.log.end();
+  }
+
+  onAppend(listener: () => void): () => void {
+    return this.log.onAppend(listener);
+  }
+
+  commitOffset(name: string, position: LogPosition): void {
+    this.offsets.set(name, position);
+  }
+
+  /**
+   * Records of `sourceId` (all with undefined) in `[from, to)`: closed segments from
+   * their cached counts, the rest read.
+   */
+  count(from: LogPosition, to: LogPosition, sourceId: string | undefined): number {
+    let total = 0;
+    let at = from;
+    while (comparePositions(at, to) < 0) {
+      if (at.offset === 0 && at.segment < to.segment) {
+        const counts = this.closedSegmentCounts(at.segment);
+        if (counts) {
+          total += sourceId === undefined ? sum(counts) : (counts.get(sourceId) ?? 0);
+          at = { segment: at.segment + 1, offset: 0 };
+          continue;
+        }
+      }
+      const records = this.log.read(at, SCAN_BATCH);
+      let moved = false;
+      for (const r of records) {
+        if (comparePositions(r.position, to) >= 0) return total;
+        if (sourceId === undefined || frameOf(r).sourceId === sourceId) total++;
+        at = r.next;
+        moved = true;
+      }
+      if (!moved) break;
+    }
+    return total;
+  }
+
+  private closedSegmentCounts(segment: number): Map<string, number> | undefined {
+    const cached = this.segmentCounts.get(segment);
+    if (cached) return cached;
+    const segments = this.log.segments().map((s) => s.segment);
+    if (!segments.includes(segment)) return new Map(); // deleted by retention
+    if (segment >= (segments.at(-1) ?? 0)) return undefined; // still written
+    const counts = new Map<string, number>();
+    let at: LogPosition = { segment, offset: 0 };
+    for (;;) {
+      const records = this.log.read(at, SCAN_BATCH);
+      const mine = records.filter((r) => r.position.segment === segment);
+      for (const r of mine) {
+        const id = frameOf(r).sourceId;
+        counts.set(id, (counts.get(id) ?? 0) + 1);
+      }
+      if (mine.length < records.length || records.length === 0) break;
+      at = mine.at(-1)!.next;
+    }
+    for (const s of this.segmentCounts.keys())
+      if (!segments.includes(s)) this.segmentCounts.delete(s);
+    this.segmentCounts.set(segment, counts);
+    return counts;
+  }
+
+  private counterOf(name: string, sourceId: string | undefined, committed: LogPosition) {
+    let counter = this.counters.get(name);
+    if (!counter || counter.sourceId !== sourceId) {
+      counter = new BacklogCounter(this, sourceId, committed);
+      this.counters.set(name, counter);
+    }
+    return counter;
+  }
 }
 
-/** Records are scanned this many at a time when a filter skips most of them or lag is counted. */
+/** Records are scanned this many at a time when a filter skips most of them or a backlog is counted. */
 const SCAN_BATCH = 1000;
 
-class FileLogConsumer implements LogConsumer {
-  onClose?: () => void;
-  private closed = false;
+/**
+ * A consumer's backlog: records of its source from its committed position to the end of
+ * the log. Counted once (lazily), then kept by appends and commits.
+ */
+class BacklogCounter {
+  /** Uncommitted records counted up to `countedTo` (undefined: not counted yet). */
+  private pending: number | undefined;
+  private countedTo: LogPosition | undefined;
+  /** The oldest uncommitted record's time, found for `committed` (cached per commit). */
+  private oldest: { at: LogPosition; receivedAt: number | undefined } | undefined;
+
+  constructor(
+    private readonly stream: FileLogStream,
+    readonly sourceId: string | undefined,
+    private committed: LogPosition,
+  ) {}
+
+  /** A call's records were appended at `start` on. */
+  appended(start: LogPosition, records: readonly AppendRecord[]): void {
+    if (this.pending === undefined || !this.countedTo) return;
+    // Counted already when the count read past them.
+    if (comparePositions(start, this.countedTo) < 0) return;
+    const { sourceId } = this;
+    let n = 0;
+    if (sourceId === undefined) n = records.length;
+    else for (const r of records) if (r.sourceId === sourceId) n++;
+    this.pending += n;
+  }
+
+  /** The committed position moved from where it was to `to`, past `records` of the source. */
+  committedTo(to: LogPosition, records: number | undefined): void {
+    if (comparePositions(to, this.committed) === 0) return;
+    if (records === undefined || this.pending === undefined) this.pending = undefined;
+    else this.pending = Math.max(0, this.pending - records);
+    this.committed = to;
+    this.oldest = undefined;
+  }
+
+  /** Sets what the oldest uncommitted record is, when a consumer read it. */
+  sawOldest(receivedAt: number | undefined): void {
+    this.oldest = { at: this.committed, receivedAt };
+  }
+
+  backlog(): Backlog {
+    if (this.pending === undefined) {
+      const end = this.stream.end();
+      this.pending = this.stream.count(this.committed, end, this.sourceId);
+      this.countedTo = end;
+    }
+    if (this.pending === 0) return { records: 0 };
+    if (!this.oldest || comparePositions(this.oldest.at, this.committed) !== 0) {
+      const first = new FileLogReader(this.stream, this.committed, this.sourceId).take(1)[0];
+      this.oldest = { at: this.committed, receivedAt: first?.receivedAt };
+    }
+    const { receivedAt } = this.oldest;
+    return receivedAt === undefined
+      ? { records: this.pending }
+      : { records: this.pending, oldestAt: receivedAt };
+  }
+}
+
+/** Reads from a position kept in memory, filtering by source from the frames. */
+class FileLogReader implements LogReader {
+  protected closed = false;
   private wake?: () => void;
 
   constructor(
-    readonly name: string,
-    private readonly log: EventLog,
-    private readonly offsets: OffsetStore,
+    protected readonly stream: FileLogStream,
     /** Where the next read starts. */
-    private position: LogPosition,
-    private readonly sourceId: string | undefined,
+    public position: LogPosition,
+    protected readonly sourceId: string | undefined,
   ) {}
 
   async read(max: number, waitMs = 0): Promise<StreamRecord[]> {
@@ -104,48 +290,30 @@ class FileLogConsumer implements LogConsumer {
     }
   }
 
-  async commit(cursor: LogCursor): Promise<void> {
-    this.offsets.set(this.name, decodeCursor(cursor).next);
-  }
-
-  /** Counts by reading from the committed offset: O(backlog) on this backend. */
-  async lag(): Promise<number> {
-    let from = this.offsets.get(this.name) ?? this.position;
-    let count = 0;
-    for (;;) {
-      const records = this.log.read(from, SCAN_BATCH);
-      if (records.length === 0) return count;
-      count += this.sourceId
-        ? records.filter((r) => this.matches(frameOf(r))).length
-        : records.length;
-      from = records.at(-1)!.next;
-    }
-  }
-
   async close(): Promise<void> {
     this.closed = true;
     this.wake?.();
-    this.onClose?.();
   }
 
-  private take(max: number): StreamRecord[] {
+  /** Up to `max` records of the source from `position` on, moving it past what was looked at. */
+  take(max: number): StreamRecord[] {
     const out: StreamRecord[] = [];
     while (out.length < max) {
       const want = this.sourceId ? SCAN_BATCH : max - out.length;
-      const records = this.log.read(this.position, want);
+      const records = this.stream.read(this.position, want);
       if (records.length === 0) break;
       for (const r of records) {
-        const frame = frameOf(r);
         this.position = r.next;
-        if (this.matches(frame)) out.push(frame);
+        if (this.sourceId === undefined) out.push(frameOf(r));
+        else {
+          // A v3 frame says its source: only this source's records are decoded.
+          const source = r.sourceId ?? frameOf(r).sourceId;
+          if (source === this.sourceId) out.push(frameOf(r));
+        }
         if (out.length === max) break;
       }
     }
     return out;
-  }
-
-  private matches(frame: StreamRecord): boolean {
-    return this.sourceId === undefined || frame.sourceId === this.sourceId;
   }
 
   /** Resolves on the next durable append, on close, or after `ms`. */
@@ -158,16 +326,94 @@ class FileLogConsumer implements LogConsumer {
         resolve();
       };
       const timer = setTimeout(done, ms);
-      const unsubscribe = this.log.onAppend(done);
+      const unsubscribe = this.stream.onAppend(done);
       this.wake = done;
     });
   }
 }
 
+class FileLogConsumer extends FileLogReader implements LogConsumer {
+  onClose?: () => void;
+  /** Records read and not committed: where each ends, and when it was received. */
+  private unacked: { next: LogPosition; receivedAt?: number }[] = [];
+  private committed: LogPosition;
+
+  constructor(
+    stream: FileLogStream,
+    readonly name: string,
+    position: LogPosition,
+    sourceId: string | undefined,
+    private readonly counter: BacklogCounter,
+  ) {
+    super(stream, position, sourceId);
+    this.committed = position;
+  }
+
+  override take(max: number): StreamRecord[] {
+    const out = super.take(max);
+    for (const r of out) {
+      this.unacked.push({ next: decodeCursor(r.cursor).next, receivedAt: r.receivedAt });
+    }
+    if (this.unacked.length > 0 && this.unacked.length === out.length) {
+      this.counter.sawOldest(this.unacked[0]!.receivedAt);
+    }
+    // Nothing of its own in flight: the records skipped (other sources) are done for it,
+    // so its offset moves past them and retention is not held back by a quiet source.
+    if (this.unacked.length === 0 && comparePositions(this.position, this.committed) > 0) {
+      this.setCommitted(this.position, 0);
+    }
+    return out;
+  }
+
+  async commit(cursor: LogCursor): Promise<void> {
+    const next = decodeCursor(cursor).next;
+    let done = 0;
+    while (done < this.unacked.length && comparePositions(this.unacked[done]!.next, next) <= 0) {
+      done++;
+    }
+    const known = done > 0 && comparePositions(this.unacked[done - 1]!.next, next) === 0;
+    this.unacked = this.unacked.slice(done);
+    // The last record read: what was skipped after it is done too.
+    const to = known && this.unacked.length === 0 ? this.position : next;
+    this.setCommitted(to, known ? done : undefined);
+    if (this.unacked.length > 0) this.counter.sawOldest(this.unacked[0]!.receivedAt);
+  }
+
+  async lag(): Promise<number> {
+    return (await this.backlog()).records;
+  }
+
+  async backlog(): Promise<Backlog> {
+    return this.counter.backlog();
+  }
+
+  override async close(): Promise<void> {
+    await super.close();
+    this.onClose?.();
+  }
+
+  private setCommitted(to: LogPosition, records: number | undefined): void {
+    this.committed = to;
+    this.stream.commitOffset(this.name, to);
+    this.counter.committedTo(to, records);
+  }
+}
+
 const decoder = new TextDecoder();
 
-/** sourceId, type and receivedAt from the stored event (until the frame carries them). */
+/** A record as the stream hands it out: sourceId, type and receivedAt from its frame, or its JSON. */
 function frameOf(r: LogRecord): StreamRecord {
+  const cursor = encodeCursor(r.position.segment, r.position.offset, r.next.offset);
+  if (r.sourceId !== undefined) {
+    return {
+      cursor,
+      sourceId: r.sourceId,
+      type: r.type ?? "",
+      ...(r.receivedAt === undefined ? {} : { receivedAt: r.receivedAt }),
+      payload: r.payload,
+    };
+  }
+  // Written before frames carried them (v1, v2).
   let event: { sourceId?: unknown; type?: unknown; receivedAt?: unknown } = {};
   try {
     event = JSON.parse(decoder.decode(r.payload));
@@ -176,7 +422,7 @@ function frameOf(r: LogRecord): StreamRecord {
   }
   const receivedAt = typeof event.receivedAt === "string" ? Date.parse(event.receivedAt) : NaN;
   return {
-    cursor: encodeCursor(r.position.segment, r.position.offset, r.next.offset),
+    cursor,
     sourceId: typeof event.sourceId === "string" ? event.sourceId : "",
     type: typeof event.type === "string" ? event.type : "",
     ...(Number.isFinite(receivedAt) ? { receivedAt } : {}),
@@ -184,16 +430,41 @@ function frameOf(r: LogRecord): StreamRecord {
   };
 }
 
+function sum(counts: Map<string, number>): number {
+  let n = 0;
+  for (const c of counts.values()) n += c;
+  return n;
+}
+
 function encodeCursor(segment: number, offset: number, next: number): LogCursor {
   return `${segment}:${offset}:${next}`;
 }
 
-function decodeCursor(cursor: LogCursor): { position: LogPosition; next: LogPosition } {
+function parseCursor(cursor: LogCursor): { position: LogPosition; next: LogPosition } | undefined {
   const m = /^(\d+):(\d+):(\d+)$/.exec(cursor);
-  if (!m) throw new Error(`not a file log cursor: ${JSON.stringify(cursor)}`);
+  if (!m) return undefined;
   const segment = Number(m[1]);
   return {
     position: { segment, offset: Number(m[2]) },
     next: { segment, offset: Number(m[3]) },
   };
+}
+
+function decodeCursor(cursor: LogCursor): { position: LogPosition; next: LogPosition } {
+  const parsed = parseCursor(cursor);
+  if (!parsed) throw new Error(`not a file log cursor: ${JSON.stringify(cursor)}`);
+  return parsed;
+}
+
+/**
+ * The file log position just after the record at `cursor` (retention and the file
+ * log's own tools; nothing else may look inside a cursor).
+ */
+export function positionAfter(cursor: LogCursor): LogPosition | undefined {
+  return parseCursor(cursor)?.next;
+}
+
+/** A cursor for a file log position written before cursors existed (an old checkpoint): resumes right there. */
+export function cursorAt(position: LogPosition): LogCursor {
+  return encodeCursor(position.segment, position.offset, position.offset);
 }

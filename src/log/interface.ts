@@ -1,3 +1,5 @@
+import type { Framed, FrameEntry } from "./file/record.ts";
+
 /** A place in the event log: a segment number and a byte offset inside it. */
 export interface LogPosition {
   segment: number;
@@ -9,7 +11,15 @@ export interface LogRecord {
   position: LogPosition;
   next: LogPosition;
   payload: Uint8Array;
+  /** From the record's frame (v3); undefined for records written before it (read the payload). */
+  sourceId?: string;
+  type?: string;
+  /** When the event was received (ms), from a v3 frame that carries it. */
+  receivedAt?: number;
 }
+
+/** One record to append: with its sourceId and type (a string payload is its JSON text), or bare bytes. */
+export type LogEntry = FrameEntry | Uint8Array;
 
 /**
  * The durable, append-only event log (SPEC 5). `append` resolves only once the
@@ -17,7 +27,9 @@ export interface LogRecord {
  */
 export interface EventLog {
   /** Appends records in order; resolves with the position after the last one, once durable. */
-  append(payloads: Uint8Array[]): Promise<LogPosition>;
+  append(records: readonly LogEntry[]): Promise<LogPosition>;
+  /** Appends records framed by `encodeFrames` (whose sizes place each record before the end this resolves with). */
+  appendFramed(framed: Framed): Promise<LogPosition>;
   /** The position after the last durable record. */
   end(): LogPosition;
   /** Records from `from` on, in order, up to `max` of them (only durable ones). */

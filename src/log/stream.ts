@@ -18,9 +18,12 @@ export interface AppendRecord {
   sourceId: string;
   /** The event type (`track`, `identify`, …). */
   type: string;
-  payload: Uint8Array;
+  /** The stored event: its JSON text (encoded once, straight into the backend's frame) or its bytes. */
+  payload: Uint8Array | string;
   /** When given, a backend with a duplicate window of its own stores the record once per `sourceId:messageId`. */
   messageId?: string;
+  /** When the event was received (ms since the epoch), for readers that filter by time. */
+  receivedAt?: number;
 }
 
 /** One record as a consumer reads it. */
@@ -44,6 +47,31 @@ export interface LogAppender {
   healthy(): boolean;
 }
 
+/** What a consumer has not committed yet. */
+export interface Backlog {
+  /** Records not yet committed (read or not). */
+  records: number;
+  /** When the oldest of them was received (ms), where the backend knows it; undefined when none. */
+  oldestAt?: number;
+}
+
+export interface ReaderOptions {
+  /** `{ after }` a cursor this log no longer holds or never made past its end (the log was cut back) starts at the oldest. */
+  start: StartAt;
+  /** Only records of this source. */
+  sourceId?: string;
+}
+
+/**
+ * A reader whose place lives in memory only: start-up replay, the inspector, replays of
+ * a time range, `sluice log tail`. It commits nothing and holds nothing back.
+ */
+export interface LogReader {
+  /** Up to `max` records after the last one read; waits up to `waitMs` for the first. */
+  read(max: number, waitMs?: number): Promise<StreamRecord[]>;
+  close(): Promise<void>;
+}
+
 export interface ConsumerOptions {
   /** Where to start when no consumer of this name exists yet; ignored afterwards. */
   start: StartAt;
@@ -64,6 +92,8 @@ export interface LogConsumer {
   commit(cursor: LogCursor): Promise<void>;
   /** Records not yet committed (read or not). */
   lag(): Promise<number>;
+  /** Records not yet committed and when the oldest was received: from counters, not a scan per call. */
+  backlog(): Promise<Backlog>;
   /** Stops reading; records read but not committed become readable again. */
   close(): Promise<void>;
 }
@@ -82,6 +112,13 @@ export interface LogRetention {
 export interface LogStream extends LogAppender, LogRetention {
   /** Opens the durable consumer `name`, creating it at `opts.start` if it does not exist. */
   consumer(name: string, opts: ConsumerOptions): Promise<LogConsumer>;
+  /** A reader of its own (see `LogReader`). */
+  reader(opts: ReaderOptions): Promise<LogReader>;
+  /**
+   * The backlog of consumer `name` (of `sourceId`'s records), open or not, without
+   * opening it: undefined when no consumer of that name exists.
+   */
+  backlog(name: string, sourceId?: string): Promise<Backlog | undefined>;
   /** Waits for pending appends, then releases files or connections. */
   close(): Promise<void>;
 }

@@ -1,6 +1,5 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import type { DedupKey, DedupStore } from "../../src/dedup/interface.ts";
-import type { LogPosition } from "../../src/log/interface.ts";
 
 /**
  * The DedupStore contract (SPEC 5), run against every backend: each backend's test file
@@ -26,7 +25,8 @@ export interface OpenedStore {
 const ids = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}-${i}`);
 const keys = (sourceId: string, messageIds: string[]): DedupKey[] =>
   messageIds.map((messageId) => ({ sourceId, messageId }));
-const pos = (offset: number): LogPosition => ({ segment: 1, offset });
+/** A log cursor (opaque to the store: only kept and handed back). */
+const pos = (offset: number): string => `1:${offset}:${offset}`;
 const sorted = (s: Set<string>) => [...s].sort();
 
 export function dedupContract(name: string, backend: DedupBackend): void {

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, test } from "bun:test";
-import type { AppendRecord, LogConsumer, LogStream, StreamRecord } from "../../src/log/stream.ts";
+import type { AppendRecord, LogReader, LogStream, StreamRecord } from "../../src/log/stream.ts";
 
 /**
  * The event log contract (`src/log/stream.ts`), run against every backend: each
@@ -30,7 +30,13 @@ const T0 = Date.UTC(2026, 0, 2, 3, 4, 5);
 function rec(n: number, sourceId = "web", type = "track"): AppendRecord {
   const messageId = `m-${n}`;
   const event = { messageId, sourceId, type, receivedAt: new Date(T0 + n).toISOString(), n };
-  return { sourceId, type, messageId, payload: encoder.encode(JSON.stringify(event)) };
+  return {
+    sourceId,
+    type,
+    messageId,
+    receivedAt: T0 + n,
+    payload: encoder.encode(JSON.stringify(event)),
+  };
 }
 const recs = (from: number, count: number, sourceId?: string) =>
   Array.from({ length: count }, (_, i) => rec(from + i, sourceId));
@@ -39,7 +45,7 @@ const numbers = (records: StreamRecord[]) =>
 const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
 
 /** Reads until `count` records came or a read waited a while for nothing. */
-async function readAll(consumer: LogConsumer, count: number): Promise<StreamRecord[]> {
+async function readAll(consumer: LogReader, count: number): Promise<StreamRecord[]> {
   const out: StreamRecord[] = [];
   while (out.length < count) {
     const batch = await consumer.read(Math.min(50, count - out.length), 2000);
@@ -78,7 +84,7 @@ export function eventLogContract(name: string, backend: EventLogBackend): void {
         ["app", "identify"],
       ]);
       expect(decoder.decode(read[3]!.payload)).toBe(
-        decoder.decode(rec(3, "app", "identify").payload),
+        decoder.decode(rec(3, "app", "identify").payload as Uint8Array),
       );
       // When a backend knows it: the event's own receivedAt, or when the log stored it.
       for (const r of read)
@@ -208,6 +214,70 @@ export function eventLogContract(name: string, backend: EventLogBackend): void {
       await log.append([rec(7, "app"), rec(8, "web")]);
       const again = await log.consumer("web-only", { start: "oldest", sourceId: "web" });
       expect(numbers(await readAll(again, 3))).toEqual([5, 6, 8]);
+    });
+
+    test("a payload given as JSON text is stored as its UTF-8 bytes", async () => {
+      const { log } = await open();
+      const text = JSON.stringify({ messageId: "m-t", n: 1, note: "naïve ☃ 😀" });
+      const [cursor] = await log.append([
+        { sourceId: "web", type: "page", payload: text, receivedAt: T0 },
+      ]);
+      const [got] = await readAll(await log.consumer("text", { start: "oldest" }), 1);
+      expect(got!.cursor).toBe(cursor!);
+      expect(decoder.decode(got!.payload)).toBe(text);
+      expect([got!.sourceId, got!.type]).toEqual(["web", "page"]);
+      expect(got!.receivedAt).toBeGreaterThanOrEqual(T0);
+    });
+
+    test("a reader reads from oldest, now or after a cursor, filtered by source, and commits nothing", async () => {
+      const { log } = await open();
+      const cursors = await log.append([...recs(0, 3, "web"), ...recs(3, 2, "app"), rec(5, "web")]);
+      const all = await log.reader({ start: "oldest" });
+      expect(numbers(await readAll(all, 6))).toEqual(range(0, 6));
+      await all.close();
+      const web = await log.reader({ start: { after: cursors[1]! }, sourceId: "web" });
+      expect(numbers(await readAll(web, 2))).toEqual([2, 5]);
+      const now = await log.reader({ start: "now" });
+      expect(await now.read(10)).toEqual([]);
+      const waiting = now.read(10, 20_000);
+      await log.append([rec(6, "app")]);
+      expect(numbers(await waiting)).toEqual([6]);
+      expect(numbers(await readAll(web, 1))).toEqual([]);
+      await log.append([rec(7, "web")]);
+      expect(numbers(await readAll(web, 1))).toEqual([7]);
+      await web.close();
+      await now.close();
+      // Readers leave no consumer behind.
+      expect(await log.backlog("reader", "web")).toBeUndefined();
+      const c = await log.consumer("after-readers", { start: "oldest" });
+      expect(await c.lag()).toBe(8);
+    });
+
+    test("backlog: records not committed and the oldest one's time, open or closed, per source", async () => {
+      const { log } = await open();
+      expect(await log.backlog("nobody")).toBeUndefined();
+      await log.append([...recs(0, 3, "web"), ...recs(3, 2, "app")]);
+      const c = await log.consumer("bl", { start: "oldest", sourceId: "web" });
+      const first = await c.backlog();
+      expect(first.records).toBe(3);
+      expect(first.oldestAt).toBeGreaterThanOrEqual(T0);
+      const read = await readAll(c, 3);
+      await c.commit(read[0]!.cursor);
+      const after = await c.backlog();
+      expect(after.records).toBe(2);
+      expect(after.oldestAt).toBeGreaterThanOrEqual(first.oldestAt!);
+      await c.commit(read[2]!.cursor);
+      expect(await c.backlog()).toEqual({ records: 0 });
+      await c.close();
+      await log.append([rec(5, "web"), rec(6, "app"), rec(7, "web")]);
+      expect((await log.backlog("bl", "web"))?.records).toBe(2);
+      const again = await log.consumer("bl", { start: "oldest", sourceId: "web" });
+      expect(await again.lag()).toBe(2);
+      const rest = await readAll(again, 2);
+      expect(numbers(rest)).toEqual([5, 7]);
+      await again.commit(rest[1]!.cursor);
+      expect(await again.lag()).toBe(0);
+      expect((await log.backlog("bl", "web"))?.records).toBe(0);
     });
 
     test("trimBefore deletes the records before a cursor; consumers behind it resume at the oldest kept", async () => {

@@ -28,13 +28,13 @@ const store = await SqliteDedupStore.open(dir, {
   snapshotMinKeys: Number(process.argv[4]),
 });
 const logged = loggedBatches(dir);
-const from = store.checkpoint()?.offset ?? -1;
-for (const b of logged) if (b > from) store.remember(batchKeys(b), { segment: 1, offset: b });
+const from = Number(store.checkpoint() ?? -1);
+for (const b of logged) if (b > from) store.remember(batchKeys(b), String(b));
 console.log(`replayed ${logged.filter((b) => b > from).length}`);
 
 const path = join(dir, "log.txt");
 const fd = openSync(path, "a");
-let written = store.checkpoint()?.offset ?? -1;
+let written = Number(store.checkpoint() ?? -1);
 let next = logged.length > 0 ? Math.max(...logged) + 1 : 0;
 for (;;) {
   if (process.ppid !== parent) process.exit(3);
@@ -47,10 +47,10 @@ for (;;) {
   if (seen.size > 0) console.log(`FALSE DUPLICATES in batch ${b}: ${seen.size}`);
   writeSync(fd, `${b}\n`);
   fsyncSync(fd);
-  store.remember(keys, { segment: 1, offset: b });
+  store.remember(keys, String(b));
   console.log(`batch ${b} at ${now()}`);
   // A run written: the test kills some processes right after their first one.
-  const checkpoint = store.checkpoint()?.offset ?? -1;
+  const checkpoint = Number(store.checkpoint() ?? -1);
   if (checkpoint !== written) {
     written = checkpoint;
     console.log(`written up to ${written}`);

@@ -98,7 +98,7 @@ test("kill -9 of a process writing keys: every key the log holds is seen after r
         now: () => clock,
       });
       try {
-        const checkpoint = store.checkpoint()?.offset ?? -1;
+        const checkpoint = Number(store.checkpoint() ?? -1);
         const ids = (b: number) => batchKeys(b).map((k) => k.messageId);
         // Keys up to the checkpoint are on disk and in the filter: seen before any replay.
         for (const b of logged.filter((n) => n <= checkpoint)) {
@@ -115,7 +115,7 @@ test("kill -9 of a process writing keys: every key the log holds is seen after r
         }
         // The log tail replayed (as start-up does): every logged key is a duplicate...
         const tail = logged.filter((b) => b > checkpoint);
-        for (const b of tail) store.remember(batchKeys(b), { segment: 1, offset: b });
+        for (const b of tail) store.remember(batchKeys(b), String(b));
         for (const b of tail) {
           expect({ b, seen: (await store.seen("web", ids(b))).size }).toEqual({ b, seen: BATCH });
         }

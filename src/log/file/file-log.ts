@@ -16,10 +16,10 @@ import {
 import { type FileHandle, open, unlink } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import type { Logger } from "pino";
-import type { EventLog, LogPosition, LogRecord, SegmentInfo } from "../interface.ts";
+import type { EventLog, LogEntry, LogPosition, LogRecord, SegmentInfo } from "../interface.ts";
 import { preallocate } from "./preallocate.ts";
 import { type CorruptRecord, readRecords, type SegmentScan, scanSegment } from "./reader.ts";
-import { encodeRecords, isZero } from "./record.ts";
+import { encodeFrames, type Framed, isZero } from "./record.ts";
 import { listSegments, readSegmentBytes, segmentPath } from "./segments.ts";
 
 export interface FileEventLogOptions {
@@ -116,11 +116,20 @@ export class FileEventLog implements EventLog {
     return log;
   }
 
-  append(payloads: Uint8Array[]): Promise<LogPosition> {
+  append(records: readonly LogEntry[]): Promise<LogPosition> {
     if (this.closed) return Promise.reject(new Error("event log is closed"));
-    const bytes = encodeRecords(payloads);
+    return this.appendFramed(encodeFrames(records));
+  }
+
+  /**
+   * Appends records already framed (`encodeFrames`, whose sizes tell the caller each
+   * record's place: they end at the position this resolves with).
+   */
+  appendFramed(framed: Framed): Promise<LogPosition> {
+    if (this.closed) return Promise.reject(new Error("event log is closed"));
+    const { bytes } = framed;
     return new Promise((resolve, reject) => {
-      this.pending.push({ bytes, count: payloads.length, resolve, reject });
+      this.pending.push({ bytes, count: framed.sizes.length, resolve, reject });
       if (!this.flushing) this.flushing = this.flushLoop();
     });
   }

@@ -5,11 +5,11 @@ import {
   frameLength,
   headerBytes,
   isZero,
-  MAGIC,
   MAX_RECORD_BYTES,
   resync,
   type SegmentFormat,
   scanRecords,
+  startsWithMagic,
   V1_HEADER_BYTES,
 } from "./record.ts";
 import { listSegments, segmentPath } from "./segments.ts";
@@ -111,8 +111,11 @@ function readSegment(
     for (const r of scan.records) {
       out.push({
         position: { segment: seg, offset: r.offset },
-        next: { segment: seg, offset: r.offset + header + r.payload.byteLength },
+        next: { segment: seg, offset: r.offset + r.bytes },
         payload: r.payload,
+        sourceId: r.sourceId,
+        type: r.type,
+        receivedAt: r.receivedAt,
       });
     }
     if (scan.records.length > 0 || !scan.problem) {
@@ -143,7 +146,7 @@ function segmentFormat(fd: number, size: number): SegmentFormat {
   if (head.byteLength < V1_HEADER_BYTES) return 2;
   // A v2 frame starts with the marker, which as a v1 length reads ~805 MiB: never read
   // that much to find out.
-  if (MAGIC.every((b, i) => head[i] === b)) return 2;
+  if (startsWithMagic(head, 0)) return 2;
   const length = new DataView(head.buffer).getUint32(0, true);
   if (length > MAX_RECORD_BYTES || length > size - V1_HEADER_BYTES) return 2;
   return detectFormat(pread(fd, 0, V1_HEADER_BYTES + length));

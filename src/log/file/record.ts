@@ -1,29 +1,62 @@
 /**
  * Record framing for segment files.
  *
- * Current format (v2), written by this version:
+ * Current format (v3), written by this version:
+ *   u32 magic 0xF5 'S' 'L' '3' | u32 LE body length | u64 LE XXH64(body, seed = length) | body
+ *   body: u8 type length | u8 0 | u16 LE sourceId length | f64 LE receivedAt (ms, 0 unknown)
+ *         | sourceId (UTF-8) | type (UTF-8) | payload
+ * sourceId, type and receivedAt travel beside the payload, so a reader filters by source
+ * or time without parsing the event (issue 14). The checksum covers them too.
+ *
+ * v2 (still read; a v3 frame may follow v2 frames in the same segment, and a bare
+ * payload without sourceId and type is still written as v2):
  *   u32 magic 0xF5 'S' 'L' '2' | u32 LE payload length | u64 LE XXH64(payload, seed = length) | payload
  * The magic lets a reader resynchronise after a corrupt record: it scans forward to the
  * next magic whose frame checks out. Its first byte, 0xF5, never occurs in UTF-8 (every
- * payload is JSON text), so a payload cannot fake a frame start by itself. The checksum
- * is seeded with the length, so a damaged length is caught too. A frame whose magic
- * bytes are all zero is the zero-filled, not yet written tail of a segment.
+ * payload is JSON text, sourceIds and types are UTF-8 too), so a payload cannot fake a
+ * frame start by itself. The checksum is seeded with the length, so a damaged length is
+ * caught too. A frame whose magic bytes are all zero is the zero-filled, not yet
+ * written tail of a segment.
  *
- * Old format (v1), still read in segments written before the upgrade:
+ * Old format (v1), still read in segments written before the marker:
  *   u32 LE payload length | u64 LE XXH64(payload) | payload
  * A v1 segment has no marker to resynchronise on: after a corrupt record, the rest of
  * the segment is skipped (and reported). A segment is v1 when its first bytes are a
- * valid v1 frame (a v2 segment starts with the magic, whose u32 value is far past any
- * record length); new records always go to v2 segments.
+ * valid v1 frame (a marked segment starts with the magic, whose u32 value is far past
+ * any record length); new records always go to marked segments.
  */
 export const HEADER_BYTES = 16;
 export const V1_HEADER_BYTES = 12;
 /** A record longer than this is treated as corruption (events are at most a few MB). */
 export const MAX_RECORD_BYTES = 64 * 1024 * 1024;
+/** The v2 marker; v3's differs in its last byte only (`MAGIC_V3`). */
 export const MAGIC = Uint8Array.of(0xf5, 0x53, 0x4c, 0x32);
+export const MAGIC_V3 = Uint8Array.of(0xf5, 0x53, 0x4c, 0x33);
 const MAGIC_U32 = new DataView(MAGIC.buffer).getUint32(0, true);
+const MAGIC_V3_U32 = new DataView(MAGIC_V3.buffer).getUint32(0, true);
+/** v3's fixed part of the body: type length, a zero, sourceId length, receivedAt. */
+export const META_BYTES = 12;
+export const MAX_SOURCE_ID_BYTES = 0xffff;
+export const MAX_TYPE_BYTES = 0xff;
 
+/** 1: the old unmarked frames; 2: marked frames (v2 and v3, mixed). */
 export type SegmentFormat = 1 | 2;
+
+/** One record to frame with its sourceId and type (v3). */
+export interface FrameEntry {
+  sourceId: string;
+  type: string;
+  /** The event's JSON text (written into the frame as UTF-8, with no copy before) or its bytes. */
+  payload: Uint8Array | string;
+  /** When the event was received (ms since the epoch); unknown when absent. */
+  receivedAt?: number;
+}
+
+/** Frames ready for one write, and each frame's size in bytes (in order). */
+export interface Framed {
+  bytes: Uint8Array;
+  sizes: number[];
+}
 
 export function checksum(payload: Uint8Array, length: number): bigint {
   return BigInt.asUintN(64, BigInt(Bun.hash.xxHash64(payload, BigInt(length))));
@@ -33,7 +66,65 @@ function checksumV1(payload: Uint8Array): bigint {
   return BigInt.asUintN(64, BigInt(Bun.hash.xxHash64(payload)));
 }
 
-/** Frames payloads (current format) into one buffer, ready for a single write. */
+/**
+ * Frames records into one buffer, ready for a single write: entries as v3 (a string
+ * payload is encoded straight into the frame: the only copy of it), bare payloads as v2.
+ */
+export function encodeFrames(records: readonly (FrameEntry | Uint8Array)[]): Framed {
+  let bound = 0;
+  for (const r of records) {
+    if (r instanceof Uint8Array) bound += HEADER_BYTES + r.byteLength;
+    else {
+      // At most 3 UTF-8 bytes per UTF-16 unit.
+      const p = r.payload;
+      bound += HEADER_BYTES + META_BYTES + 3 * (r.sourceId.length + r.type.length);
+      bound += typeof p === "string" ? 3 * p.length : p.byteLength;
+    }
+  }
+  const out = Buffer.allocUnsafe(bound);
+  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  const sizes: number[] = new Array(records.length);
+  let at = 0;
+  for (let i = 0; i < records.length; i++) {
+    const r = records[i]!;
+    const start = at;
+    if (r instanceof Uint8Array) {
+      out.set(r, at + HEADER_BYTES);
+      view.setUint32(at, MAGIC_U32, true);
+      view.setUint32(at + 4, r.byteLength, true);
+      view.setBigUint64(at + 8, checksum(r, r.byteLength), true);
+      at += HEADER_BYTES + r.byteLength;
+    } else {
+      const body = at + HEADER_BYTES;
+      let p = body + META_BYTES;
+      const sourceBytes = out.write(r.sourceId, p, "utf8");
+      p += sourceBytes;
+      const typeBytes = out.write(r.type, p, "utf8");
+      p += typeBytes;
+      if (sourceBytes > MAX_SOURCE_ID_BYTES || typeBytes > MAX_TYPE_BYTES) {
+        throw new Error(`sourceId or type too long for a log record: ${r.sourceId} ${r.type}`);
+      }
+      if (typeof r.payload === "string") p += out.write(r.payload, p, "utf8");
+      else {
+        out.set(r.payload, p);
+        p += r.payload.byteLength;
+      }
+      out[body] = typeBytes;
+      out[body + 1] = 0;
+      view.setUint16(body + 2, sourceBytes, true);
+      view.setFloat64(body + 4, r.receivedAt ?? 0, true);
+      const length = p - body;
+      view.setUint32(at, MAGIC_V3_U32, true);
+      view.setUint32(at + 4, length, true);
+      view.setBigUint64(at + 8, checksum(out.subarray(body, p), length), true);
+      at = p;
+    }
+    sizes[i] = at - start;
+  }
+  return { bytes: out.subarray(0, at), sizes };
+}
+
+/** Frames payloads as v2 into one buffer (records without sourceId and type). */
 export function encodeRecords(payloads: Uint8Array[]): Uint8Array {
   let total = 0;
   for (const p of payloads) total += HEADER_BYTES + p.byteLength;
@@ -93,7 +184,14 @@ export function frameLength(
 
 export interface ScannedRecord {
   offset: number;
+  /** The whole frame's size (header, meta and payload). */
+  bytes: number;
   payload: Uint8Array;
+  /** Carried by v3 frames (undefined in older ones: read them from the payload). */
+  sourceId?: string;
+  type?: string;
+  /** v3: when the event was received (ms), when the appender knew it. */
+  receivedAt?: number;
 }
 
 /**
@@ -114,22 +212,28 @@ export interface ScanResult {
   problem?: ScanProblem;
 }
 
-function startsWithMagic(buf: Uint8Array, at: number): boolean {
+/** Whether a marker (v2 or v3) starts at `at`. */
+export function startsWithMagic(buf: Uint8Array, at: number): boolean {
   return (
     buf[at] === MAGIC[0] &&
     buf[at + 1] === MAGIC[1] &&
     buf[at + 2] === MAGIC[2] &&
-    buf[at + 3] === MAGIC[3]
+    (buf[at + 3] === MAGIC[3] || buf[at + 3] === MAGIC_V3[3])
   );
 }
 
-/** Checks the frame at `at`: its payload when whole and valid, else why not. */
+/** A valid frame's contents (its offset is the caller's). */
+type Frame = Omit<ScannedRecord, "offset">;
+
+const decoder = new TextDecoder();
+
+/** Checks the frame at `at`: its contents when whole and valid, else why not. */
 function frameAt(
   buf: Uint8Array,
   view: DataView,
   at: number,
   format: SegmentFormat,
-): Uint8Array | ScanProblem["reason"] {
+): Frame | ScanProblem["reason"] {
   const header = headerBytes(format);
   const left = buf.byteLength - at;
   if (format === 2) {
@@ -145,10 +249,27 @@ function frameAt(
   const length = view.getUint32(at + (format === 2 ? 4 : 0), true);
   if (length > MAX_RECORD_BYTES) return "bad length";
   if (left - header < length) return "torn record";
-  const payload = buf.subarray(at + header, at + header + length);
+  const body = buf.subarray(at + header, at + header + length);
   const sum = view.getBigUint64(at + (format === 2 ? 8 : 4), true);
-  const ok = format === 2 ? sum === checksum(payload, length) : sum === checksumV1(payload);
-  return ok ? payload : "checksum mismatch";
+  const ok = format === 2 ? sum === checksum(body, length) : sum === checksumV1(body);
+  if (!ok) return "checksum mismatch";
+  const bytes = header + length;
+  if (format === 1 || buf[at + 3] === MAGIC[3]) return { bytes, payload: body };
+  // v3: the checksum held, so the meta was written as it reads.
+  const b = at + header;
+  const typeBytes = buf[b]!;
+  const sourceBytes = view.getUint16(b + 2, true);
+  const metaEnd = META_BYTES + sourceBytes + typeBytes;
+  if (metaEnd > length) return "bad length";
+  const receivedAt = view.getFloat64(b + 4, true);
+  const s = b + META_BYTES;
+  return {
+    bytes,
+    payload: body.subarray(metaEnd),
+    sourceId: decoder.decode(buf.subarray(s, s + sourceBytes)),
+    type: decoder.decode(buf.subarray(s + sourceBytes, s + sourceBytes + typeBytes)),
+    ...(receivedAt > 0 ? { receivedAt } : {}),
+  };
 }
 
 /**
@@ -163,7 +284,6 @@ export function scanRecords(
   format: SegmentFormat = 2,
 ): ScanResult {
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  const header = headerBytes(format);
   const records: ScannedRecord[] = [];
   let at = 0;
   while (at < buf.byteLength && records.length < max) {
@@ -171,14 +291,14 @@ export function scanRecords(
     if (typeof frame === "string") {
       return { records, validEnd: base + at, problem: { offset: base + at, reason: frame } };
     }
-    records.push({ offset: base + at, payload: frame });
-    at += header + frame.byteLength;
+    records.push({ offset: base + at, ...frame });
+    at += frame.bytes;
   }
   return { records, validEnd: base + at };
 }
 
 /**
- * The offset (relative to `buf`) of the first whole, valid v2 frame after `from`, or
+ * The offset (relative to `buf`) of the first whole, valid marked frame after `from`, or
  * undefined when there is none in `buf`.
  */
 export function resync(buf: Uint8Array, from: number): number | undefined {

@@ -1,8 +1,14 @@
-import { JetStreamApiCodes } from "@nats-io/jetstream";
-import { createInbox, type Msg } from "@nats-io/transport-node";
+import { AckPolicy, JetStreamApiCodes, type JetStreamManager } from "@nats-io/jetstream";
+import { createInbox, type Msg, nanos } from "@nats-io/transport-node";
 import { StorageUnavailableError } from "../../storage/unavailable.ts";
-import type { ConsumerOptions, LogConsumer, LogCursor, StreamRecord } from "../stream.ts";
-import { consumerConfig, consumerName, isApiError, type NatsLogStream } from "./nats-log.ts";
+import type { Backlog, ConsumerOptions, LogConsumer, LogCursor, StreamRecord } from "../stream.ts";
+import {
+  consumerConfig,
+  consumerName,
+  deliverFrom,
+  isApiError,
+  type NatsLogStream,
+} from "./nats-log.ts";
 
 /** The header that carries the event type beside the payload. */
 export const TYPE_HEADER = "Sluice-Type";
@@ -40,6 +46,8 @@ export class NatsLogConsumer implements LogConsumer {
     readonly name: string,
     private readonly stream: NatsLogStream,
     private readonly opts: ConsumerOptions,
+    /** A `LogReader`: no acks, nothing held or nak'ed; the server consumer is deleted on close. */
+    private readonly ephemeral = false,
   ) {
     this.durable = consumerName(name);
   }
@@ -56,7 +64,15 @@ export class NatsLogConsumer implements LogConsumer {
       // Two instances creating it at once: the server accepts the same config twice.
       await jsm.consumers.add(
         stream,
-        consumerConfig(this.durable, this.opts, this.stream.settings),
+        this.ephemeral
+          ? {
+              name: this.durable,
+              ack_policy: AckPolicy.None,
+              inactive_threshold: nanos(5 * 60_000),
+              ...(this.opts.sourceId === undefined ? {} : { filter_subject: this.filter }),
+              ...deliverFrom(this.opts.start),
+            }
+          : consumerConfig(this.durable, this.opts, this.stream.settings),
       );
     }
     this.created = true;
@@ -107,10 +123,29 @@ export class NatsLogConsumer implements LogConsumer {
     return info.num_pending + info.num_ack_pending;
   }
 
+  async backlog(): Promise<Backlog> {
+    await this.ensure();
+    const { jsm } = this.stream.use();
+    return consumerBacklog(jsm, this.stream.settings.stream, this.durable, this.filter);
+  }
+
+  /** The subjects this consumer reads. */
+  private get filter(): string {
+    const prefix = this.stream.settings.subjectPrefix;
+    return this.opts.sourceId === undefined ? `${prefix}.>` : `${prefix}.${this.opts.sourceId}`;
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     this.onClose?.();
+    if (this.ephemeral) {
+      if (this.created && this.stream.healthy()) {
+        const { jsm } = this.stream.use();
+        await jsm.consumers.delete(this.stream.settings.stream, this.durable).catch(() => false);
+      }
+      return;
+    }
     const held = [...this.held.values()].sort((a, b) => a.seq - b.seq);
     this.held.clear();
     if (!this.stream.healthy()) return;
@@ -154,7 +189,7 @@ export class NatsLogConsumer implements LogConsumer {
 
   private toRecord(m: Msg): StreamRecord {
     const info = parseAckSubject(m.reply!);
-    this.held.set(info.seq, { seq: info.seq, reply: m.reply! });
+    if (!this.ephemeral) this.held.set(info.seq, { seq: info.seq, reply: m.reply! });
     return {
       cursor: String(info.seq),
       sourceId: m.subject.slice(this.stream.settings.subjectPrefix.length + 1),
@@ -185,4 +220,29 @@ export function parseAckSubject(reply: string): { seq: number; receivedAt: numbe
     throw new Error(`not a JetStream ack subject: ${reply}`);
   }
   return { seq, receivedAt: Number(BigInt(ns) / 1_000_000n) };
+}
+
+/**
+ * A consumer's backlog from the server's counters (pending and read-not-acked), and the
+ * store time of the first record past its ack floor that its filter matches (a few
+ * looked at: `next_by_subj` needs direct gets, which the stream does not enable).
+ */
+export async function consumerBacklog(
+  jsm: JetStreamManager,
+  stream: string,
+  durable: string,
+  filter: string,
+): Promise<Backlog> {
+  const info = await jsm.consumers.info(stream, durable);
+  const records = info.num_pending + info.num_ack_pending;
+  if (records === 0) return { records };
+  const prefix = filter.endsWith(".>") ? filter.slice(0, -1) : undefined;
+  for (let seq = info.ack_floor.stream_seq + 1, n = 0; n < 32; seq++, n++) {
+    const m = await jsm.streams.getMessage(stream, { seq }).catch(() => null);
+    if (!m) continue;
+    if (prefix ? m.subject.startsWith(prefix) : m.subject === filter) {
+      return { records, oldestAt: m.time.getTime() };
+    }
+  }
+  return { records };
 }

@@ -26,12 +26,16 @@ import type { BackendHealth } from "../../state/redis.ts";
 import { StorageUnavailableError } from "../../storage/unavailable.ts";
 import type {
   AppendRecord,
+  Backlog,
   ConsumerOptions,
   LogConsumer,
   LogCursor,
+  LogReader,
   LogStream,
+  ReaderOptions,
+  StartAt,
 } from "../stream.ts";
-import { NatsLogConsumer, parseSeq, TYPE_HEADER } from "./consumer.ts";
+import { consumerBacklog, NatsLogConsumer, parseSeq, TYPE_HEADER } from "./consumer.ts";
 import { redactedServer } from "./servers.ts";
 
 export interface NatsLogOptions {
@@ -251,6 +255,39 @@ export class NatsLogStream implements LogStream {
     // Created on the server now when NATS is there, else on its first read.
     if (this.healthy()) await consumer.ensure();
     return consumer;
+  }
+
+  /** An ephemeral consumer with no acks (deleted on close, or by the server once idle). */
+  async reader(opts: ReaderOptions): Promise<LogReader> {
+    let { start } = opts;
+    if (typeof start === "object") {
+      // After a record the stream never held (or past its end): from the oldest.
+      const { jsm } = this.use();
+      const { state } = await jsm.streams.info(this.opts.stream);
+      if (!/^\d+$/.test(start.after) || parseSeq(start.after) > state.last_seq) start = "oldest";
+    }
+    const reader = new NatsLogConsumer(
+      `reader-${crypto.randomUUID()}`,
+      this,
+      { start, sourceId: opts.sourceId },
+      true,
+    );
+    this.consumers.add(reader);
+    reader.onClose = () => this.consumers.delete(reader);
+    if (this.healthy()) await reader.ensure();
+    return reader;
+  }
+
+  async backlog(name: string, sourceId?: string): Promise<Backlog | undefined> {
+    const { jsm } = this.use();
+    const prefix = this.opts.subjectPrefix;
+    const filter = sourceId === undefined ? `${prefix}.>` : `${prefix}.${sourceId}`;
+    try {
+      return await consumerBacklog(jsm, this.opts.stream, consumerName(name), filter);
+    } catch (err) {
+      if (isApiError(err, JetStreamApiCodes.ConsumerNotFound)) return undefined;
+      throw err;
+    }
   }
 
   async trimBefore(cursor: LogCursor): Promise<void> {
@@ -533,13 +570,13 @@ export function consumerConfig(
     ...(opts.sourceId === undefined
       ? {}
       : { filter_subject: `${settings.subjectPrefix}.${opts.sourceId}` }),
-    ...(start === "oldest"
-      ? { deliver_policy: DeliverPolicy.All }
-      : start === "now"
-        ? { deliver_policy: DeliverPolicy.New }
-        : {
-            deliver_policy: DeliverPolicy.StartSequence,
-            opt_start_seq: parseSeq(start.after) + 1,
-          }),
+    ...deliverFrom(start),
   };
+}
+
+/** Where a server-side consumer starts. */
+export function deliverFrom(start: StartAt): Partial<ConsumerConfig> {
+  if (start === "oldest") return { deliver_policy: DeliverPolicy.All };
+  if (start === "now") return { deliver_policy: DeliverPolicy.New };
+  return { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: parseSeq(start.after) + 1 };
 }

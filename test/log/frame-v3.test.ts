@@ -1,0 +1,171 @@
+import { afterEach, expect, test } from "bun:test";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { SqliteOffsetStore } from "../../src/delivery/offsets.ts";
+import { FileEventLog } from "../../src/log/file/file-log.ts";
+import { encodeFrames, encodeRecords, encodeRecordsV1 } from "../../src/log/file/record.ts";
+import { segmentPath } from "../../src/log/file/segments.ts";
+import { FileLogStream } from "../../src/log/file-stream.ts";
+import type { EventLog, LogRecord } from "../../src/log/interface.ts";
+import type { StreamRecord } from "../../src/log/stream.ts";
+import { openStateDb } from "../../src/state/sqlite.ts";
+import { memoryLogger } from "../support/logger.ts";
+
+// Issue 14: the record frame (v3) carries sourceId, type and receivedAt beside the
+// event, so readers filter without parsing it; segments of v1 and v2 frames written
+// before still read, also when v3 frames follow v2 ones in the same segment.
+
+const tmp: string[] = [];
+afterEach(() => {
+  for (const d of tmp.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+function logDir(): string {
+  const d = mkdtempSync(join(tmpdir(), "sluice-frame-v3-"));
+  tmp.push(d);
+  return d;
+}
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+const T0 = Date.UTC(2026, 11, 2, 8, 0, 0);
+const json = (i: number, sourceId = "web") =>
+  JSON.stringify({
+    messageId: `m-${i}`,
+    sourceId,
+    type: "track",
+    receivedAt: new Date(T0 + i).toISOString(),
+  });
+
+function readAll(log: EventLog): LogRecord[] {
+  const out: LogRecord[] = [];
+  let from = log.start();
+  for (;;) {
+    const page = log.read(from, 7);
+    if (page.length === 0) return out;
+    out.push(...page);
+    from = page.at(-1)!.next;
+  }
+}
+const ids = (records: { payload: Uint8Array }[]) =>
+  records.map((r) => (JSON.parse(dec.decode(r.payload)) as { messageId: string }).messageId);
+const range = (n: number, from = 0) => Array.from({ length: n }, (_, i) => `m-${from + i}`);
+
+test("a v3 frame holds sourceId, type and receivedAt beside the JSON text, checksummed", async () => {
+  const root = logDir();
+  const dir = join(root, "log");
+  const { logger } = memoryLogger();
+  const log = await FileEventLog.open({ dir, segmentBytes: 1 << 20, logger });
+  await log.append([
+    { sourceId: "web", type: "track", payload: json(0), receivedAt: T0 },
+    { sourceId: "app.ios", type: "identify", payload: enc.encode(json(1, "app.ios")) },
+    { sourceId: "web", type: "page", payload: `{"messageId":"m-2","note":"naïve ☃ 😀"}` },
+  ]);
+  const read = readAll(log);
+  expect(ids(read)).toEqual(range(3));
+  expect(read.map((r) => [r.sourceId, r.type, r.receivedAt])).toEqual([
+    ["web", "track", T0],
+    ["app.ios", "identify", undefined],
+    ["web", "page", undefined],
+  ]);
+  expect(dec.decode(read[2]!.payload)).toBe(`{"messageId":"m-2","note":"naïve ☃ 😀"}`);
+  // Each record's place: one after the other, as the framed sizes say.
+  expect(read[1]!.position).toEqual(read[0]!.next);
+  await log.close();
+  // The bytes on disk start with the v3 marker; a flipped byte in the sourceId is caught.
+  const bytes = readFileSync(segmentPath(dir, 1));
+  expect([...bytes.subarray(0, 4)]).toEqual([0xf5, 0x53, 0x4c, 0x33]);
+  bytes[16 + 12]! ^= 0x01; // first byte of the first record's sourceId
+  writeFileSync(segmentPath(dir, 1), bytes);
+  const reopened = await FileEventLog.open({ dir, segmentBytes: 1 << 20, logger });
+  expect(ids(readAll(reopened))).toEqual(["m-1", "m-2"]);
+  await reopened.close();
+});
+
+test("encodeFrames: the same bytes from the JSON text as from its UTF-8 encoding", () => {
+  const text = json(7);
+  const a = encodeFrames([{ sourceId: "web", type: "track", payload: text, receivedAt: T0 }]);
+  const b = encodeFrames([
+    { sourceId: "web", type: "track", payload: enc.encode(text), receivedAt: T0 },
+  ]);
+  expect(Buffer.from(a.bytes).equals(Buffer.from(b.bytes))).toBe(true);
+  expect(a.sizes).toEqual([a.bytes.byteLength]);
+  // A bare payload is still framed as v2.
+  const bare = encodeFrames([enc.encode(text)]);
+  expect(Buffer.from(bare.bytes).equals(Buffer.from(encodeRecords([enc.encode(text)])))).toBe(true);
+});
+
+test("an old v2 segment is read and appended to with v3 frames; the stream reads both, filtering by source", async () => {
+  const root = logDir();
+  const dir = join(root, "log");
+  mkdirSync(dir);
+  // Written by the previous version: v2 frames, sourceId only inside the JSON.
+  writeFileSync(
+    segmentPath(dir, 1),
+    encodeRecords([0, 1, 2, 3].map((i) => enc.encode(json(i, i % 2 ? "app" : "web")))),
+  );
+  const { logger, lines } = memoryLogger();
+  const log = await FileEventLog.open({ dir, segmentBytes: 1 << 20, logger });
+  const db = openStateDb(root);
+  const stream = new FileLogStream(log, new SqliteOffsetStore(db));
+  try {
+    await stream.append(
+      [4, 5, 6].map((i) => ({
+        sourceId: i === 5 ? "app" : "web",
+        type: "track",
+        payload: json(i, i === 5 ? "app" : "web"),
+        receivedAt: T0 + i,
+      })),
+    );
+    // v3 frames go on in the same segment (its frames are marked, like v2's).
+    expect(log.end().segment).toBe(1);
+    expect(ids(readAll(log))).toEqual(range(7));
+    const web = await stream.consumer("web", { start: "oldest", sourceId: "web" });
+    const got: StreamRecord[] = await web.read(10);
+    expect(ids(got)).toEqual(["m-0", "m-2", "m-4", "m-6"]);
+    // The old records' sourceId, type and time come from their JSON, the new ones' from the frame.
+    expect(got.map((r) => [r.sourceId, r.type, r.receivedAt])).toEqual(
+      [0, 2, 4, 6].map((i) => ["web", "track", T0 + i]),
+    );
+    expect(await web.lag()).toBe(4);
+    await web.commit(got[1]!.cursor);
+    expect(await web.backlog()).toEqual({ records: 2, oldestAt: T0 + 4 });
+  } finally {
+    await stream.close();
+    db.close();
+  }
+  expect(lines.some((l) => (l.level as number) >= 40)).toBe(false);
+});
+
+test("a v1 segment is still read; new v3 records go to a new segment", async () => {
+  const root = logDir();
+  const dir = join(root, "log");
+  mkdirSync(dir);
+  writeFileSync(segmentPath(dir, 1), encodeRecordsV1([0, 1, 2].map((i) => enc.encode(json(i)))));
+  const { logger } = memoryLogger();
+  const log = await FileEventLog.open({ dir, segmentBytes: 1 << 20, logger });
+  await log.append([{ sourceId: "web", type: "track", payload: json(3) }]);
+  expect(log.end().segment).toBe(2);
+  const read = readAll(log);
+  expect(ids(read)).toEqual(range(4));
+  expect(read.map((r) => r.sourceId)).toEqual([undefined, undefined, undefined, "web"]);
+  await log.close();
+});
+
+test("a damaged v3 frame is skipped: reading resynchronises on the next marker", async () => {
+  const root = logDir();
+  const dir = join(root, "log");
+  const { logger, lines } = memoryLogger();
+  const log = await FileEventLog.open({ dir, segmentBytes: 1 << 20, logger });
+  for (let i = 0; i < 10; i++)
+    await log.append([{ sourceId: "web", type: "track", payload: json(i) }]);
+  const before = readAll(log);
+  await log.close();
+  const bytes = readFileSync(segmentPath(dir, 1));
+  bytes[before[4]!.position.offset + 40]! ^= 0x10; // inside record 4's payload
+  writeFileSync(segmentPath(dir, 1), bytes);
+  const reopened = await FileEventLog.open({ dir, segmentBytes: 1 << 20, logger });
+  expect(ids(readAll(reopened))).toEqual(range(10).filter((id) => id !== "m-4"));
+  expect(lines.filter((l) => l.msg === "event log: corrupt record skipped")).toHaveLength(1);
+  await reopened.close();
+});
