@@ -81,10 +81,14 @@ export function encodeFrames(records: readonly (FrameEntry | Uint8Array)[]): Fra
       bound += typeof p === "string" ? 3 * p.length : p.byteLength;
     }
   }
-  const out = Buffer.allocUnsafe(bound);
-  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  const buf = Buffer.allocUnsafe(bound);
+  // Views of the plain kind: a Buffer's subarray costs several times a Uint8Array's.
+  const out = new Uint8Array(buf.buffer, buf.byteOffset, bound);
+  const view = new DataView(buf.buffer, buf.byteOffset, bound);
   const sizes: number[] = new Array(records.length);
   let at = 0;
+  let source: { text: string; bytes: Uint8Array } | undefined;
+  let type: { text: string; bytes: Uint8Array } | undefined;
   for (let i = 0; i < records.length; i++) {
     const r = records[i]!;
     const start = at;
@@ -95,16 +99,24 @@ export function encodeFrames(records: readonly (FrameEntry | Uint8Array)[]): Fra
       view.setBigUint64(at + 8, checksum(r, r.byteLength), true);
       at += HEADER_BYTES + r.byteLength;
     } else {
-      const body = at + HEADER_BYTES;
-      let p = body + META_BYTES;
-      const sourceBytes = out.write(r.sourceId, p, "utf8");
-      p += sourceBytes;
-      const typeBytes = out.write(r.type, p, "utf8");
-      p += typeBytes;
+      // A batch's records mostly share their source and type: encoded once.
+      if (source?.text !== r.sourceId) source = { text: r.sourceId, bytes: utf8(r.sourceId) };
+      if (type?.text !== r.type) type = { text: r.type, bytes: utf8(r.type) };
+      const sourceBytes = source.bytes.byteLength;
+      const typeBytes = type.bytes.byteLength;
       if (sourceBytes > MAX_SOURCE_ID_BYTES || typeBytes > MAX_TYPE_BYTES) {
         throw new Error(`sourceId or type too long for a log record: ${r.sourceId} ${r.type}`);
       }
-      if (typeof r.payload === "string") p += out.write(r.payload, p, "utf8");
+      const body = at + HEADER_BYTES;
+      let p = body + META_BYTES;
+      // Byte by byte: a typed array's set() costs more than a few bytes' loop.
+      const sb = source.bytes;
+      for (let k = 0; k < sourceBytes; k++) out[p + k] = sb[k]!;
+      p += sourceBytes;
+      const tb = type.bytes;
+      for (let k = 0; k < typeBytes; k++) out[p + k] = tb[k]!;
+      p += typeBytes;
+      if (typeof r.payload === "string") p += buf.write(r.payload, p, "utf8");
       else {
         out.set(r.payload, p);
         p += r.payload.byteLength;
@@ -123,6 +135,9 @@ export function encodeFrames(records: readonly (FrameEntry | Uint8Array)[]): Fra
   }
   return { bytes: out.subarray(0, at), sizes };
 }
+
+const encoder = new TextEncoder();
+const utf8 = (text: string) => encoder.encode(text);
 
 /** Frames payloads as v2 into one buffer (records without sourceId and type). */
 export function encodeRecords(payloads: Uint8Array[]): Uint8Array {
