@@ -31,6 +31,8 @@ import { replayDedupKeys } from "./ingest/replay.ts";
 import { IngestService } from "./ingest/service.ts";
 import { FileEventLog } from "./log/file/file-log.ts";
 import { FileLogStream, positionAfter } from "./log/file-stream.ts";
+import { type NatsLogOptions, NatsLogStream } from "./log/nats/nats-log.ts";
+import type { LogStream } from "./log/stream.ts";
 import { createLogger } from "./logger.ts";
 import { SluiceMetrics } from "./metrics/sluice.ts";
 import { RefusalLog } from "./ratelimit/refusals.ts";
@@ -105,14 +107,24 @@ export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {})
     const db = openStateDb(dataDir);
     cleanup.push(() => db.close());
     // Callers go through the stream (`log/stream.ts`); closing it closes the file log.
-    const stream = new FileLogStream(log, new SqliteOffsetStore(db));
-    closeLog = () => stream.close();
+    // `log.backend: nats`: events go to the JetStream stream (SPEC 9); an instance with
+    // NATS out of reach starts anyway, not ready, and answers ingest with 503.
+    const stream: LogStream =
+      config.log.backend === "nats"
+        ? await NatsLogStream.open(natsLogOptions(config.log, logger))
+        : new FileLogStream(log, new SqliteOffsetStore(db));
+    closeLog = async () => {
+      await stream.close();
+      if (stream instanceof NatsLogStream) await log.close();
+    };
     const onStateError = (err: Error) => logger.error({ err }, "state persistence failed");
     dropLegacyDedupKeys(db);
     const shared = await openSharedState(config, { dataDir, db, logger, onStateError });
     cleanup.push(...shared.closers);
     const { dedup, limiter, functionStore } = shared;
-    await replayDedupKeys(stream, dedup, logger);
+    // With the log in NATS no key waits in this instance's own log: the stream's
+    // duplicate window covers a crash between publish ack and key write.
+    if (config.log.backend === "file") await replayDedupKeys(stream, dedup, logger);
     // User code runs in sandboxed child processes (src/functions/host.ts), one per
     // connection with functions, started only if needed.
     let functions: FunctionPool | undefined;
@@ -198,7 +210,7 @@ export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {})
         watcher: attempts,
       }),
       limiter,
-      log,
+      log: stream,
       dedup,
       logger,
       lifecycle,
@@ -300,6 +312,19 @@ export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {})
     await closeAll();
     throw err;
   }
+}
+
+/** The NATS log's settings from `log` (SPEC 9). */
+function natsLogOptions(log: SluiceConfig["log"], logger: Logger): NatsLogOptions {
+  return {
+    servers: log.servers,
+    stream: log.stream,
+    subjectPrefix: log.subjectPrefix,
+    replicas: log.replicas,
+    duplicateWindowMs: log.duplicateWindowSeconds * 1000,
+    ackWaitMs: log.ackWaitSeconds * 1000,
+    logger,
+  };
 }
 
 /** The data dir check's findings as warnings: what was open to other users, what still is. */

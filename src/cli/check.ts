@@ -1,7 +1,9 @@
 import { readFileSync } from "node:fs";
 import { configPath, formatProblem, loadConfig } from "../config/load.ts";
+import type { SluiceConfig } from "../config/schema.ts";
 import { duplicateKeys } from "../config/yaml.ts";
 import { checkFunctions } from "../functions/check.ts";
+import { redactedServer } from "../log/nats/servers.ts";
 
 /**
  * `sluice check`: validates the config and loads every function; 2 when anything fails.
@@ -21,9 +23,26 @@ export async function check(configFlag: string | undefined): Promise<number> {
     `config ${loaded.file} is valid: ${config.sources.length} source(s), ` +
       `${config.connections.length} connection(s), ${config.functions.length} function(s)`,
   );
+  console.log(storageSummary(config));
   for (const w of loaded.warnings) console.log(`warning: ${w}`);
   for (const p of duplicateKeys(readFileSync(loaded.file, "utf8"))) {
     console.log(`warning: ${formatProblem(p)}`);
   }
   return 0;
+}
+
+/** Where events and state live, as the config says (servers without credentials). */
+function storageSummary(config: SluiceConfig): string {
+  const { log, state } = config;
+  const logPart =
+    log.backend === "nats"
+      ? `log: nats stream ${log.stream} (subjects ${log.subjectPrefix}.<sourceId>, ` +
+        `${log.replicas} replica(s), duplicate window ${log.duplicateWindowSeconds} s) on ` +
+        log.servers.map(redactedServer).join(", ")
+      : `log: file (${config.server.dataDir}/log)`;
+  const statePart =
+    state.backend === "redis"
+      ? `state: redis (key prefix ${state.keyPrefix})`
+      : "state: file (data dir)";
+  return `${logPart}; ${statePart}`;
 }

@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
+import { validNatsServer } from "../log/nats/servers.ts";
 import { ConfigError, type ConfigProblem } from "./errors.ts";
 import { type ConfigPath, formatPath, schemaProblems, withDefaults } from "./problems.ts";
 import { SluiceConfig } from "./schema.ts";
@@ -65,6 +66,13 @@ export function parseConfig(
       .filter((k) => k.key !== undefined)
       .map((k) => `source ${s.id}: write key ${k.id} is in plaintext; store its hash instead`),
   );
+  if (config.log.backend === "nats" && config.state.backend !== "redis") {
+    warnings.push(
+      "log.backend is nats but state.backend is file: dedup keys, rate limits, dead letters and " +
+        "the function store stay per instance (a messageId sent to two instances more than " +
+        `${config.log.duplicateWindowSeconds} s apart is stored twice); use state.backend: redis for several instances`,
+    );
+  }
   return { config, file, warnings };
 }
 
@@ -84,6 +92,16 @@ function crossCheck(config: SluiceConfig): { at: ConfigPath; message: string }[]
       }
     });
   });
+  if (config.log.backend === "nats") {
+    config.log.servers.forEach((server, i) => {
+      if (!validNatsServer(server)) {
+        problems.push({
+          at: ["log", "servers", i],
+          message: "must be nats://host:port, tls://host:port or host:port",
+        });
+      }
+    });
+  }
   const fnIds = new Set(config.functions.map((f) => f.id));
   const conIds = new Set<string>();
   config.connections.forEach((c, i) => {

@@ -37,10 +37,41 @@ export const DedupConfig = t.Object(
 );
 export type DedupConfig = Static<typeof DedupConfig>;
 
-/** The embedded event log: segment size and retention. */
+/**
+ * The event log (SPEC 5, 9): `file` (default) is the embedded log in the data dir,
+ * `nats` a NATS JetStream stream shared by every instance that points at it. The
+ * segment and retention settings are the file log's; the rest are the stream's.
+ */
 export const EventLogConfig = t.Object(
   {
-    backend: t.Literal("file", { default: "file" }),
+    backend: t.Union([t.Literal("file"), t.Literal("nats")], { default: "file" }),
+    /** NATS servers (`nats://[user:password@]host:port`); read only with `backend: nats`. */
+    servers: t.Array(t.String({ minLength: 1 }), {
+      minItems: 1,
+      default: ["nats://127.0.0.1:4222"],
+    }),
+    /** The JetStream stream (created if missing). */
+    stream: t.String({
+      minLength: 1,
+      maxLength: 64,
+      pattern: "^[A-Za-z0-9_-]+$",
+      hint: "letters, digits, _ - only",
+      default: "SLUICE",
+    }),
+    /** Subjects are `<subjectPrefix>.<sourceId>`. */
+    subjectPrefix: t.String({
+      minLength: 1,
+      maxLength: 64,
+      pattern: "^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$",
+      hint: "dot-separated tokens of letters, digits, _ -",
+      default: "sluice.events",
+    }),
+    /** Copies of each message in the JetStream cluster (3 for R3); used when the stream is created. */
+    replicas: t.Integer({ minimum: 1, maximum: 5, default: 1 }),
+    /** The stream's `Nats-Msg-Id` window: it covers a crash between publish ack and dedup key write. */
+    duplicateWindowSeconds: t.Integer({ minimum: 120, maximum: 86_400, default: 120 }),
+    /** How long a delivering instance holds a batch before another one gets it (instance death). */
+    ackWaitSeconds: t.Integer({ minimum: 5, maximum: 3600, default: 30 }),
     segmentBytes: t.Integer({
       minimum: 4096,
       maximum: 1024 * 1024 * 1024,

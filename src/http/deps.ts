@@ -6,7 +6,7 @@ import type { SluiceConfig } from "../config/schema.ts";
 import type { DedupStore } from "../dedup/interface.ts";
 import type { FunctionRunner } from "../functions/pool.ts";
 import type { IngestService } from "../ingest/service.ts";
-import type { EventLog } from "../log/interface.ts";
+import type { LogAppender } from "../log/stream.ts";
 import type { SluiceMetrics } from "../metrics/sluice.ts";
 import type { RateLimiter } from "../ratelimit/interface.ts";
 import type { RefusalLog } from "../ratelimit/refusals.ts";
@@ -21,7 +21,8 @@ export interface HttpDeps {
   keys: KeyRing;
   ingest: IngestService;
   limiter: RateLimiter;
-  log: EventLog;
+  /** Read for `/ready` only: whether appends can succeed now (file log or NATS). */
+  log: Pick<LogAppender, "healthy">;
   /** For readiness: whether dedup keys are being written. */
   dedup?: Pick<DedupStore, "healthy">;
   logger: Logger;

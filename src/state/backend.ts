@@ -46,7 +46,11 @@ export async function openSharedState(
     const dedup = RedisDedupStore.open(redis, {
       windowSeconds: config.dedup.windowSeconds,
       // Positions of this instance's own log: kept beside it, not in the shared Redis.
-      checkpointFile: join(dataDir, "dedup-redis-checkpoint.json"),
+      // With the log in NATS there is nothing of this instance's own to replay (a crash
+      // between publish ack and key write is covered by the stream's duplicate window).
+      ...(config.log.backend === "file"
+        ? { checkpointFile: join(dataDir, "dedup-redis-checkpoint.json") }
+        : {}),
       logger,
     });
     closers.push(() => dedup.close());

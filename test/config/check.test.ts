@@ -206,3 +206,54 @@ test("YAML mistakes name their line; check warns about a key given twice", async
     "warning: line 3, column 1: a key given twice here: the last one counts",
   );
 });
+
+test("check with log.backend nats: says where events and state live (no credentials), warns without Redis state, names a bad server URL", async () => {
+  const sources = `sources:
+  - id: web
+    writeKeys:
+      - { id: wk1, type: server, hash: "${hash}" }
+`;
+  const alone = writeConfig(
+    "nats.yaml",
+    `log: { backend: nats, servers: ["nats://sluice:s3cret@nats-1:4222", "nats-2:4223"], replicas: 3 }
+${sources}`,
+  );
+  const res = await runCli(["check", "--config", alone]);
+  expect(res.code).toBe(0);
+  expect(res.stdout).toContain(
+    "log: nats stream SLUICE (subjects sluice.events.<sourceId>, 3 replica(s), duplicate window 120 s) on nats-1:4222, nats-2:4223; state: file",
+  );
+  expect(res.stdout).toContain("warning: log.backend is nats but state.backend is file");
+  expect(res.stdout).not.toContain("s3cret");
+
+  const shared = writeConfig(
+    "nats-redis.yaml",
+    `log: { backend: nats }
+state: { backend: redis, url: "redis://127.0.0.1:6379" }
+${sources}`,
+  );
+  const ok = await runCli(["check", "--config", shared]);
+  expect(ok.code).toBe(0);
+  expect(ok.stdout).toContain("on 127.0.0.1:4222; state: redis (key prefix sluice)");
+  expect(ok.stdout).not.toContain("warning");
+
+  const bad = writeConfig(
+    "nats-bad.yaml",
+    `log: { backend: nats, servers: ["http://nats:4222"], duplicateWindowSeconds: 30 }
+${sources}`,
+  );
+  const refused = await runCli(["check", "--config", bad]);
+  expect(refused.code).toBe(2);
+  expect(refused.stderr).toContain("log.duplicateWindowSeconds");
+  expect(refused.stderr).toContain("must be at least 120");
+
+  const url = writeConfig(
+    "nats-url.yaml",
+    `log: { backend: nats, servers: ["nats://ok:4222", "http://nats:4222"] }
+${sources}`,
+  );
+  const wrongUrl = await runCli(["check", "--config", url]);
+  expect(wrongUrl.code).toBe(2);
+  expect(wrongUrl.stderr).toContain("log.servers[1]");
+  expect(wrongUrl.stderr).toContain("must be nats://host:port");
+});
