@@ -31,7 +31,8 @@ import { replayDedupKeys } from "./ingest/replay.ts";
 import { IngestService } from "./ingest/service.ts";
 import { FileEventLog } from "./log/file/file-log.ts";
 import { FileLogStream, positionAfter } from "./log/file-stream.ts";
-import { type NatsLogOptions, NatsLogStream } from "./log/nats/nats-log.ts";
+import { NatsLogStream } from "./log/nats/nats-log.ts";
+import { natsLogOptions } from "./log/nats/options.ts";
 import type { LogStream } from "./log/stream.ts";
 import { createLogger } from "./logger.ts";
 import { SluiceMetrics } from "./metrics/sluice.ts";
@@ -312,19 +313,6 @@ export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {})
     await closeAll();
     throw err;
   }
-}
-
-/** The NATS log's settings from `log` (SPEC 9). */
-function natsLogOptions(log: SluiceConfig["log"], logger: Logger): NatsLogOptions {
-  return {
-    servers: log.servers,
-    stream: log.stream,
-    subjectPrefix: log.subjectPrefix,
-    replicas: log.replicas,
-    duplicateWindowMs: log.duplicateWindowSeconds * 1000,
-    ackWaitMs: log.ackWaitSeconds * 1000,
-    logger,
-  };
 }
 
 /** The data dir check's findings as warnings: what was open to other users, what still is. */
