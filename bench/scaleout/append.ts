@@ -11,9 +11,15 @@
  *   flight, and 1 event a call with 100 in flight (single-event requests);
  * - the same through `@nats-io/jetstream`'s `js.publish` (a request per message), 100
  *   in flight: what `append` replaced;
+ * - the same `append` on a JetStream cluster of three nats-servers on this machine
+ *   (stream R3: each ack waits for a quorum), server CPU summed over the three;
  * - Redis: the dedup check-and-claim script for 100 ids a call, and pipelined `SET`s of
  *   the keys after the ack (sluice's `RedisDedupStore`), and the rate-limit script.
  */
+
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { jetstream } from "@nats-io/jetstream";
 import { headers } from "@nats-io/transport-node";
 import pino from "pino";
@@ -22,7 +28,12 @@ import { NatsLogStream } from "../../src/log/nats/nats-log.ts";
 import type { AppendRecord } from "../../src/log/stream.ts";
 import { RedisRateLimiter } from "../../src/ratelimit/redis.ts";
 import { RedisConnection } from "../../src/state/redis.ts";
-import { startNatsServer, startRedisServer } from "../../test/scaleout/servers.ts";
+import {
+  findProgram,
+  freePort,
+  startNatsServer,
+  startRedisServer,
+} from "../../test/scaleout/servers.ts";
 import { cpuSeconds } from "../lib/proc.ts";
 
 const EVENTS = Number(process.argv[2] ?? 50_000);
@@ -40,14 +51,16 @@ interface Cost {
 /** Runs `calls` of `perCall` events, `inFlight` calls at a time, and the CPU both sides used. */
 async function cost(
   name: string,
-  serverPid: number,
+  serverPid: number | number[],
   perCall: number,
   inFlight: number,
   call: (from: number, count: number) => Promise<unknown>,
 ): Promise<Cost> {
   for (let i = 0; i < 20; i++) await call(-1e9 - i * perCall, perCall); // warm-up
   const calls = Math.ceil(EVENTS / perCall);
-  const s0 = cpuSeconds(serverPid);
+  const pids = Array.isArray(serverPid) ? serverPid : [serverPid];
+  const serverCpu = () => pids.reduce((t, p) => t + cpuSeconds(p), 0);
+  const s0 = serverCpu();
   const u0 = process.cpuUsage();
   const t0 = performance.now();
   let next = 0;
@@ -66,7 +79,7 @@ async function cost(
     name,
     eventsPerSec: events / seconds,
     clientUs: (u.user + u.system) / events,
-    serverUs: ((cpuSeconds(serverPid) - s0) * 1e6) / events,
+    serverUs: ((serverCpu() - s0) * 1e6) / events,
   };
 }
 
@@ -107,6 +120,40 @@ try {
     }),
   );
   await log.close();
+
+  const cluster = await startNatsCluster();
+  try {
+    const r3 = await NatsLogStream.open({
+      servers: cluster.urls,
+      stream: "COSTS_R3",
+      subjectPrefix: "costs3",
+      replicas: 3,
+      openWaitMs: 30_000,
+      logger: silent,
+    });
+    if (!r3.healthy()) throw new Error(`R3 stream not ready: ${r3.health().error}`);
+    rows.push(
+      await cost(
+        "append on R3 (3 servers), 100 events a call, 10 calls in flight",
+        cluster.pids,
+        100,
+        10,
+        (f, c) => r3.append(recs(f, c, "r3")),
+      ),
+    );
+    rows.push(
+      await cost(
+        "append on R3 (3 servers), 1 event a call, 100 calls in flight",
+        cluster.pids,
+        1,
+        100,
+        (f, c) => r3.append(recs(f, c, "r3s")),
+      ),
+    );
+    await r3.close();
+  } finally {
+    await cluster.stop();
+  }
 
   const conn = await RedisConnection.open(redis.url, { logger: silent, keyPrefix: "costs" });
   const dedup = RedisDedupStore.open(conn, { windowSeconds: 86_400, logger: silent });
@@ -158,4 +205,43 @@ for (const r of rows) {
   console.log(
     `| ${r.name} | ${r.eventsPerSec.toFixed(0)} | ${r.clientUs.toFixed(1)} | ${r.serverUs.toFixed(1)} |`,
   );
+}
+
+/** Three nats-servers with JetStream in one cluster on loopback ports, stopped by PID. */
+async function startNatsCluster(): Promise<{
+  urls: string[];
+  pids: number[];
+  stop(): Promise<void>;
+}> {
+  const bin = findProgram("nats-server");
+  if (!bin) throw new Error("nats-server is not installed");
+  const dir = mkdtempSync(join(tmpdir(), "sluice-nats-r3-"));
+  const ports = [0, 1, 2].map(() => freePort());
+  const routes = [0, 1, 2].map(() => freePort());
+  const procs = [0, 1, 2].map((i) => {
+    const conf = join(dir, `n${i}.conf`);
+    writeFileSync(
+      conf,
+      [
+        `server_name: n${i}`,
+        `listen: "127.0.0.1:${ports[i]}"`,
+        `jetstream { store_dir: ${JSON.stringify(join(dir, `n${i}`))} }`,
+        `cluster { name: bench, listen: "127.0.0.1:${routes[i]}", routes: [${routes
+          .filter((_, j) => j !== i)
+          .map((p) => `"nats://127.0.0.1:${p}"`)
+          .join(", ")}] }`,
+        "",
+      ].join("\n"),
+    );
+    return Bun.spawn([bin, "-c", conf], { stdout: "ignore", stderr: "ignore" });
+  });
+  return {
+    urls: ports.map((p) => `nats://127.0.0.1:${p}`),
+    pids: procs.map((p) => p.pid),
+    async stop() {
+      for (const p of procs) p.kill("SIGTERM");
+      await Promise.all(procs.map((p) => p.exited));
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
