@@ -105,6 +105,33 @@ describe.skipIf(Boolean(serversMissing))("NATS log: availability and stream chec
     expect(await consumer.read(10, 1_000)).toHaveLength(3);
   });
 
+  test("a consumer shared by two instances: a held batch stays with its live reader past ack_wait; a reader that dies gives it to the other after ack_wait, in order", async () => {
+    const opts = options({ ackWaitMs: 1_000 });
+    const a = await track(opts);
+    const b = await track(opts);
+    const appended = await a.append([rec("h-1"), rec("h-2"), rec("h-3")]);
+    const ca = await a.consumer("shared", { start: "oldest" });
+    const cb = await b.consumer("shared", { start: "oldest" });
+    const held = await ca.read(10, 2_000);
+    expect(held.map((r) => r.cursor)).toEqual(appended);
+    // Three times ack_wait: the live reader keeps them ("still working").
+    const started = Date.now();
+    while (Date.now() - started < 3_000) expect(await cb.read(10, 500)).toEqual([]);
+    // A reader dying (its connection gone, nothing nak'ed or acked): the other gets
+    // them once ack_wait has passed.
+    await a.use().nc.close();
+    const again = await waitFor(
+      async () => {
+        const got = await cb.read(10, 1_000);
+        return got.length > 0 ? got : undefined;
+      },
+      { timeoutMs: 10_000, what: "redelivery to the other instance" },
+    );
+    expect(again.map((r) => r.cursor)).toEqual(appended);
+    await cb.commit(again.at(-1)!.cursor);
+    expect(await cb.lag()).toBe(0);
+  }, 30_000);
+
   test("an existing stream with other settings: differences logged by name; one sluice cannot publish to is not ready, with the reason", async () => {
     const nc = await connect({ servers: nats.url });
     const jsm = await jetstreamManager(nc);

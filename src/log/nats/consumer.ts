@@ -37,6 +37,8 @@ interface Held {
  */
 export class NatsLogConsumer implements LogConsumer {
   private held = new Map<number, Held>();
+  /** Tells the server "still working" on held messages while this reader lives. */
+  private progressTimer: ReturnType<typeof setInterval> | undefined;
   private closed = false;
   private created = false;
   private readonly durable: string;
@@ -146,6 +148,8 @@ export class NatsLogConsumer implements LogConsumer {
       }
       return;
     }
+    clearInterval(this.progressTimer);
+    this.progressTimer = undefined;
     const held = [...this.held.values()].sort((a, b) => a.seq - b.seq);
     this.held.clear();
     if (!this.stream.healthy()) return;
@@ -153,6 +157,28 @@ export class NatsLogConsumer implements LogConsumer {
     // In order, so the server redelivers them in order.
     for (const h of held) nc.publish(h.reply, "-NAK");
     await nc.flush().catch(() => undefined);
+  }
+
+  /**
+   * While this reader holds messages it tells the server it is still working on them
+   * (`+WPI`, every third of `ack_wait`): a batch whose destination is slow or retried for
+   * hours stays with this instance instead of going to a second one after `ack_wait`. Only
+   * a reader that dies (no more `+WPI`) or closes gives its messages up.
+   */
+  private keepHolding(): void {
+    if (this.progressTimer !== undefined) return;
+    const every = Math.max(250, Math.floor(this.stream.settings.ackWaitMs / 3));
+    this.progressTimer = setInterval(() => {
+      if (this.held.size === 0) {
+        clearInterval(this.progressTimer);
+        this.progressTimer = undefined;
+        return;
+      }
+      if (!this.stream.healthy()) return;
+      const { nc } = this.stream.use();
+      for (const h of this.held.values()) nc.publish(h.reply, "+WPI");
+    }, every);
+    this.progressTimer.unref?.();
   }
 
   /** One pull request; resolves with its messages when the server ends it (a status) or it is full. */
@@ -189,7 +215,10 @@ export class NatsLogConsumer implements LogConsumer {
 
   private toRecord(m: Msg): StreamRecord {
     const info = parseAckSubject(m.reply!);
-    if (!this.ephemeral) this.held.set(info.seq, { seq: info.seq, reply: m.reply! });
+    if (!this.ephemeral) {
+      this.held.set(info.seq, { seq: info.seq, reply: m.reply! });
+      this.keepHolding();
+    }
     return {
       cursor: String(info.seq),
       sourceId: m.subject.slice(this.stream.settings.subjectPrefix.length + 1),
