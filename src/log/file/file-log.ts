@@ -32,6 +32,11 @@ export interface FileEventLogOptions {
   onCorrupt?: (corrupt: CorruptRecord) => void;
   /** Reserve each new segment's bytes up front (fallocate, default true). */
   preallocate?: boolean;
+  /**
+   * Write zeros over the reserved bytes a little ahead of the records, in the
+   * background, while group commits are small (default true; see ZERO_AHEAD).
+   */
+  zeroAhead?: boolean;
   /** Called with each failed append (metrics); the log itself logs the failure. */
   onWriteFailure?: (error: Error) => void;
 }
@@ -60,6 +65,23 @@ const RETRY_MS = 1000;
 const PROBE_BYTES = 4096;
 
 /**
+ * Zeros ahead of the records. fallocate reserves blocks as "unwritten": the first
+ * write into one still changes the file's metadata (the extent becomes written), so
+ * every small group commit is also a journal commit. Blocks already written with
+ * zeros are not: a synchronous write into them commits only data (on the quiet
+ * machine 303 µs p50 against 510 µs for a fallocated file, bench/RESULTS.md). The log
+ * keeps up to ZERO_AHEAD bytes past its records zero-written, ZERO_CHUNK at a time on
+ * Bun's I/O threads, starting a chunk past the records so that a group commit does not
+ * wait for zeros (it would if it reached a chunk in flight). Only while the group commits
+ * are small (ZERO_GROUP_MAX on average): a large one pays the metadata once for much
+ * data, and zeros would only double the bytes written (batches, the soak).
+ */
+const ZERO_AHEAD = 4 * 1024 * 1024;
+const ZERO_CHUNK = 1024 * 1024;
+const ZERO_GROUP_MAX = 64 * 1024;
+let zeros: Uint8Array | undefined;
+
+/**
  * The embedded event log: append-only segment files with group commit. Appends that
  * arrive while a flush is running are written together by the next flush, with one
  * synchronous-data write (the fdatasync of SPEC 5, see SEGMENT_NEW) for all of them.
@@ -73,6 +95,14 @@ export class FileEventLog implements EventLog {
   private size = 0;
   /** Bytes reserved for the current segment (preallocated, zeros past `size`); 0 if not. */
   private allocated = 0;
+  /** Where the zeros written ahead in the current segment end (Infinity: write no more). */
+  private zeroed = 0;
+  /** The zero write in flight (`done` never rejects), if any. */
+  private zeroing: { from: number; done: Promise<void> } | null = null;
+  /** The end of the group write in flight, if any: zeros are written only past it. */
+  private writingTo = 0;
+  /** Bytes per group commit, moving average (decides whether zeros are written ahead). */
+  private groupBytes = ZERO_GROUP_MAX;
   private pending: PendingAppend[] = [];
   private flushing: Promise<void> | null = null;
   /** Why appends fail, while they do: /ready is 503 until one succeeds again. */
@@ -106,6 +136,7 @@ export class FileEventLog implements EventLog {
       const recovered = recoverSegment(segmentPath(opts.dir, last), opts.logger);
       for (const c of recovered.corrupt) log.reportCorrupt({ segment: last, ...c });
       log.size = recovered.validEnd;
+      log.zeroed = recovered.validEnd; // what lies past it may be unwritten reservation
       log.handle = await open(segmentPath(opts.dir, last), SEGMENT_REOPEN);
       log.file = await identity(log.handle);
       // Zeros past the records (preallocated before a crash) are still free to write on.
@@ -189,6 +220,7 @@ export class FileEventLog implements EventLog {
   async close(): Promise<void> {
     this.closed = true;
     while (this.flushing) await this.flushing;
+    await this.stopZeroing();
     this.stopRetrying();
     // A clean stop leaves the segment as long as its records (no zero tail).
     await this.trimmed(this.handle, this.size, this.allocated);
@@ -228,6 +260,9 @@ export class FileEventLog implements EventLog {
       if (this.failure) throw this.failure;
       if (this.size >= this.opts.segmentBytes) await this.startSegment(this.segment + 1);
       const total = group.reduce((n, g) => n + g.bytes.byteLength, 0);
+      // Zeros being written where these records go would land after (or over) them.
+      this.writingTo = this.size + total;
+      while (this.zeroing && this.writingTo > this.zeroing.from) await this.zeroing.done;
       // Durable before ack: an acknowledged event must survive power loss. The handle is
       // O_DSYNC, so each write returns only once its bytes are on disk (as fdatasync).
       let written = 0;
@@ -262,7 +297,10 @@ export class FileEventLog implements EventLog {
       for (const listener of this.listeners) listener();
       const records = group.reduce((n, g) => n + g.count, 0);
       this.opts.onFlush?.((performance.now() - started) / 1000, records);
+      this.groupBytes += (total - this.groupBytes) / 8;
+      this.zeroAhead();
     } catch (err) {
+      this.writingTo = 0;
       const error = err instanceof Error ? err : new Error(String(err));
       this.opts.onWriteFailure?.(error);
       if (error !== this.failure) {
@@ -271,6 +309,50 @@ export class FileEventLog implements EventLog {
       }
       for (const g of group) g.reject(error);
     }
+  }
+
+  /**
+   * Writes the next ZERO_CHUNK of zeros past the records when fewer than ZERO_AHEAD
+   * are, and group commits are small (see ZERO_AHEAD); goes on by itself until enough
+   * are. Never where a group is being written: past `writingTo`, and a group that
+   * would reach a chunk in flight waits for it (flushGroup).
+   */
+  private zeroAhead(): void {
+    if (this.zeroing || this.opts.zeroAhead === false || this.failure || this.closed) return;
+    if (this.groupBytes > ZERO_GROUP_MAX) return;
+    const end = Math.max(this.size, this.writingTo);
+    // A chunk past the records' block: the next group commits must not reach it in flight.
+    const from = Math.max(this.zeroed, Math.ceil(end / 4096) * 4096 + ZERO_CHUNK);
+    const to = Math.min(this.allocated, from + ZERO_CHUNK);
+    if (to <= from || from >= end + ZERO_AHEAD) return;
+    const [handle, segment] = [this.handle, this.segment];
+    zeros ??= new Uint8Array(ZERO_CHUNK);
+    const done = handle.write(zeros, 0, to - from, from).then(
+      () => {
+        if (this.segment === segment && this.handle === handle) this.zeroed = to;
+      },
+      (err: Error) => {
+        // Only a speed-up: the records are written into the reservation as before.
+        this.opts.logger.warn(
+          { err, segment },
+          "event log: writing zeros ahead failed; records go into the reservation as written",
+        );
+        if (this.segment === segment) this.zeroed = this.allocated;
+      },
+    );
+    this.zeroing = {
+      from,
+      done: done.finally(() => {
+        this.zeroing = null;
+        this.zeroAhead();
+      }),
+    };
+  }
+
+  /** Waits for the zeros in flight and writes no more into the current segment. */
+  private async stopZeroing(): Promise<void> {
+    this.zeroed = Number.POSITIVE_INFINITY;
+    while (this.zeroing) await this.zeroing.done;
   }
 
   /** Throws when the current segment's path no longer names the file being written. */
@@ -290,6 +372,7 @@ export class FileEventLog implements EventLog {
 
   /** Cuts back whatever part of a failed write reached the file, so it is never served. */
   private async discardUnflushed(): Promise<void> {
+    await this.stopZeroing(); // zeros in flight would extend the file again past the cut
     try {
       this.allocated = 0; // the zeros past `size` are gone with it
       await this.handle.truncate(this.size);
@@ -337,6 +420,7 @@ export class FileEventLog implements EventLog {
       } else if (this.size >= this.opts.segmentBytes) {
         await this.startSegment(this.segment + 1);
       }
+      await this.stopZeroing();
       await this.handle.write(new Uint8Array(PROBE_BYTES), 0, PROBE_BYTES, this.size);
       await this.handle.truncate(Math.max(this.size, this.allocated));
       this.checkFile();
@@ -383,6 +467,8 @@ export class FileEventLog implements EventLog {
       await unlink(segmentPath(this.opts.dir, n)).catch(() => {});
       throw err;
     }
+    // Zeros still being written into the full segment: done before it is cut and closed.
+    await this.stopZeroing();
     const previous = this.segment > 0 ? this.handle : undefined;
     const [previousSize, previousAllocated] = [this.size, this.allocated];
     this.handle = handle;
@@ -390,6 +476,8 @@ export class FileEventLog implements EventLog {
     this.segment = n;
     this.size = 0;
     this.allocated = allocated;
+    this.zeroed = 0;
+    this.writingTo = 0;
     this.needNewSegment = false;
     if (previous) {
       // A full segment is as long as its records: sizes on disk are the data's.
