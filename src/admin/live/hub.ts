@@ -14,6 +14,24 @@ export interface LiveHubOptions {
 const encoder = new TextEncoder();
 
 /**
+ * A ring entry: an attempt as published, stamped but not yet made a LiveAttempt (its
+ * ISO time and the copy of the draft are built when a client reads it). With nobody
+ * watching, refusals (every 429) still go into the ring, and building each one was a
+ * tenth of a 429's CPU (bench/RESULTS.md, issue 11).
+ */
+interface Entry {
+  id: number;
+  ms: number;
+  draft: AttemptDraft;
+  built?: LiveAttempt;
+}
+
+function built(e: Entry): LiveAttempt {
+  e.built ??= { id: e.id, at: new Date(e.ms).toISOString(), ...e.draft };
+  return e.built;
+}
+
+/**
  * The live view's hub (SPEC 11): numbers each ingest attempt, keeps the last ones in
  * a bounded ring (memory only: attempts that were not stored are never written
  * anywhere) and fans them out to the connected clients, each with its own bounded
@@ -22,7 +40,7 @@ const encoder = new TextEncoder();
  */
 export class LiveHub {
   private readonly subscribers = new Set<LiveSubscriber>();
-  private readonly ring: (LiveAttempt | undefined)[];
+  private readonly ring: (Entry | undefined)[];
   private next = 0;
   private sequence = 0;
   private timer: ReturnType<typeof setInterval> | undefined;
@@ -50,10 +68,11 @@ export class LiveHub {
 
   /** Numbers an attempt, keeps it in the ring and sends it to every client that wants it. */
   publish(draft: AttemptDraft): void {
-    const attempt = { id: ++this.sequence, at: new Date(this.now()).toISOString(), ...draft };
-    this.ring[this.next] = attempt;
+    const entry: Entry = { id: ++this.sequence, ms: this.now(), draft };
+    this.ring[this.next] = entry;
     this.next = (this.next + 1) % this.ring.length;
     if (this.subscribers.size === 0) return;
+    const attempt = built(entry);
     let frame: Uint8Array | undefined;
     for (const s of this.subscribers) {
       if (!s.matches(attempt)) continue;
@@ -87,9 +106,9 @@ export class LiveHub {
   recent(filter: LiveFilter, afterId?: number): LiveAttempt[] {
     const out: LiveAttempt[] = [];
     for (let i = 0; i < this.ring.length; i++) {
-      const a = this.ring[(this.next + i) % this.ring.length];
-      if (a === undefined || (afterId !== undefined && a.id <= afterId)) continue;
-      if (matchesFilter(filter, a)) out.push(a);
+      const e = this.ring[(this.next + i) % this.ring.length];
+      if (e === undefined || (afterId !== undefined && e.id <= afterId)) continue;
+      if (matchesFilter(filter, e.draft)) out.push(built(e));
     }
     return out;
   }

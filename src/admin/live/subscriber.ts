@@ -34,7 +34,10 @@ const FLUSH_BYTES = 32 * 1024;
 const DROPPED_FRAME = `event: dropped\ndata: {"reason":"client read too slowly"}\n\n`;
 
 /** Whether an attempt passes a live filter. */
-export function matchesFilter(f: LiveFilter, a: LiveAttempt): boolean {
+export function matchesFilter(
+  f: LiveFilter,
+  a: Pick<LiveAttempt, "sourceId" | "status" | "type" | "event">,
+): boolean {
   if (f.source !== undefined && a.sourceId !== f.source) return false;
   if (f.statuses !== undefined && !f.statuses.has(a.status)) return false;
   if (f.types !== undefined && (a.type === undefined || !f.types.has(a.type))) return false;
