@@ -91,7 +91,15 @@ test("a function throwing during delivery is logged with connection and messageI
   const trace = new SqliteDeliveryTrace(db, { logger: pino({ level: "silent" }) });
   try {
     const receivedAt = Date.parse(String(boom!.receivedAt));
-    const path = await trace.forEvent({ sourceId: "web", messageId: "fn-boom-1", receivedAt });
+    // The attempt is traced once the destination has answered: a moment after it received the event.
+    const path = await until(
+      async () => {
+        const p = await trace.forEvent({ sourceId: "web", messageId: "fn-boom-1", receivedAt });
+        return p.length >= 2 && p;
+      },
+      10_000,
+      "the attempt in the event's path",
+    );
     expect(path.map((p) => p.entry.kind)).toEqual(["functions", "attempt"]);
     const run = path[0]!.entry as { execLog: { functionId: string; error?: unknown }[] };
     expect(run.execLog.find((e) => e.functionId === "noisy")!.error).toEqual({

@@ -123,7 +123,7 @@ describe.skipIf(Boolean(missing))("NATS JetStream event log", () => {
     const held = await (await dying.consumer("d", { start: "oldest" })).read(10);
     expect(numbers(held)).toEqual([1, 2, 3]);
     // Dies without closing its consumer (no nak): only ack_wait gives the records back.
-    await (dying as unknown as { nc: { close(): Promise<void> } }).nc.close();
+    await (dying as unknown as { link: { nc: { close(): Promise<void> } } }).link.nc.close();
     const other = await writer.consumer("d", { start: "oldest" });
     const got = await waitFor(async () => numbers(await other.read(10, 1000)).join(","), {
       timeoutMs: 15_000,
