@@ -277,6 +277,21 @@ describe("a charset other than UTF-8 is a 415", () => {
     }
   }
 
+  test("a UTF-8 byte order mark before the JSON is ignored (RFC 8259), sent plain or gzipped", async () => {
+    for (const gzip of [false, true]) {
+      const id = newId(`bom ${gzip}`);
+      const text = `\ufeff${JSON.stringify(sampleEvent(id))}`;
+      const bytes = new TextEncoder().encode(text);
+      expect([...bytes.subarray(0, 3)]).toEqual([0xef, 0xbb, 0xbf]);
+      const res = await s.post("/v1/track", gzip ? Bun.gzipSync(bytes) : bytes, {
+        ...auth,
+        ...(gzip ? { "content-encoding": "gzip" } : {}),
+      });
+      expect(res.status).toBe(200);
+      expect(await storedWithId(s, id)).toHaveLength(1);
+    }
+  });
+
   test("a UTF-16 body declared as such is refused, not stored as garbage", async () => {
     const id = newId("utf-16 body");
     const text = JSON.stringify(sampleEvent(id));
