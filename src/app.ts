@@ -113,7 +113,7 @@ export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {})
     const stream: LogStream =
       config.log.backend === "nats"
         ? await NatsLogStream.open(natsLogOptions(config.log, logger))
-        : new FileLogStream(log, new SqliteOffsetStore(db));
+        : new FileLogStream(log, new SqliteOffsetStore(db), logger);
     closeLog = async () => {
       await stream.close();
       if (stream instanceof NatsLogStream) await log.close();
@@ -146,7 +146,9 @@ export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {})
     cleanup.push(() => trace.close());
     const delivery = new DeliveryManager({
       connections: config.connections,
-      log,
+      log: stream,
+      // Retention deletes segments of the file log; JetStream keeps its own limits.
+      fileLog: config.log.backend === "file" ? log : undefined,
       db,
       dataDir,
       retention: config.log.retention,
@@ -230,6 +232,7 @@ export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {})
     await delivery.start();
     cleanup.push(() => delivery.stop());
     metrics.connections(() => delivery.connectionStates());
+    metrics.beforeScrape(() => delivery.refreshBacklogs());
 
     const app = buildHttpApp(deps);
     app.listen({

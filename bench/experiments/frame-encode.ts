@@ -82,7 +82,10 @@ function rate(fn: () => number): number {
   return (n * 1000) / (performance.now() - start);
 }
 
-for (let i = 0; i < 3; i++) rate(before), rate(after); // warm up
+for (let i = 0; i < 3; i++) {
+  rate(before); // warm up
+  rate(after);
+}
 const a: number[] = [];
 const b: number[] = [];
 for (let r = 0; r < ROUNDS; r++) {

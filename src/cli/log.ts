@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import { type CorruptRecord, readRecords, scanSegment } from "../log/file/reader.ts";
 import { listSegments, readSegmentBytes, segmentPath } from "../log/file/segments.ts";
-import type { LogPosition } from "../log/interface.ts";
+import type { LogPosition, LogRecord } from "../log/interface.ts";
 
 export interface TailOptions {
   dataDir: string;
@@ -23,9 +23,10 @@ const PAGE = 5000;
 export async function tailLog(opts: TailOptions): Promise<void> {
   const dir = join(opts.dataDir, "log");
   const decoder = new TextDecoder();
-  const matches = (text: string) =>
+  // A record's frame names its source (v3): only older records are parsed to find it.
+  const matches = (r: LogRecord, text: string) =>
     opts.source === undefined ||
-    (JSON.parse(text) as { sourceId?: string }).sourceId === opts.source;
+    (r.sourceId ?? (JSON.parse(text) as { sourceId?: string }).sourceId) === opts.source;
 
   const reported = new Set<string>();
   const onCorrupt = (c: CorruptRecord) => {
@@ -42,8 +43,11 @@ export async function tailLog(opts: TailOptions): Promise<void> {
       const page = readRecords(dir, from, PAGE, undefined, onCorrupt);
       if (page.length === 0) break;
       for (const r of page) {
+        if (opts.source !== undefined && r.sourceId !== undefined && r.sourceId !== opts.source) {
+          continue;
+        }
         const text = decoder.decode(r.payload);
-        if (!matches(text)) continue;
+        if (!matches(r, text)) continue;
         last.push(text);
         if (last.length > opts.lines) last.shift();
       }
@@ -54,8 +58,11 @@ export async function tailLog(opts: TailOptions): Promise<void> {
   for (;;) {
     const page = readRecords(dir, from, PAGE, undefined, onCorrupt);
     for (const r of page) {
+      if (opts.source !== undefined && r.sourceId !== undefined && r.sourceId !== opts.source) {
+        continue;
+      }
       const text = decoder.decode(r.payload);
-      if (matches(text)) opts.write(text);
+      if (matches(r, text)) opts.write(text);
     }
     if (page.length > 0) from = page.at(-1)!.next;
     if (page.length === PAGE) continue;

@@ -1,16 +1,15 @@
 import type { Logger } from "pino";
 import type { ConnectionConfig } from "../config/schema.ts";
 import type { StoredEvent } from "../events/schema.ts";
-import { comparePositions, type EventLog, type LogPosition } from "../log/interface.ts";
+import type { LogConsumer, LogStream, StreamRecord } from "../log/stream.ts";
 import type { Clock } from "./clock.ts";
 import type { ConnectionHealth } from "./health.ts";
-import type { OffsetStore } from "./interface.ts";
 import type { ConnectionPipeline, Produced } from "./pipeline.ts";
 
 export interface ConsumerOptions {
   connection: ConnectionConfig;
-  log: EventLog;
-  offsets: OffsetStore;
+  /** The event log; the connection reads it through a durable consumer named after it. */
+  log: LogStream;
   /** Functions, destination, retries and dead letters: everything after the read. */
   pipeline: ConnectionPipeline;
   health: ConnectionHealth;
@@ -22,21 +21,25 @@ export interface ConsumerOptions {
 
 /** A consumer whose loop failed (its dead-letter store down, say) starts it again after this. */
 const RESTART_MS = 5000;
+/** How long one waiting read of the log lasts before it is asked again (a stop never waits longer). */
+const READ_WAIT_MS = 1000;
 
 const decoder = new TextDecoder();
 
 /**
- * Reads one connection's source events from the log in order, runs its functions,
- * and delivers batches. The offset moves only after the destination confirmed a
- * batch (or it was dead-lettered): delivery is at-least-once.
+ * Reads one connection's source events from the log in order (a durable `LogConsumer`
+ * named after the connection, filtered to its source), runs its functions, and
+ * delivers batches. A batch's records are committed only after the destination
+ * confirmed it (or it was dead-lettered): delivery is at-least-once.
  */
 export class ConnectionConsumer {
-  private position!: LogPosition;
   private stopped = false;
   private running: Promise<void> | null = null;
-  /** Sleepers to wake: all on stop, those waiting for new events on an append. */
-  private readonly sleepers = new Set<{ wake: () => void; onAppend: boolean }>();
-  private unsubscribe: (() => void) | null = null;
+  private consumer: LogConsumer | null = null;
+  /** A waiting read still out (its records are the next ones, whenever it ends). */
+  private pendingRead: Promise<StreamRecord[]> | null = null;
+  /** Sleepers to wake on stop. */
+  private readonly sleepers = new Set<() => void>();
   /** How the pipeline waits between retries, and learns that the consumer stopped. */
   private readonly waiter = { stopped: false, sleep: (ms: number) => this.sleep(ms) };
 
@@ -50,114 +53,127 @@ export class ConnectionConsumer {
     return this.opts.connection;
   }
 
-  /** Where the connection has confirmed delivery up to. */
-  offset(): LogPosition {
-    return this.position;
-  }
-
   start(): void {
-    const { connection, log, offsets } = this.opts;
-    const saved = offsets.get(connection.id);
-    if (saved && comparePositions(saved, log.end()) > 0) {
-      // The log was cut back below this offset (a corrupt tail truncated at start):
-      // go on from its end, or events appended there now would be skipped.
-      this.opts.logger.warn(
-        { connectionId: connection.id, offset: saved, logEnd: log.end() },
-        "connection offset is past the end of the log; continuing from the end",
-      );
-      this.position = log.end();
-      offsets.set(connection.id, this.position);
-    } else if (saved) this.position = saved;
-    else {
-      this.position = connection.start === "now" ? log.end() : log.start();
-      offsets.set(connection.id, this.position);
-    }
-    this.unsubscribe = log.onAppend(() => {
-      for (const s of this.sleepers) if (s.onAppend) s.wake();
-    });
     this.running = this.run();
   }
 
-  /** The loop, started again from the confirmed offset if it fails. */
+  /** The loop, started again from the committed records if it fails. */
   private async run(): Promise<void> {
+    const { connection, log } = this.opts;
     while (!this.stopped) {
       try {
-        await this.loop();
+        this.consumer = await log.consumer(connection.id, {
+          start: connection.start === "now" ? "now" : "oldest",
+          sourceId: connection.source,
+        });
+        if (this.stopped) break;
+        await this.loop(this.consumer);
       } catch (err) {
         this.opts.logger.error(
           { err, connectionId: this.id, retryInMs: RESTART_MS },
           "delivery consumer failed; starting again from its confirmed offset",
         );
+        await this.closeConsumer();
         await this.sleep(RESTART_MS);
       }
     }
+    await this.closeConsumer();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     this.waiter.stopped = true;
-    this.unsubscribe?.();
-    for (const s of this.sleepers) s.wake();
+    for (const wake of this.sleepers) wake();
     await this.running;
   }
 
-  private async loop(): Promise<void> {
-    const { batchSize, maxWaitMs, log, connection, pipeline, health, clock } = this.opts;
+  /** Gives back what was read and not committed (read again by the next consumer). */
+  private async closeConsumer(): Promise<void> {
+    const consumer = this.consumer;
+    this.consumer = null;
+    await consumer?.close().catch(() => undefined);
+    await this.pendingRead?.catch(() => undefined);
+    this.pendingRead = null;
+  }
+
+  private async loop(consumer: LogConsumer): Promise<void> {
+    const { batchSize, maxWaitMs, pipeline, health, clock } = this.opts;
     const { waiter } = this;
     let buffer: Produced[] = [];
-    let readUpTo = this.position;
+    let last: string | undefined;
     let firstBufferedAt = 0;
+    let wait = 0;
     while (!this.stopped) {
       const want = Math.max(1, batchSize - buffer.length);
-      const records = log.read(readUpTo, want);
+      const records = await this.read(consumer, want, wait);
       for (const r of records) {
-        readUpTo = r.next;
+        last = r.cursor;
         const event = JSON.parse(decoder.decode(r.payload)) as StoredEvent;
-        if (event.sourceId !== connection.source) continue;
         const produced = await pipeline.process(event, waiter, health);
-        // Stopped: the offset stays before this event, which is delivered after the restart.
+        // Stopped: this event is not committed, and is delivered after the restart.
         if (produced === null) return;
         if (!Array.isArray(produced)) continue; // dead-lettered
         if (produced.length > 0 && buffer.length === 0) firstBufferedAt = clock.now();
         buffer.push(...produced);
       }
-      const more = records.length === want;
+      const more = records.length >= want;
       if (
         buffer.length >= batchSize ||
         (buffer.length > 0 && clock.now() - firstBufferedAt >= maxWaitMs)
       ) {
         const sent = await pipeline.deliver(buffer, waiter, health);
         if ("stopped" in sent) return;
-        // Delivered or dead-lettered (durably): either way the offset may move past it.
-        this.commit(readUpTo);
+        // Delivered or dead-lettered (durably): either way its records are done.
+        if (last !== undefined) await consumer.commit(last);
         buffer = [];
+        wait = 0;
         continue;
       }
-      if (buffer.length === 0 && records.length > 0) this.commit(readUpTo);
-      if (more) continue;
-      const wait = buffer.length > 0 ? maxWaitMs - (clock.now() - firstBufferedAt) : 1000;
-      await this.sleep(Math.max(1, wait), true);
+      if (buffer.length === 0 && records.length > 0) await consumer.commit(last!);
+      if (more) {
+        wait = 0;
+        continue;
+      }
+      wait = buffer.length > 0 ? Math.max(1, maxWaitMs - (clock.now() - firstBufferedAt)) : 1000;
     }
   }
 
-  private commit(position: LogPosition): void {
-    this.position = position;
-    this.opts.offsets.set(this.opts.connection.id, position);
+  /**
+   * Up to `max` records; when there are none, waits up to `waitMs` of the delivery
+   * clock for the first (woken by an append and by stop). A waiting read that outlives
+   * the wait stays out: its records are the next ones read.
+   */
+  private async read(consumer: LogConsumer, max: number, waitMs: number): Promise<StreamRecord[]> {
+    if (!this.pendingRead) {
+      const now = await consumer.read(max, 0);
+      if (now.length > 0 || waitMs <= 0) return now;
+      this.pendingRead = consumer.read(max, READ_WAIT_MS);
+    }
+    const pending = this.pendingRead;
+    let wake = () => {};
+    const timedOut = new Promise<null>((resolve) => {
+      wake = () => resolve(null);
+    });
+    const cancel = this.opts.clock.setTimer(wake, waitMs);
+    this.sleepers.add(wake);
+    const got = await Promise.race([pending, timedOut]);
+    cancel();
+    this.sleepers.delete(wake);
+    if (got === null) return [];
+    this.pendingRead = null;
+    return got;
   }
 
-  /** Waits `ms`; cut short by stop(), and by a new append when `onAppend`. */
-  private sleep(ms: number, onAppend = false): Promise<void> {
+  /** Waits `ms` of the delivery clock; cut short by stop(). */
+  private sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const sleeper = {
-        onAppend,
-        wake: () => {
-          cancel();
-          this.sleepers.delete(sleeper);
-          resolve();
-        },
+      const wake = () => {
+        cancel();
+        this.sleepers.delete(wake);
+        resolve();
       };
-      const cancel = this.opts.clock.setTimer(() => sleeper.wake(), ms);
-      this.sleepers.add(sleeper);
+      const cancel = this.opts.clock.setTimer(wake, ms);
+      this.sleepers.add(wake);
     });
   }
 }

@@ -2,6 +2,7 @@ import type { Database } from "bun:sqlite";
 import type { Logger } from "pino";
 import type { ConnectionConfig, EventLogConfig } from "../config/schema.ts";
 import type { EventLog, LogPosition } from "../log/interface.ts";
+import type { Backlog, LogStream } from "../log/stream.ts";
 import type { ChainRunner } from "./chain.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import { ConnectionConsumer } from "./consumer.ts";
@@ -19,15 +20,14 @@ import { fileReplaySource } from "./replay-source.ts";
 import { applyRetention } from "./retention.ts";
 import { retryPolicy } from "./retry.ts";
 import { type ConnectionState, connectionState } from "./state.ts";
-import { connectionStatus } from "./status.ts";
 import type { DeliveryTrace } from "./trace/interface.ts";
-
-/** Records a metrics scrape reads at most per connection to count its lag. */
-const STATUS_SCAN_CAP = 20_000;
 
 export interface DeliveryOptions {
   connections: ConnectionConfig[];
-  log: EventLog;
+  /** The event log: each connection reads it through a durable consumer named after it. */
+  log: LogStream;
+  /** The embedded file log underneath, when that is the backend: retention deletes its segments. */
+  fileLog?: EventLog;
   db: Database;
   dataDir: string;
   retention: EventLogConfig["retention"];
@@ -42,6 +42,8 @@ export interface DeliveryOptions {
   retentionIntervalMs?: number;
   /** How often dead letters are counted again (the CLI may redrive beside the server). */
   countIntervalMs?: number;
+  /** How often each connection's backlog is asked of the log (`/metrics` also asks before each scrape). */
+  backlogIntervalMs?: number;
 }
 
 /** A connection id that is not configured (or has no server-side destination). */
@@ -83,6 +85,9 @@ export class DeliveryManager {
   private paused = new Set<string>();
   /** Events in each connection's dead letters. */
   private deadLetterEvents = new Map<string, number>();
+  /** Each connection's backlog, as the log last said (counters, never a scan per scrape). */
+  private backlogs = new Map<string, Backlog>();
+  private refreshing: Promise<void> | null = null;
   private readonly offsets: OffsetStore;
   private readonly clock: Clock;
   private timers: ReturnType<typeof setInterval>[] = [];
@@ -107,7 +112,9 @@ export class DeliveryManager {
     this.timers = [
       setInterval(() => this.retain(), this.opts.retentionIntervalMs ?? 60_000),
       setInterval(() => void this.refreshCounts(), this.opts.countIntervalMs ?? 5000),
+      setInterval(() => void this.refreshBacklogs(), this.opts.backlogIntervalMs ?? 1000),
     ];
+    await this.refreshBacklogs();
     for (const t of this.timers) t.unref?.();
   }
 
@@ -254,23 +261,50 @@ export class DeliveryManager {
   }
 
   /**
+   * Asks the log for each connection's backlog (its consumer's counters: no scan), for
+   * `connectionStates()`. Runs on a timer and before each `/metrics` scrape.
+   */
+  refreshBacklogs(): Promise<void> {
+    this.refreshing ??= (async () => {
+      try {
+        const next = new Map<string, Backlog>();
+        for (const { connection } of [...this.running.values()]) {
+          try {
+            const b = await this.opts.log.backlog(connection.id, connection.source);
+            if (b) next.set(connection.id, b);
+          } catch (err) {
+            this.opts.logger.warn(
+              { err, connectionId: connection.id },
+              "connection backlog unknown",
+            );
+            const known = this.backlogs.get(connection.id);
+            if (known) next.set(connection.id, known);
+          }
+        }
+        this.backlogs = next;
+      } finally {
+        this.refreshing = null;
+      }
+    })();
+    return this.refreshing;
+  }
+
+  /**
    * Every server-side connection's state (SPEC 8): what `/metrics`, the admin API and
-   * the inspector show. The lag scan stops at `STATUS_SCAN_CAP` records per connection
-   * so it stays cheap (`sluice connections` counts all).
+   * the inspector show. Lag is the log's backlog of the connection's consumer, as last
+   * asked (`refreshBacklogs`).
    */
   connectionStates(): ConnectionState[] {
     return [...this.running.values()].map((r) => {
       const { connection } = r;
-      const offset = r.consumer?.offset() ?? this.offsets.get(connection.id);
-      const status = connectionStatus(this.opts.dataDir, connection, offset, {
-        cap: STATUS_SCAN_CAP,
-        deadLetters: 0,
-      });
+      const backlog = this.backlogs.get(connection.id);
+      const seconds =
+        backlog?.oldestAt === undefined ? 0 : Math.max(0, (Date.now() - backlog.oldestAt) / 1000);
       return connectionState({
         connection,
         health: this.healthOf(connection.id),
         paused: this.paused.has(connection.id),
-        lag: { events: status.lagEvents, seconds: status.lagSeconds },
+        lag: { events: backlog?.records ?? 0, seconds },
         deadLetters: this.deadLetterEvents.get(connection.id) ?? 0,
         retentionHeld: this.holding.has(connection.id),
       });
@@ -280,13 +314,15 @@ export class DeliveryManager {
   /** One retention pass (also run on a timer). */
   retain(): number[] {
     this.holding = new Set();
+    const log = this.opts.fileLog;
+    if (!log) return []; // a distributed log keeps its own limits
     try {
       return applyRetention({
-        log: this.opts.log,
+        log,
         retention: this.opts.retention,
         readers: [
           ...[...this.running.values()].flatMap((r) => {
-            const position = r.consumer?.offset() ?? this.offsets.get(r.connection.id);
+            const position = this.offsets.get(r.connection.id);
             return position ? [{ id: r.connection.id, position }] : [];
           }),
           ...(this.opts.extraReaders?.() ?? []),
@@ -359,7 +395,6 @@ export class DeliveryManager {
     r.consumer = new ConnectionConsumer({
       connection: r.connection,
       log: this.opts.log,
-      offsets: this.offsets,
       pipeline: r.pipeline,
       health: this.healthOf(r.connection.id),
       clock: this.clock,

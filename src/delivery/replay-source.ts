@@ -58,6 +58,8 @@ export function fileReplaySource(
       const records: ReplayRecord[] = [];
       for (const r of page) {
         from = r.next;
+        // A v3 frame names its source: other sources' records are not even decoded.
+        if (r.sourceId !== undefined && r.sourceId !== sourceId) continue;
         const text = decoder.decode(r.payload);
         // Cheap pre-check before parsing: most records of other sources are skipped.
         if (!text.includes(`"sourceId":${JSON.stringify(sourceId)}`)) continue;

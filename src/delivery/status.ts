@@ -39,6 +39,13 @@ export function connectionStatus(
       const page = readRecords(dir, from, Math.min(10_000, cap - scanned));
       if (page.length === 0) break;
       for (const r of page) {
+        // A v3 frame names its source and time: no parse for those records.
+        if (r.sourceId !== undefined) {
+          if (r.sourceId !== connection.source) continue;
+          lagEvents++;
+          oldest ??= r.receivedAt ?? receivedAtOf(r.payload);
+          continue;
+        }
         const text = decoder.decode(r.payload);
         // Cheap pre-check before parsing: most records of other sources are skipped.
         if (!text.includes(`"sourceId":"${connection.source}"`)) continue;
@@ -61,4 +68,9 @@ export function connectionStatus(
       oldest === undefined || Number.isNaN(oldest) ? 0 : Math.max(0, (now - oldest) / 1000),
     deadLetters: opts.deadLetters,
   };
+}
+
+function receivedAtOf(payload: Uint8Array): number {
+  const e = JSON.parse(decoder.decode(payload)) as { receivedAt?: string };
+  return Date.parse(e.receivedAt ?? "");
 }

@@ -7,9 +7,9 @@ import { TextBody } from "./responses.ts";
 export function metricsRoutes(deps: HttpDeps) {
   return new Elysia({ name: "metrics" }).get(
     "/metrics",
-    ({ set }) => {
+    async ({ set }) => {
       set.headers["content-type"] = PROMETHEUS_CONTENT_TYPE;
-      return deps.metrics?.render() ?? "";
+      return (await deps.metrics?.scrape()) ?? "";
     },
     {
       response: { 200: TextBody("text/plain", "Metrics.") },

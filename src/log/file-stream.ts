@@ -1,3 +1,4 @@
+import type { Logger } from "pino";
 import type { OffsetStore } from "../delivery/interface.ts";
 import { encodeFrames } from "./file/record.ts";
 import { comparePositions, type EventLog, type LogPosition, type LogRecord } from "./interface.ts";
@@ -37,6 +38,7 @@ export class FileLogStream implements LogStream {
   constructor(
     private readonly log: EventLog,
     private readonly offsets: OffsetStore,
+    private readonly logger?: Logger,
   ) {}
 
   /** The file log underneath (its own admin: segments, retention, metrics). */
@@ -78,6 +80,10 @@ export class FileLogStream implements LogStream {
     } else if (comparePositions(position, this.log.end()) > 0) {
       // The log was cut back below this offset (a corrupt tail truncated at start): go
       // on from its end, or records appended there now would be skipped.
+      this.logger?.warn(
+        { consumer: name, offset: position, logEnd: this.log.end() },
+        "connection offset is past the end of the log; continuing from the end",
+      );
       position = this.log.end();
       this.offsets.set(name, position);
     }

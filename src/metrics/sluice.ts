@@ -48,6 +48,7 @@ const FLUSH_SECONDS = [
 export class SluiceMetrics implements FunctionMetrics {
   private readonly registry = new Registry();
   private readonly startedAt = Date.now() / 1000;
+  private readonly refreshers: (() => Promise<void>)[] = [];
 
   readonly requests = this.registry.register(
     new Counter("sluice_http_requests_total", "HTTP requests by method, route and status.", [
@@ -196,7 +197,7 @@ export class SluiceMetrics implements FunctionMetrics {
       );
     gauge(
       "sluice_connection_lag_events",
-      "Events of the connection's source not yet confirmed by its destination (counted up to 20000).",
+      "Events of the connection's source not yet confirmed by its destination.",
       (c) => c.lag.events,
     );
     gauge(
@@ -301,6 +302,17 @@ export class SluiceMetrics implements FunctionMetrics {
   }
 
   /** The Prometheus text exposition of every metric. */
+  /** Runs `fn` before each scrape (`scrape()`): fresh values for gauges read synchronously. */
+  beforeScrape(fn: () => Promise<void>): void {
+    this.refreshers.push(fn);
+  }
+
+  /** The exposition text, after the `beforeScrape` refreshers ran (a failing one keeps its last values). */
+  async scrape(): Promise<string> {
+    await Promise.all(this.refreshers.map((fn) => fn().catch(() => undefined)));
+    return this.render();
+  }
+
   render(): string {
     return this.registry.render();
   }
