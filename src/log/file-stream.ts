@@ -86,6 +86,7 @@ export class FileLogStream implements LogStream {
       );
       position = this.log.end();
       this.offsets.set(name, position);
+      this.counters.delete(name);
     }
     const counter = this.counterOf(name, opts.sourceId, position);
     const consumer = new FileLogConsumer(this, name, position, opts.sourceId, counter);
