@@ -9,12 +9,20 @@
  * ingest throughput over HTTP against a server with an empty window (target: within 10%).
  *
  *   bun bench/capacity.ts [--keys 50000000] [--seconds 30] [--rounds 2] [--connections 16]
+ *   bun bench/capacity.ts --fill-only DIR [--keys 50000000]   # fill DIR once, then stop
+ *   bun bench/capacity.ts --reuse DIR [--seconds 30] [--rounds 2] # measure on a copy of DIR
+ *
+ * Filling 50M keys takes 11 minutes on a quiet machine: `--fill-only DIR` writes the
+ * filled `dedup.db` and `capacity.json` (the fill's own figures and a sample of its ids,
+ * to ask for again as known duplicates) into DIR, and `--reuse DIR` runs every measurement
+ * on a fresh copy of it (DIR itself is never written, so it serves any number of runs).
+ * The keys carry the time they were filled at: a filled DIR serves for the 24 h window.
  *
  * Loads alternate between the empty and the full window (`rounds` times each), so that
  * a neighbour's load on the machine weighs on both alike.
  */
-import { statSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { SqliteDedupStore } from "../src/dedup/sqlite.ts";
 import { cpuSeconds, memoryMb, sampleRss } from "./lib/proc.ts";
 import { type BenchServer, startSluice } from "./lib/servers.ts";
@@ -25,7 +33,13 @@ const opt = (name: string, fallback: number) => {
   const i = argv.indexOf(`--${name}`);
   return i >= 0 ? Number(argv[i + 1]) : fallback;
 };
-const KEYS = opt("keys", 50_000_000);
+const path = (name: string) => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 && argv[i + 1] ? resolve(argv[i + 1]!) : undefined;
+};
+const FILL_ONLY = path("fill-only");
+const REUSE = path("reuse");
+let KEYS = opt("keys", 50_000_000);
 const SECONDS = opt("seconds", 30);
 const ROUNDS = opt("rounds", 2);
 const CONNECTIONS = opt("connections", 16);
@@ -42,8 +56,10 @@ if (!hasWrk()) {
 const log = (msg: string) => console.log(`[capacity] ${msg}`);
 const fmt = (n: number, digits = 0) =>
   n.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
-const sample: string[] = [];
-const fill: Record<string, number> = {};
+let sample: string[] = [];
+let fill: Record<string, number> = {};
+/** What `--fill-only` leaves beside dedup.db for `--reuse`. */
+const SIDECAR = "capacity.json";
 
 /** Random UUIDv4s, cheaper than crypto.randomUUID() one by one. */
 function uuids(n: number): string[] {
@@ -101,8 +117,13 @@ async function fillWindow(dataDir: string): Promise<void> {
       `memory ${fmt(fill.memoryBytesPerKey, 2)} B/key, dedup.db ${fmt(fill.diskBytesPerKey, 1)} B/key; ` +
       `close (filter copied to disk) ${fmt(fill.closeSeconds, 1)} s`,
   );
+}
 
-  // Duplicate checks straight against the store (what one request's lookup costs).
+/**
+ * Duplicate checks straight against the store on the full window (what one request's
+ * lookup costs): known ids from the fill's sample, and new ones.
+ */
+async function measureChecks(dataDir: string): Promise<void> {
   const opening = performance.now();
   const again = await SqliteDedupStore.open(dataDir, { windowSeconds: WINDOW_SECONDS });
   fill.storeOpenSeconds = (performance.now() - opening) / 1000;
@@ -171,8 +192,54 @@ async function load(server: BenchServer, tag: string): Promise<Load> {
   };
 }
 
-log(`filling a window of ${fmt(KEYS)} keys through the dedup store (not HTTP)`);
-let full = await startSluice({ prepare: fillWindow });
+/** Copies the filled dedup.db of `--reuse` into a new server's data dir. */
+async function copyFilled(dataDir: string): Promise<void> {
+  const started = performance.now();
+  for (const name of readdirSync(REUSE!)) {
+    if (!name.startsWith("dedup.db")) continue;
+    const cp = Bun.spawnSync(["cp", "--reflink=auto", join(REUSE!, name), join(dataDir, name)]);
+    if (cp.exitCode !== 0) throw new Error(`copying ${name}: ${cp.stderr.toString()}`);
+  }
+  log(`copied ${REUSE}/dedup.db in ${fmt((performance.now() - started) / 1000, 1)} s`);
+}
+
+if (FILL_ONLY) {
+  if (existsSync(FILL_ONLY) && readdirSync(FILL_ONLY).length > 0) {
+    console.error(`capacity: ${FILL_ONLY} is not empty`);
+    process.exit(2);
+  }
+  mkdirSync(FILL_ONLY, { recursive: true });
+  log(`filling a window of ${fmt(KEYS)} keys in ${FILL_ONLY} through the dedup store (not HTTP)`);
+  await fillWindow(FILL_ONLY);
+  writeFileSync(
+    join(FILL_ONLY, SIDECAR),
+    JSON.stringify({ keys: KEYS, filledAt: new Date().toISOString(), fill, sample }),
+  );
+  log(`done: run \`bun bench/capacity.ts --reuse ${FILL_ONLY}\` to measure on it`);
+  process.exit(0);
+}
+
+if (REUSE) {
+  const saved = JSON.parse(readFileSync(join(REUSE, SIDECAR), "utf8")) as {
+    keys: number;
+    filledAt: string;
+    fill: Record<string, number>;
+    sample: string[];
+  };
+  KEYS = saved.keys;
+  fill = saved.fill;
+  sample = saved.sample;
+  log(`reusing the window of ${fmt(KEYS)} keys filled in ${REUSE} at ${saved.filledAt}`);
+} else {
+  log(`filling a window of ${fmt(KEYS)} keys through the dedup store (not HTTP)`);
+}
+let full = await startSluice({
+  prepare: async (dataDir) => {
+    if (REUSE) await copyFilled(dataDir);
+    else await fillWindow(dataDir);
+    await measureChecks(dataDir);
+  },
+});
 const empty = await startSluice();
 try {
   log(
