@@ -9,10 +9,19 @@
 import type { Database, Statement } from "bun:sqlite";
 import type { LogCursor } from "../log/stream.ts";
 import { FilterSegment, Placement, SEGMENTS } from "./filter.ts";
+import { GcPacer } from "./gc.ts";
 import { TAGS } from "./geometry.ts";
 import { fillFromRuns, lowestSlot } from "./load.ts";
 import type { FromWriter, ToWriter, WriterInit } from "./protocol.ts";
-import { createKeysTable, keysTable, openDedupDb, setMeta, storedText } from "./schema.ts";
+import {
+  createKeysTable,
+  dropSliceTables,
+  hashesTable,
+  keysTable,
+  openDedupDb,
+  setMeta,
+  storedText,
+} from "./schema.ts";
 
 declare const self: Worker;
 
@@ -31,6 +40,7 @@ const ROWS_PER_INSERT = 32;
 interface Inserts {
   many: Statement;
   one: Statement;
+  hashes: Statement;
 }
 
 interface PendingRun {
@@ -54,6 +64,7 @@ class Writer {
   private snapshotTimer: ReturnType<typeof setTimeout> | undefined;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
   private failing = false;
+  private readonly gc = new GcPacer();
   /** Per segment, the lowest slot of a key kept outside the table (its stash), else +Inf. */
   private readonly stashFloor: Float64Array;
 
@@ -119,6 +130,7 @@ class Writer {
         return;
       }
     }
+    this.collectGarbage();
     const due = Math.max(this.init.snapshotMinKeys, this.liveKeys * SNAPSHOT_SHARE);
     if (this.keysSinceSnapshot >= due) {
       this.queueSnapshots();
@@ -177,6 +189,10 @@ class Writer {
           const i = order[k]!;
           insert.one.run(slot, hashes[i]!, sources[i]!, messages[i]!, ats[i]!);
         }
+        // The run's hashes alone, in one blob: what a restart re-reads (load.ts).
+        const sorted = new Float64Array(n);
+        for (let j = 0; j < n; j++) sorted[j] = hashes[order[j]!]!;
+        insert.hashes.run(slot, new Uint8Array(sorted.buffer));
         // Written once: a second run in a slot would be outside filter copies that
         // claim the slot (see `snapshot`), so it fails here instead of going unseen.
         this.db.query("INSERT INTO runs (slot, slice, keys) VALUES (?, ?, ?)").run(slot, slice, n);
@@ -199,7 +215,11 @@ class Writer {
       const sql = (rows: number) =>
         `INSERT OR IGNORE INTO ${keysTable(slice)} (slot, h, source, message, at) VALUES ` +
         Array(rows).fill("(?, ?, ?, ?, ?)").join(", ");
-      stmts = { many: this.db.prepare(sql(ROWS_PER_INSERT)), one: this.db.prepare(sql(1)) };
+      stmts = {
+        many: this.db.prepare(sql(ROWS_PER_INSERT)),
+        one: this.db.prepare(sql(1)),
+        hashes: this.db.prepare(`INSERT INTO ${hashesTable(slice)} (slot, h) VALUES (?, ?)`),
+      };
       this.inserts.set(slice, stmts);
     }
     return stmts;
@@ -215,6 +235,7 @@ class Writer {
       const stmts = this.inserts.get(slice);
       stmts?.many.finalize();
       stmts?.one.finalize();
+      stmts?.hashes.finalize();
       this.inserts.delete(slice);
       this.db.transaction(() => {
         const gone = this.db
@@ -222,7 +243,7 @@ class Writer {
           .get(slice);
         this.liveKeys = Math.max(0, this.liveKeys - (gone?.n ?? 0));
         this.db.query("DELETE FROM runs WHERE slice = ?").run(slice);
-        this.db.exec(`DROP TABLE IF EXISTS ${keysTable(slice)}`);
+        dropSliceTables(this.db, slice);
       })();
       this.succeeded();
     } catch (err) {
@@ -266,6 +287,13 @@ class Writer {
     post({ t: "rebuilt", seg: m.seg, used: seg.used, stash: seg.stash });
   }
 
+  /** This thread's heap counts the filter too: see gc.ts. */
+  private collectGarbage(): void {
+    let filter = 0;
+    for (const s of this.segments) filter += s.buffer.byteLength;
+    this.gc.check(filter);
+  }
+
   private queueSnapshots(): void {
     this.keysSinceSnapshot = 0;
     const queued = new Set(this.snapshotQueue);
@@ -279,6 +307,7 @@ class Writer {
       this.snapshotTimer = undefined;
       const seg = this.snapshotQueue.shift();
       if (seg !== undefined) this.snapshot(seg);
+      this.collectGarbage();
       this.scheduleSnapshot();
     }, 0);
   }
@@ -296,8 +325,9 @@ class Writer {
     const covered = stash
       ? this.lastCommitted
       : Math.min(this.lastCommitted, this.stashFloor[seg]! - 1);
-    const copy = new Uint8Array(segment.buffer.byteLength);
-    copy.set(new Uint8Array(segment.buffer));
+    // Bound as it is: SQLite copies it into its pages while the main thread may insert
+    // (no second copy of the segment in this thread's heap).
+    const entries = new Uint8Array(segment.buffer);
     const stashBytes = stash?.length ? new Uint8Array(Float64Array.from(stash).buffer) : null;
     try {
       this.db
@@ -306,7 +336,7 @@ class Writer {
             "ON CONFLICT(seg) DO UPDATE SET buckets = excluded.buckets, " +
             "covered = excluded.covered, entries = excluded.entries, stash = excluded.stash",
         )
-        .run(seg, segment.buckets, covered, copy, stashBytes);
+        .run(seg, segment.buckets, covered, entries, stashBytes);
       this.succeeded();
     } catch (err) {
       this.fail(`copying filter segment ${seg}: ${(err as Error).message}`);

@@ -208,7 +208,7 @@ export class FilterSegment {
   }
 }
 
-/** Buckets for a segment that should hold `keys` live keys at the load a resize aims for. */
-export function bucketsFor(keys: number): number {
-  return Math.max(MIN_BUCKETS, Math.ceil(keys / (BUCKET_ENTRIES * TARGET_LOAD)));
+/** Buckets for a segment that should hold `keys` live keys at `load` (by default the load a resize aims for). */
+export function bucketsFor(keys: number, load = TARGET_LOAD): number {
+  return Math.max(MIN_BUCKETS, Math.ceil(keys / (BUCKET_ENTRIES * load)));
 }

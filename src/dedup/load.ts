@@ -9,7 +9,7 @@ import {
   SEGMENTS,
 } from "./filter.ts";
 import { type SlotRange, slotOfTag, TAGS } from "./geometry.ts";
-import { keysTable, keysTables } from "./schema.ts";
+import { hashesTable, hashesTables, keysTable } from "./schema.ts";
 
 const TWO_POW_47 = 2 ** 47;
 
@@ -77,38 +77,38 @@ export interface LoadedFilter {
 export function loadFilter(db: Database, range: SlotRange): LoadedFilter {
   const segments: FilterSegment[] = [];
   const covered: number[] = [];
-  const rows = db
-    .query<
-      {
-        seg: number;
-        buckets: number;
-        covered: number;
-        entries: Uint8Array;
-        stash: Uint8Array | null;
-      },
-      []
-    >("SELECT seg, buckets, covered, entries, stash FROM filter")
-    .all();
-  const stored = new Map(rows.map((r) => [r.seg, r]));
   for (let s = 0; s < SEGMENTS; s++) {
-    const row = stored.get(s);
-    if (row && row.entries.byteLength === row.buckets * BUCKET_ENTRIES * 4) {
-      const buffer = new SharedArrayBuffer(row.entries.byteLength);
-      new Uint8Array(buffer).set(row.entries);
-      const table = new FilterSegment(buffer);
-      table.used = table.countUsed();
-      if (row.stash) {
-        const bytes = row.stash.slice();
-        table.stash = [...new Float64Array(bytes.buffer, 0, bytes.byteLength / 8)];
-      }
-      segments.push(table);
-      covered.push(row.covered);
-    } else {
-      segments.push(FilterSegment.allocate(MIN_BUCKETS));
-      covered.push(-1);
-    }
+    segments.push(FilterSegment.allocate(MIN_BUCKETS));
+    covered.push(-1);
   }
-  rows.length = 0;
+  // One stored copy at a time: `.all()` would hold every copy (the filter's size again)
+  // beside the tables they are copied into.
+  const rows = db.query<
+    {
+      seg: number;
+      buckets: number;
+      covered: number;
+      entries: Uint8Array;
+      stash: Uint8Array | null;
+    },
+    []
+  >("SELECT seg, buckets, covered, entries, stash FROM filter");
+  for (const row of rows.iterate()) {
+    const s = row.seg;
+    if (s < 0 || s >= SEGMENTS || row.entries.byteLength !== row.buckets * BUCKET_ENTRIES * 4) {
+      continue;
+    }
+    const buffer = new SharedArrayBuffer(row.entries.byteLength);
+    new Uint8Array(buffer).set(row.entries);
+    const table = new FilterSegment(buffer);
+    table.used = table.countUsed();
+    if (row.stash) {
+      const bytes = row.stash.slice();
+      table.stash = [...new Float64Array(bytes.buffer, 0, bytes.byteLength / 8)];
+    }
+    segments[s] = table;
+    covered[s] = row.covered;
+  }
 
   // Keys written after each segment's copy (a crash between copies) go in directly; a
   // segment left too full by them, or with no copy at all, is rebuilt from its rows.
@@ -120,18 +120,7 @@ export function loadFilter(db: Database, range: SlotRange): LoadedFilter {
   let reread = 0;
   if (withCopy.length > 0) {
     const from = Math.max(range.first - 1, Math.min(...withCopy));
-    const p = new Placement();
-    for (const slice of keysTables(db)) {
-      const select = db.query<{ slot: number; h: number }, [number]>(
-        `SELECT slot, h FROM ${keysTable(slice)} WHERE slot > ?`,
-      );
-      for (const row of select.iterate(from)) {
-        const s = p.of(row.h).seg;
-        if (covered[s]! < 0 || row.slot <= covered[s]!) continue;
-        segments[s]!.insert(p, row.h, row.slot & (TAGS - 1), range);
-        reread++;
-      }
-    }
+    reread += rereadRuns(db, from, segments, covered, range);
   }
   for (let s = 0; s < SEGMENTS; s++) {
     const table = segments[s]!;
@@ -144,4 +133,60 @@ export function loadFilter(db: Database, range: SlotRange): LoadedFilter {
     covered[s] = -1;
   }
   return { segments, covered, reread };
+}
+
+/**
+ * Adds to each segment the keys of the runs after `from` that its copy does not cover:
+ * each run's hashes blob (8 bytes a key), or, for a run written before there were
+ * blobs, its rows. Returns the keys added.
+ */
+function rereadRuns(
+  db: Database,
+  from: number,
+  segments: FilterSegment[],
+  covered: number[],
+  range: SlotRange,
+): number {
+  const p = new Placement();
+  const blobs = hashesTables(db);
+  const blobOf = new Map<number, Statement<{ h: Uint8Array }, [number]>>();
+  const rowsOf = new Map<number, Statement<{ h: number }, [number]>>();
+  let n = 0;
+  const add = (h: number, slot: number, tag: number) => {
+    const s = p.of(h).seg;
+    if (covered[s]! < 0 || slot <= covered[s]!) return;
+    segments[s]!.insert(p, h, tag, range);
+    n++;
+  };
+  const runs = db
+    .query<{ slot: number; slice: number }, [number]>(
+      "SELECT slot, slice FROM runs WHERE slot > ? ORDER BY slot",
+    )
+    .all(from);
+  for (const { slot, slice } of runs) {
+    const tag = slot & (TAGS - 1);
+    let blob: Uint8Array | undefined;
+    if (blobs.has(slice)) {
+      let select = blobOf.get(slice);
+      if (!select) {
+        select = db.query(`SELECT h FROM ${hashesTable(slice)} WHERE slot = ?`);
+        blobOf.set(slice, select);
+      }
+      blob = select.get(slot)?.h;
+      // A Float64Array view needs an offset that is a multiple of 8.
+      if (blob && blob.byteOffset % 8 !== 0) blob = blob.slice();
+    }
+    if (blob) {
+      const hashes = new Float64Array(blob.buffer, blob.byteOffset, blob.byteLength / 8);
+      for (let i = 0; i < hashes.length; i++) add(hashes[i]!, slot, tag);
+      continue;
+    }
+    let select = rowsOf.get(slice);
+    if (!select) {
+      select = db.query(`SELECT h FROM ${keysTable(slice)} WHERE slot = ?`);
+      rowsOf.set(slice, select);
+    }
+    for (const row of select.iterate(slot)) add(row.h, slot, tag);
+  }
+  return n;
 }

@@ -9,6 +9,9 @@ import { Database } from "bun:sqlite";
  *   when the slice leaves the window. Rows are keyed (slot, hash, source, message): each
  *   run of keys is appended in key order at the end of the table, once, as a sorted
  *   immutable run, so writing a key costs one sequential row whatever the window holds.
+ * - `hashes_<slice>`: per run of the slice, its key hashes in order (8 bytes each, one
+ *   blob): what a restart after a crash re-reads for the runs its filter copies do not
+ *   cover, a tenth of the bytes of the keys themselves. Dropped with `keys_<slice>`.
  * - `runs`: one row per run written (its slot, slice and key count).
  * - `filter`: the latest copy of each filter segment and the last slot it covers, so a
  *   restart loads the filter instead of re-reading every key (with its stash at a clean
@@ -46,10 +49,32 @@ export function keysTable(slice: number): string {
   return `keys_${slice}`;
 }
 
+export function hashesTable(slice: number): string {
+  return `hashes_${slice}`;
+}
+
 export function createKeysTable(db: Database, slice: number): void {
   db.exec(`CREATE TABLE IF NOT EXISTS ${keysTable(slice)} (
     slot INTEGER NOT NULL, h INTEGER NOT NULL, source TEXT NOT NULL, message TEXT NOT NULL,
-    at INTEGER NOT NULL, PRIMARY KEY (slot, h, source, message)) WITHOUT ROWID`);
+    at INTEGER NOT NULL, PRIMARY KEY (slot, h, source, message)) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS ${hashesTable(slice)} (slot INTEGER PRIMARY KEY, h BLOB NOT NULL)`);
+}
+
+/** Drops a slice's tables (expiry, or keys discarded). */
+export function dropSliceTables(db: Database, slice: number): void {
+  db.exec(`DROP TABLE IF EXISTS ${keysTable(slice)}; DROP TABLE IF EXISTS ${hashesTable(slice)}`);
+}
+
+/** The slices that have a hashes table (stores written before it have none). */
+export function hashesTables(db: Database): Set<number> {
+  return new Set(
+    db
+      .query<{ name: string }, []>(
+        "SELECT name FROM sqlite_schema WHERE type = 'table' AND name GLOB 'hashes_[0-9]*'",
+      )
+      .all()
+      .map((r) => Number(r.name.slice("hashes_".length))),
+  );
 }
 
 /** The slices that have a keys table, oldest first. */

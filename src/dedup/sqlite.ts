@@ -11,6 +11,7 @@ import {
   SEGMENTS,
   TARGET_LOAD,
 } from "./filter.ts";
+import { GcPacer } from "./gc.ts";
 import { covers, type Geometry, geometryFor, SlotClock, type SlotRange, TAGS } from "./geometry.ts";
 import { type KeyHash, keyedHash, newSecret } from "./hash.ts";
 import type { DedupKey, DedupStats, DedupStore } from "./interface.ts";
@@ -19,7 +20,9 @@ import { OpenRun } from "./open-run.ts";
 import type { FromWriter, ToWriter } from "./protocol.ts";
 import {
   createTables,
+  dropSliceTables,
   getMeta,
+  hashesTables,
   keysTable,
   keysTables,
   openDedupDb,
@@ -51,6 +54,10 @@ export interface SqliteDedupOptions {
 const MAX_UNWRITTEN = 400_000;
 /** The housekeeping timer: seals finished slots, hands keys on, expires, sweeps, resizes. */
 const TICK_MS = 100;
+/** Filter segments being resized at most at once (see resize). */
+const MAX_RESIZING = 4;
+/** A resized segment's load is drawn from TARGET_LOAD +- this share. */
+const LOAD_JITTER = 0.15;
 /** A full sweep of the filter (clearing expired entries) takes at most this share of the window. */
 const SWEEP_SHARE = 1 / 4;
 
@@ -107,6 +114,7 @@ export class SqliteDedupStore implements DedupStore {
   private readonly timer: ReturnType<typeof setInterval>;
   private sweepSegment = 0;
   private sweepFrom = 0;
+  private readonly gc = new GcPacer();
   private readonly now: () => number;
 
   private constructor(
@@ -279,13 +287,18 @@ export class SqliteDedupStore implements DedupStore {
   }
 
   stats(): DedupStats {
-    let filter = 0;
-    for (const s of this.segments)
-      filter += s.table.buffer.byteLength + (s.next?.buffer.byteLength ?? 0);
+    const filter = this.filterBytes();
     return {
       keys: this.writtenKeys + this.unwritten,
       memoryBytes: filter + this.unwritten * OpenRun.BYTES_PER_KEY,
     };
+  }
+
+  private filterBytes(): number {
+    let bytes = 0;
+    for (const s of this.segments)
+      bytes += s.table.buffer.byteLength + (s.next?.buffer.byteLength ?? 0);
+    return bytes;
   }
 
   healthy(): boolean {
@@ -486,6 +499,7 @@ export class SqliteDedupStore implements DedupStore {
       this.expire(now);
       this.sweep();
       this.resize();
+      this.gc.check(this.filterBytes());
     } catch (err) {
       this.fail(err as Error);
     }
@@ -548,26 +562,43 @@ export class SqliteDedupStore implements DedupStore {
   /**
    * Resizes a segment that is too full (or has keys in its stash) or mostly empty: a new
    * table is filled by the writer from disk while this thread adds what it records to
-   * both, then takes its place. One segment's memory at a time, never the whole filter's.
+   * both, then takes its place. At most MAX_RESIZING segments at a time (the fullest
+   * first), so the extra memory is a few segments', never the whole filter's; and each
+   * new table's load is drawn around TARGET_LOAD, so that segments filled at the same pace
+   * come due at different times instead of all together (every rebuild reads its keys
+   * back from disk: 64 at once stalled ingestion for seconds, and held half the filter
+   * again in memory).
    */
   private resize(): void {
-    const due = new Map<number, FilterSegment>();
+    let resizing = 0;
+    for (const seg of this.segments) if (seg.next) resizing++;
+    if (resizing >= MAX_RESIZING) return;
+    const due: { s: number; load: number }[] = [];
     for (let s = 0; s < SEGMENTS; s++) {
       const seg = this.segments[s]!;
       if (seg.next) continue;
       const t = seg.table;
       const full = t.used > t.capacity * MAX_LOAD || t.stash.length > 0;
       const empty = t.buckets > MIN_BUCKETS && t.used < t.capacity * TARGET_LOAD * 0.25;
-      if (!full && !empty) continue;
-      const buckets = bucketsFor(t.countLive(this.range));
-      if (!full && buckets >= t.buckets) continue;
-      due.set(s, FilterSegment.allocate(Math.max(buckets, full ? t.buckets : MIN_BUCKETS)));
+      if (full || empty) due.push({ s, load: t.used / t.capacity + t.stash.length });
     }
-    if (due.size === 0) return;
+    if (due.length === 0) return;
+    due.sort((a, b) => b.load - a.load);
+    const started = new Map<number, FilterSegment>();
+    for (const { s } of due) {
+      if (resizing + started.size >= MAX_RESIZING) break;
+      const t = this.segments[s]!.table;
+      const full = t.used > t.capacity * MAX_LOAD || t.stash.length > 0;
+      const load = TARGET_LOAD * (1 - LOAD_JITTER + 2 * LOAD_JITTER * Math.random());
+      const buckets = bucketsFor(t.countLive(this.range), load);
+      if (!full && buckets >= t.buckets) continue;
+      started.set(s, FilterSegment.allocate(Math.max(buckets, full ? t.buckets : MIN_BUCKETS)));
+    }
+    if (started.size === 0) return;
     // Every key recorded so far goes to the writer first: it fills the new tables from
     // the runs on disk and the keys it holds; keys recorded from now on go to both tables.
     if (this.current) this.sendKeys(this.current);
-    for (const [s, next] of due) {
+    for (const [s, next] of started) {
       this.segments[s]!.next = next;
       this.post({ t: "rebuild", seg: s, buffer: next.buffer, range: { ...this.range } });
     }
@@ -576,6 +607,8 @@ export class SqliteDedupStore implements DedupStore {
 
 /** Forgets every key and the checkpoint: start-up then replays the whole log. */
 function discardKeys(db: Database): void {
-  for (const slice of keysTables(db)) db.exec(`DROP TABLE IF EXISTS ${keysTable(slice)}`);
+  for (const slice of new Set([...keysTables(db), ...hashesTables(db)])) {
+    dropSliceTables(db, slice);
+  }
   db.exec("DELETE FROM runs; DELETE FROM filter; DELETE FROM meta WHERE key = 'checkpoint'");
 }

@@ -141,6 +141,19 @@ test("slices: keys stay exact across slice boundaries and a slice is dropped who
     tables: [1, 2, 3].map((i) => `keys_${first + i}`),
     rows: 30 * 25,
   });
+  // Its runs' hash blobs went with it.
+  const db = new Database(join(dir, "dedup.db"), { readonly: true });
+  try {
+    const blobs = db
+      .query<{ name: string }, []>(
+        "SELECT name FROM sqlite_schema WHERE type = 'table' AND name GLOB 'hashes_*' ORDER BY name",
+      )
+      .all()
+      .map((r) => r.name);
+    expect(blobs).toEqual([1, 2, 3].map((i) => `hashes_${first + i}`));
+  } finally {
+    db.close();
+  }
   // At 40 s, the keys of seconds 11-39 are inside the window.
   expect((await store.seen("web", batches.flat())).size).toBe(29 * 25);
 });
@@ -263,6 +276,51 @@ test("a run with no keys (all replayed from outside the window) is not taken as 
   expect(third.checkpoint()).toEqual(pos(3));
   expect((await third.seen("web", ids("after", 500))).size).toBe(500);
   expect((await third.seen("web", ids("expired", 10))).size).toBe(0);
+});
+
+test("after a crash, runs no filter copy covers are re-read from their hash blobs, or from their rows where a run has none", async () => {
+  let now = Date.UTC(2025, 0, 1, 12);
+  const opts = { windowSeconds: 86_400, now: () => now, snapshotMinKeys: 1e9 };
+  const dir = tempDir();
+  const first = await open(dir, opts);
+  first.remember(keys(ids("covered", 300)), pos(1));
+  // A clean stop: the filter copies cover this run.
+  await close(first);
+  const second = await open(dir, opts);
+  second.remember(keys(ids("blob", 400)), pos(2));
+  now += 6_000; // a later slot (2.75 s for a 24 h window): a second run
+  second.remember(keys(ids("rows", 400)), pos(3));
+  await second.flush();
+  // `second` "crashes" now. Each run's blob holds its rows' hashes in order; the last
+  // run loses its blob, as a run written before there were blobs has none.
+  const db = new Database(join(dir, "dedup.db"));
+  try {
+    const runs = db
+      .query<{ slot: number; slice: number }, []>("SELECT slot, slice FROM runs ORDER BY slot")
+      .all();
+    expect(runs).toHaveLength(3);
+    for (const { slot, slice } of runs) {
+      const blob = db
+        .query<{ h: Uint8Array }, [number]>(`SELECT h FROM hashes_${slice} WHERE slot = ?`)
+        .get(slot)!.h;
+      const rows = db
+        .query<{ h: number }, [number]>(`SELECT h FROM keys_${slice} WHERE slot = ? ORDER BY h`)
+        .all(slot)
+        .map((r) => r.h);
+      expect([...new Float64Array(blob.slice().buffer)]).toEqual(rows);
+    }
+    const last = runs.at(-1)!;
+    db.query(`DELETE FROM hashes_${last.slice} WHERE slot = ?`).run(last.slot);
+  } finally {
+    db.close();
+  }
+  const third = await open(dir, opts);
+  expect(third.checkpoint()).toEqual(pos(3));
+  for (const prefix of ["covered", "blob", "rows"]) {
+    const n = prefix === "covered" ? 300 : 400;
+    expect((await third.seen("web", ids(prefix, n))).size).toBe(n);
+  }
+  expect((await third.seen("web", ids("never", 400))).size).toBe(0);
 });
 
 test("keys on disk are exact to the millisecond at the window's end, across a slice boundary and a restart", async () => {
