@@ -67,7 +67,7 @@ try {
     const seen = await store.seen("bench", ids);
     store.remember(
       ids.filter((id) => !seen.has(id)).map((messageId) => ({ sourceId: "bench", messageId })),
-      { segment: 1, offset: 0 },
+      "1:0:0",
     );
     keys += 500;
     await store.backlog();
