@@ -11,6 +11,7 @@
  *   bun bench/capacity.ts [--keys 50000000] [--seconds 30] [--rounds 2] [--connections 16]
  *   bun bench/capacity.ts --fill-only DIR [--keys 50000000]   # fill DIR once, then stop
  *   bun bench/capacity.ts --reuse DIR [--seconds 30] [--rounds 2] # measure on a copy of DIR
+ *   ... [--entry OTHER/src/main.ts]   # the servers run another checkout (before/after)
  *
  * Filling 50M keys takes 11 minutes on a quiet machine: `--fill-only DIR` writes the
  * filled `dedup.db` and `capacity.json` (the fill's own figures and a sample of its ids,
@@ -38,6 +39,7 @@ const path = (name: string) => {
   return i >= 0 && argv[i + 1] ? resolve(argv[i + 1]!) : undefined;
 };
 const FILL_ONLY = path("fill-only");
+const ENTRY = path("entry");
 const REUSE = path("reuse");
 let KEYS = opt("keys", 50_000_000);
 const SECONDS = opt("seconds", 30);
@@ -234,13 +236,14 @@ if (REUSE) {
   log(`filling a window of ${fmt(KEYS)} keys through the dedup store (not HTTP)`);
 }
 let full = await startSluice({
+  entry: ENTRY,
   prepare: async (dataDir) => {
     if (REUSE) await copyFilled(dataDir);
     else await fillWindow(dataDir);
     await measureChecks(dataDir);
   },
 });
-const empty = await startSluice();
+const empty = await startSluice({ entry: ENTRY });
 try {
   log(
     `server on the full window answered ${fmt(full.startMs / 1000, 2)} s after start ` +
