@@ -16,6 +16,20 @@ export async function tail(opts: {
   const controller = new AbortController();
   process.on("SIGINT", () => controller.abort());
   process.on("SIGTERM", () => controller.abort());
+  if (config.log.backend === "nats") {
+    const { tailNatsLog } = await import("./log-nats.ts");
+    const { natsLogOptions } = await import("../log/nats/options.ts");
+    await tailNatsLog({
+      nats: natsLogOptions(config.log),
+      fromStart: opts["from-start"] === true,
+      follow: opts.follow === true,
+      source: opts.source,
+      lines,
+      write: (line) => process.stdout.write(`${line}\n`),
+      signal: controller.signal,
+    });
+    return 0;
+  }
   await tailLog({
     dataDir: config.server.dataDir,
     fromStart: opts["from-start"] === true,
@@ -35,6 +49,13 @@ export async function tail(opts: {
 /** `sluice log verify`: every record's checksum; 1 when one is bad. */
 export function verify(opts: { config?: string }): number {
   const { config } = loadConfig(configPath(opts.config).file);
+  if (config.log.backend === "nats") {
+    console.log(
+      `log.backend is nats: the records are in JetStream stream ${config.log.stream}, which checks ` +
+        "its own storage (nats stream info / nats server check); no file log to verify",
+    );
+    return 0;
+  }
   const report = verifyLog(config.server.dataDir);
   for (const p of report.problems) {
     console.error(`segment ${p.segment} offset ${p.offset}: ${p.reason}`);

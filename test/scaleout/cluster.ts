@@ -23,6 +23,8 @@ export interface Cluster {
   readonly stream: string;
   readonly subjectPrefix: string;
   url(i: number): string;
+  /** Instance `i`'s config file (for CLI commands). */
+  configFile(i: number): string;
   running(i: number): boolean;
   /** Output (pino JSON lines) of instance `i` so far. */
   output(i: number): string;
@@ -111,6 +113,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     stream,
     subjectPrefix,
     url: (i) => proc(i).url,
+    configFile: (i) => made[i]!.configFile,
     running: (i) => procs[i] !== undefined && procs[i]!.proc.exitCode === null,
     output: (i) => procs[i]?.output() ?? "",
     track: (i, key, messageId, extra = {}) =>

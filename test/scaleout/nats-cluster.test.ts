@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import pino from "pino";
 import { NatsLogStream } from "../../src/log/nats/nats-log.ts";
+import { runCli } from "../support/server.ts";
 import { waitFor } from "../support/wait.ts";
 import { type Cluster, startCluster } from "./cluster.ts";
 import { serversMissing } from "./fixtures.ts";
@@ -148,6 +149,32 @@ describe.skipIf(Boolean(serversMissing))("three instances on NATS JetStream and 
     expect(statuses.filter((s) => s === 200)).toHaveLength(BURST);
     expect(statuses.filter((s) => s === 429)).toHaveLength(BURST * 2);
   });
+
+  test("sluice log tail reads the stream: every instance's events, the last -n, one --source", async () => {
+    const key = cluster.keys.other;
+    for (const i of [0, 1, 2]) {
+      expect((await cluster.track(i, key, `tail-${i}`)).status).toBe(200);
+    }
+    const lines = async (...args: string[]) => {
+      const res = await runCli(["log", "tail", "--config", cluster.configFile(1), ...args]);
+      expect(res.stderr).toBe("");
+      expect(res.code).toBe(0);
+      return res.stdout
+        .split("\n")
+        .filter((l) => l !== "")
+        .map((l) => JSON.parse(l) as { messageId: string; sourceId: string });
+    };
+    const all = (await lines("--from-start")).map((e) => e.messageId);
+    expect(all).toEqual((await cluster.stored()).map((s) => s.messageId));
+    expect(all.slice(-3)).toEqual(["tail-0", "tail-1", "tail-2"]);
+    expect((await lines("-n", "2")).map((e) => e.messageId)).toEqual(["tail-1", "tail-2"]);
+    expect(await cluster.track(0, cluster.keys.browser, "tail-web").then((r) => r.status)).toBe(
+      200,
+    );
+    const other = await lines("--source", "other", "-n", "2");
+    expect(other.map((e) => e.messageId)).toEqual(["tail-1", "tail-2"]);
+    expect(other.every((e) => e.sourceId === "other")).toBe(true);
+  }, 60_000);
 
   for (const which of ["nats", "redis"] as const) {
     test(`${which} down: ingest 503 (never a 2xx) and /ready 503 on every instance; back: 200 again without a restart, each event stored once`, async () => {
