@@ -21,14 +21,21 @@ export interface RedisDedupOptions {
   now?: () => number;
   /** Unwritten keys held at most (Redis down); past it the oldest are dropped, logged. */
   maxPendingKeys?: number;
+  /**
+   * `remember`'s promise rejects (StorageUnavailableError) when the first write of its
+   * keys fails, instead of resolving: the request then answers 503 rather than 200 and
+   * the client retries. For a log whose own duplicate window stores that retry once
+   * (NATS, `Nats-Msg-Id`); the keys are still kept and retried.
+   */
+  failUnwritten?: boolean;
 }
 
 interface Batch {
   keys: string[];
   expires: number[];
   upTo: LogCursor;
-  /** Tells `remember`'s caller the batch was written (or failed, then kept and retried). */
-  settle?: () => void;
+  /** Tells `remember`'s caller the batch was written, or its first write failed (`err`: kept and retried). */
+  settle?: (err?: unknown) => void;
 }
 
 /**
@@ -164,8 +171,18 @@ export class RedisDedupStore implements DedupStore {
       batch.keys.push(key);
       batch.expires.push(ends);
     }
-    const { promise, resolve } = Promise.withResolvers<void>();
-    batch.settle = resolve;
+    const { promise, resolve, reject } = Promise.withResolvers<void>();
+    batch.settle = (err) => {
+      if (err === undefined || !this.opts.failUnwritten) resolve();
+      else
+        reject(
+          isUnavailable(err)
+            ? err
+            : new StorageUnavailableError("redis", "dedup keys could not be written", {
+                cause: err,
+              }),
+        );
+    };
     this.queue.push(batch);
     this.bound();
     this.schedule();
@@ -267,9 +284,10 @@ export class RedisDedupStore implements DedupStore {
     if (failed) {
       // SET is idempotent: the whole lot is written again on the retry. Callers do not
       // wait for Redis to come back: their events are durable, the keys held here.
-      for (const b of batches) b.settle?.();
+      const reason = (failed as PromiseRejectedResult).reason;
+      for (const b of batches) b.settle?.(reason);
       this.queue = batches.concat(this.queue);
-      throw (failed as PromiseRejectedResult).reason;
+      throw reason;
     }
     for (const b of batches) {
       let n = 0;

@@ -50,7 +50,8 @@ export async function openSharedState(
       // between publish ack and key write is covered by the stream's duplicate window).
       ...(config.log.backend === "file"
         ? { checkpointFile: join(dataDir, "dedup-redis-checkpoint.json") }
-        : {}),
+        : // Keys not written: 503, and the client's retry is stored once by the stream.
+          { failUnwritten: true }),
       logger,
     });
     closers.push(() => dedup.close());
