@@ -175,7 +175,14 @@ export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {})
       delivery: new ManagerControl(delivery, trace, deadLetters),
     };
     cleanup.push(() => admin.live.close());
-    if (config.admin.searchIndex) {
+    // The search index is built from the file log's segments: with the log in NATS
+    // there are none to index (the inspector's live view still works).
+    if (config.admin.searchIndex && config.log.backend === "nats") {
+      logger.warn(
+        "inspector search reads the file log only: off with log.backend nats (admin.searchIndex ignored)",
+      );
+    }
+    if (config.admin.searchIndex && config.log.backend === "file") {
       // Written after appends are durable by a thread of its own in the idle scheduling
       // class, never on the ack path (src/admin/search/index-writer.ts); searches read
       // the shards it commits.
