@@ -89,10 +89,10 @@ async function fillWindow(dataDir: string): Promise<void> {
     for (let i = 0; i < ids.length; i += SAMPLE_EVERY) sample.push(ids[i]!);
     const seen = await store.seen("bench", ids);
     if (seen.size > 0) throw new Error(`${seen.size} new ids taken for duplicates`);
-    // The server's log is empty: the cursor "1:0:0" is its end, so nothing is replayed.
+    // The server's log is empty: the cursor "1:0" is its end, so nothing is replayed.
     store.remember(
       ids.map((messageId) => ({ sourceId: "bench", messageId })),
-      "1:0:0",
+      "1:0",
     );
     await store.backlog();
     // Let the store's timer and the writer's messages in, as between requests.

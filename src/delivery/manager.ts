@@ -16,7 +16,7 @@ import type { PauseStore } from "./paused.ts";
 import { ConnectionPipeline } from "./pipeline.ts";
 import { type RedriveReport, type RedriveSelection, redriveDeadLetters } from "./redrive.ts";
 import { type ReplayJob, type ReplayRange, startReplay } from "./replay.ts";
-import { fileReplaySource } from "./replay-source.ts";
+import { streamReplaySource } from "./replay-source.ts";
 import { applyRetention } from "./retention.ts";
 import { retryPolicy } from "./retry.ts";
 import { type ConnectionState, connectionState } from "./state.ts";
@@ -204,10 +204,8 @@ export class DeliveryManager {
     const { connection } = r;
     const d = connection.destination as ServerSideDestination;
     const job = await startReplay({
-      open: async (start) =>
-        fileReplaySource(this.opts.dataDir, connection.source, start, (c) =>
-          this.opts.logger.error({ connectionId, ...c }, "replay: corrupt log record skipped"),
-        ),
+      // Through the log's seam; a damaged record is skipped and reported by the log itself.
+      open: (start) => streamReplaySource(this.opts.log, connection.source, start),
       pipeline: r.pipeline,
       range,
       batchSize: d.batchSize ?? 100,

@@ -3,6 +3,7 @@ import type { StoredEvent } from "../events/schema.ts";
 import { type CorruptRecord, readRecords } from "../log/file/reader.ts";
 import { listSegments } from "../log/file/segments.ts";
 import type { LogPosition } from "../log/interface.ts";
+import type { LogStream } from "../log/stream.ts";
 
 /** A point between two stored events (the log's position just after an event). */
 export type ReplayPosition = string;
@@ -74,5 +75,35 @@ export function fileReplaySource(
       return { records, end: page.length < max };
     },
     close() {},
+  };
+}
+
+/**
+ * Reads one source's records through the log's seam (a `LogReader` filtered to the
+ * source: the server's replays, whatever the backend). A position is a record's cursor:
+ * the point just after it (the file log's `<segment>:<offset>`).
+ */
+export async function streamReplaySource(
+  log: LogStream,
+  sourceId: string,
+  start: ReplayStart,
+): Promise<ReplaySource> {
+  const reader = await log.reader({
+    start: start === "oldest" ? "oldest" : { after: start.after },
+    sourceId,
+  });
+  return {
+    async read(max) {
+      const page = await reader.read(max, 0);
+      const records = page.map((r): ReplayRecord => {
+        const event = JSON.parse(decoder.decode(r.payload)) as StoredEvent;
+        // The event's own receivedAt: a range of times is one of receive times.
+        return { receivedAt: Date.parse(event.receivedAt), position: r.cursor, event: () => event };
+      });
+      return { records, end: page.length < max };
+    },
+    close() {
+      void reader.close();
+    },
   };
 }

@@ -16,8 +16,11 @@ import type {
 } from "./stream.ts";
 
 /**
- * The seam of `log/stream.ts` over the embedded file log. A cursor is
- * `<segment>:<offset>:<next>` (a record's place and where the one after it starts);
+ * The seam of `log/stream.ts` over the embedded file log. A record's cursor is the
+ * point just after it, `<segment>:<offset>` (where the next record starts): the same
+ * text as the positions users see (the inspector, `sluice replay --from/--to`), so a
+ * position is a cursor to start after. (`<segment>:<offset>:<next>`, the form of the
+ * first version, is still read.)
  * commits go to the `OffsetStore` where connection offsets already live, keyed by the
  * consumer's name, so a consumer named after a connection shares that connection's
  * offset. sourceId, type and receivedAt come from the record's frame (v3); records
@@ -57,7 +60,7 @@ export class FileLogStream implements LogStream {
     let at = end.offset;
     for (let i = sizes.length - 1; i >= 0; i--) {
       const size = sizes[i]!;
-      cursors[i] = encodeCursor(end.segment, at - size, at);
+      cursors[i] = encodeCursor(end.segment, at);
       at -= size;
     }
     if (this.counters.size > 0) {
@@ -106,7 +109,7 @@ export class FileLogStream implements LogStream {
   }
 
   async trimBefore(cursor: LogCursor): Promise<void> {
-    const { position } = decodeCursor(cursor);
+    const position = decodeCursor(cursor);
     const current = this.log.end().segment;
     for (const { segment } of this.log.segments()) {
       if (segment >= position.segment || segment >= current) break;
@@ -125,7 +128,7 @@ export class FileLogStream implements LogStream {
   startPosition(start: StartAt): LogPosition {
     if (start === "oldest") return this.log.start();
     if (start === "now") return this.log.end();
-    const after = parseCursor(start.after)?.next;
+    const after = parseCursor(start.after);
     // Past the end: the log was cut back (a corrupt tail); read it all again.
     if (!after || comparePositions(after, this.log.end()) > 0) return this.log.start();
     return after;
@@ -359,7 +362,7 @@ class FileLogConsumer extends FileLogReader implements LogConsumer {
   override take(max: number): StreamRecord[] {
     const out = super.take(max);
     for (const r of out) {
-      this.unacked.push({ next: decodeCursor(r.cursor).next, receivedAt: r.receivedAt });
+      this.unacked.push({ next: decodeCursor(r.cursor), receivedAt: r.receivedAt });
     }
     if (this.unacked.length > 0 && this.unacked.length === out.length) {
       this.counter.sawOldest(this.unacked[0]!.receivedAt);
@@ -373,7 +376,7 @@ class FileLogConsumer extends FileLogReader implements LogConsumer {
   }
 
   async commit(cursor: LogCursor): Promise<void> {
-    const next = decodeCursor(cursor).next;
+    const next = decodeCursor(cursor);
     let done = 0;
     while (done < this.unacked.length && comparePositions(this.unacked[done]!.next, next) <= 0) {
       done++;
@@ -410,7 +413,7 @@ const decoder = new TextDecoder();
 
 /** A record as the stream hands it out: sourceId, type and receivedAt from its frame, or its JSON. */
 function frameOf(r: LogRecord): StreamRecord {
-  const cursor = encodeCursor(r.position.segment, r.position.offset, r.next.offset);
+  const cursor = encodeCursor(r.next.segment, r.next.offset);
   if (r.sourceId !== undefined) {
     return {
       cursor,
@@ -443,21 +446,18 @@ function sum(counts: Map<string, number>): number {
   return n;
 }
 
-function encodeCursor(segment: number, offset: number, next: number): LogCursor {
-  return `${segment}:${offset}:${next}`;
+function encodeCursor(segment: number, next: number): LogCursor {
+  return `${segment}:${next}`;
 }
 
-function parseCursor(cursor: LogCursor): { position: LogPosition; next: LogPosition } | undefined {
-  const m = /^(\d+):(\d+):(\d+)$/.exec(cursor);
+/** The point a cursor names: `<segment>:<offset>`, or the first version's `<segment>:<offset>:<next>`. */
+function parseCursor(cursor: LogCursor): LogPosition | undefined {
+  const m = /^(\d{1,12}):(\d{1,15})(?::(\d{1,15}))?$/.exec(cursor);
   if (!m) return undefined;
-  const segment = Number(m[1]);
-  return {
-    position: { segment, offset: Number(m[2]) },
-    next: { segment, offset: Number(m[3]) },
-  };
+  return { segment: Number(m[1]), offset: Number(m[3] ?? m[2]) };
 }
 
-function decodeCursor(cursor: LogCursor): { position: LogPosition; next: LogPosition } {
+function decodeCursor(cursor: LogCursor): LogPosition {
   const parsed = parseCursor(cursor);
   if (!parsed) throw new Error(`not a file log cursor: ${JSON.stringify(cursor)}`);
   return parsed;
@@ -468,10 +468,5 @@ function decodeCursor(cursor: LogCursor): { position: LogPosition; next: LogPosi
  * log's own tools; nothing else may look inside a cursor).
  */
 export function positionAfter(cursor: LogCursor): LogPosition | undefined {
-  return parseCursor(cursor)?.next;
-}
-
-/** A cursor for a file log position written before cursors existed (an old checkpoint): resumes right there. */
-export function cursorAt(position: LogPosition): LogCursor {
-  return encodeCursor(position.segment, position.offset, position.offset);
+  return parseCursor(cursor);
 }

@@ -26,7 +26,7 @@ const ids = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `
 const keys = (sourceId: string, messageIds: string[]): DedupKey[] =>
   messageIds.map((messageId) => ({ sourceId, messageId }));
 /** A log cursor (opaque to the store: only kept and handed back). */
-const pos = (offset: number): string => `1:${offset}:${offset}`;
+const pos = (offset: number): string => `1:${offset}`;
 const sorted = (s: Set<string>) => [...s].sort();
 
 export function dedupContract(name: string, backend: DedupBackend): void {

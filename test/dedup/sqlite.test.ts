@@ -74,7 +74,7 @@ function onDisk(dir: string) {
 const ids = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}-${i}`);
 const keys = (messageIds: string[], sourceId = "web") =>
   messageIds.map((messageId) => ({ sourceId, messageId }));
-const pos = (offset: number) => `1:${offset}:${offset}`;
+const pos = (offset: number) => `1:${offset}`;
 
 /** Every key hashes to one of four values: nearly every lookup meets a collision. */
 const weakHash: KeyHash = {
