@@ -1,0 +1,161 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { waitFor } from "../support/wait.ts";
+import { type Cluster, startCluster } from "./cluster.ts";
+import { serversMissing } from "./fixtures.ts";
+import {
+  type NatsServerProcess,
+  type ServerProcess,
+  startNatsServer,
+  startRedisServer,
+} from "./servers.ts";
+
+interface Delivery {
+  instance: string;
+  key: string;
+  ids: string[];
+}
+
+/**
+ * A webhook receiver that records every request (which instance sent it, its
+ * Idempotency-Key, its messageIds), and can hold requests unanswered (a destination
+ * that hangs) until released.
+ */
+function receiver() {
+  const deliveries: Delivery[] = [];
+  const held: { delivery: Delivery; release: () => void }[] = [];
+  let holding = false;
+  const server = Bun.serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    async fetch(req) {
+      const batch = (await req.json()) as { messageId: string }[];
+      const delivery = {
+        instance: req.headers.get("x-instance") ?? "?",
+        key: req.headers.get("idempotency-key") ?? "",
+        ids: batch.map((e) => e.messageId),
+      };
+      if (holding) {
+        // Answered only when released; a killed sender never reads the answer.
+        await new Promise<void>((release) => held.push({ delivery, release }));
+        return new Response("late", { status: 500 });
+      }
+      deliveries.push(delivery);
+      return new Response("ok");
+    },
+  });
+  return {
+    url: `http://127.0.0.1:${server.port}/hook`,
+    deliveries,
+    held,
+    hold(on: boolean) {
+      holding = on;
+      if (!on) for (const h of held.splice(0)) h.release();
+    },
+    stop: () => server.stop(true),
+  };
+}
+
+/**
+ * Delivery shared by three instances on one NATS stream (SPEC 9): one durable pull
+ * consumer per connection, so each batch goes out from one instance; acked after the
+ * destination accepted it; an instance killed while it holds a batch hands it to
+ * another after `ack_wait`, sent with the same Idempotency-Key.
+ */
+describe.skipIf(Boolean(serversMissing))("three instances deliver from one NATS stream", () => {
+  let nats: NatsServerProcess;
+  let redis: ServerProcess;
+  let cluster: Cluster;
+  const hook = receiver();
+
+  beforeAll(async () => {
+    [nats, redis] = await Promise.all([startNatsServer(), startRedisServer()]);
+    cluster = await startCluster({
+      size: 3,
+      nats,
+      redis,
+      name: "deliver",
+      log: { ackWaitSeconds: 5 },
+      config: (i) => ({
+        connections: [
+          {
+            id: "con_hook",
+            source: "other",
+            destination: {
+              type: "webhook",
+              url: hook.url,
+              headers: { "x-instance": String(i) },
+              batchSize: 10,
+              maxWaitMs: 100,
+              retryBaseMs: 100,
+              retryMaxDelayMs: 200,
+            },
+          },
+        ],
+      }),
+    });
+  }, 90_000);
+
+  afterAll(async () => {
+    hook.hold(false);
+    await cluster?.cleanup();
+    hook.stop();
+    await nats?.cleanup();
+    await redis?.cleanup();
+  });
+
+  const send = async (prefix: string, count: number) => {
+    for (let n = 0; n < count; n += 10) {
+      const batch = Array.from({ length: Math.min(10, count - n) }, (_, k) => ({
+        type: "track",
+        messageId: `${prefix}-${n + k}`,
+        userId: "u1",
+        event: "Deliver",
+      }));
+      const r = await cluster.batch((n / 10) % 3, cluster.keys.other, batch);
+      expect(r.status).toBe(200);
+    }
+  };
+  const deliveredIds = (prefix: string) =>
+    new Set(hook.deliveries.flatMap((d) => d.ids).filter((id) => id.startsWith(prefix)));
+
+  test("every event is delivered; each batch (Idempotency-Key) by one instance, and the work is shared", async () => {
+    await send("share", 300);
+    await waitFor(() => deliveredIds("share").size === 300, {
+      timeoutMs: 30_000,
+      what: () => `300 delivered (got ${deliveredIds("share").size})`,
+    });
+    const ours = hook.deliveries.filter((d) => d.ids.some((id) => id.startsWith("share")));
+    const byKey = new Map<string, Delivery[]>();
+    for (const d of ours) byKey.set(d.key, [...(byKey.get(d.key) ?? []), d]);
+    for (const [, ds] of byKey) {
+      // One sender per batch, and the same events under the same key.
+      expect(new Set(ds.map((d) => d.instance)).size).toBe(1);
+      expect(new Set(ds.map((d) => d.ids.join(","))).size).toBe(1);
+    }
+    // No event in two different batches: nothing was delivered twice.
+    const all = [...byKey.values()].flatMap((ds) => ds[0]!.ids);
+    expect(all.length).toBe(300);
+    // More than one instance delivered (the consumer is shared, not owned by one).
+    expect(new Set(ours.map((d) => d.instance)).size).toBeGreaterThan(1);
+  }, 60_000);
+
+  test("an instance killed -9 while its batch waits on the destination: another delivers that batch after ack_wait, with the same Idempotency-Key", async () => {
+    hook.hold(true);
+    await send("crash", 10);
+    const first = await waitFor(() => hook.held[0]?.delivery, {
+      timeoutMs: 15_000,
+      what: "a batch held at the destination",
+    });
+    const victim = Number(first.instance);
+    await cluster.kill(victim);
+    hook.hold(false);
+    await waitFor(() => deliveredIds("crash").size === 10, {
+      timeoutMs: 30_000,
+      what: () => `10 delivered after the kill (got ${deliveredIds("crash").size})`,
+    });
+    const after = hook.deliveries.filter((d) => d.ids.some((id) => id.startsWith("crash")));
+    expect(after.every((d) => d.instance !== String(victim))).toBe(true);
+    expect(after.map((d) => d.key)).toContain(first.key);
+    await cluster.restart(victim);
+  }, 60_000);
+});
