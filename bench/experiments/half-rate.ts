@@ -2,8 +2,8 @@
  * Single events (`track`) at a fixed paced rate, as run.ts's "half max" row, for A/B
  * comparisons of the p99 and of the event log's group commits (issue 11):
  *
- *   bun bench/experiments/half-rate.ts [--connections N] [--duration S] [--rounds N]
- *       [--entry OTHER/src/main.ts] [--no-pin] [--profile DIR]
+ *   bun bench/experiments/half-rate.ts [--connections N] [--pause MS] [--duration S]
+ *       [--rounds N] [--entry OTHER/src/main.ts] [--no-pin] [--profile DIR]
  *
  * Each round starts a fresh server (pinned to CPU 1, wrk to CPU 0, as run.ts), warms it
  * up for 3 s, then runs N connections that each pause ~10 ms between requests (run.ts
@@ -25,6 +25,8 @@ const opt = (name: string) => {
   return i >= 0 ? argv[i + 1] : undefined;
 };
 const connections = Number(opt("connections") ?? 70);
+/** Mean pause per connection between requests (0: full speed, as the `track` row). */
+const pauseMs = Number(opt("pause") ?? 10);
 const seconds = Number(opt("duration") ?? 10);
 const rounds = Number(opt("rounds") ?? 1);
 const other = opt("entry") ? resolve(opt("entry")!) : undefined;
@@ -60,7 +62,7 @@ for (let round = 0; round < rounds; round++) {
         warmupSeconds: 0,
         seconds,
         loaderCpu: pin ? 0 : undefined,
-        pauseMs: 10,
+        pauseMs,
         connections,
       });
       const after = await flushes(server.url);
@@ -71,7 +73,7 @@ for (let round = 0; round < rounds; round++) {
         `${entry ? "A (entry)" : "B (this tree)"}: ${Math.round(m.reqPerSec)} req/s, p50/p99/p99.9 ` +
           `${m.p50Ms.toFixed(2)}/${m.p99Ms.toFixed(1)}/${m.p999Ms.toFixed(1)} ms, server CPU ` +
           `${Math.round(m.serverCpu * 100)}%, other CPU ${Math.round(m.otherCpu * 100)}%, ` +
-          `flushes ${count} (mean ${((1e6 * d("sum")) / count).toFixed(0)} µs; ` +
+          `flushes ${count} (${(m.requests / count).toFixed(1)} requests each, mean ${((1e6 * d("sum")) / count).toFixed(0)} µs; ` +
           `>1 ms ${over("0.001")}%, >2.5 ms ${over("0.0025")}%, >5 ms ${over("0.005")}%), ` +
           `errors ${m.statusErrors}/${m.socketErrors}`,
       );
