@@ -44,7 +44,7 @@ test("an event resent after a kill -9 right after its ack is stored once", async
   const stored = await storedEvents(made.dataDir);
   expect(stored.filter((e) => e.sourceId === "web" && e.messageId === "once-1")).toHaveLength(1);
   expect(stored.filter((e) => e.sourceId === "other" && e.messageId === "once-1")).toHaveLength(1);
-}, 15_000);
+}, 30_000);
 
 test("a batch resent after a kill -9 is all duplicates, also after a second crash", async () => {
   const made = makeTestConfig();
@@ -69,7 +69,7 @@ test("a batch resent after a kill -9 is all duplicates, also after a second cras
   const stored = await storedEvents(made.dataDir);
   expect(stored).toHaveLength(20);
   for (const e of events) expect(countOf(stored, String(e.messageId))).toBe(1);
-}, 15_000);
+}, 30_000);
 
 test("dedup keys persisted at a graceful stop still hold after a restart", async () => {
   const made = makeTestConfig();
@@ -84,4 +84,4 @@ test("dedup keys persisted at a graceful stop still hold after a restart", async
   expect(second.output()).not.toContain("dedup keys rebuilt");
   expect((await track(second.url, made.keys.server, "graceful-1")).status).toBe(200);
   expect(countOf(await storedEvents(made.dataDir), "graceful-1")).toBe(1);
-}, 15_000);
+}, 30_000);
