@@ -39,6 +39,12 @@ describe.skipIf(Boolean(serversMissing))("three instances on NATS JetStream and 
       redis,
       name: "three",
       web: { rateLimit: { eventsPerSecond: 0.001, burst: BURST } },
+      // A delivering connection too: it must not hold a start-up with NATS down.
+      config: () => ({
+        connections: [
+          { id: "con_file", source: "other", destination: { type: "file", path: "./out.ndjson" } },
+        ],
+      }),
     });
   }, 90_000);
 
@@ -177,12 +183,15 @@ describe.skipIf(Boolean(serversMissing))("three instances on NATS JetStream and 
   }, 60_000);
 
   for (const which of ["nats", "redis"] as const) {
-    test(`${which} down: ingest 503 (never a 2xx) and /ready 503 on every instance; back: 200 again without a restart, each event stored once`, async () => {
+    test(`${which} down: ingest 503 (never a 2xx) and /ready 503 on every instance, one started meanwhile too; back: 200 again without a restart, each event stored once`, async () => {
       const server = which === "nats" ? nats : redis;
       const key = cluster.keys.other;
       const id = (i: number) => `${which}-outage-${i}`;
       for (const i of [0, 1, 2]) expect(await cluster.ready(i)).toBe(200);
       await server.kill();
+      // An instance (re)started meanwhile starts, not ready.
+      await cluster.kill(2);
+      await cluster.restart(2);
       for (const i of [0, 1, 2]) {
         await waitFor(async () => (await cluster.ready(i)) === 503, {
           timeoutMs: 15_000,
