@@ -2,10 +2,11 @@ import { Database } from "bun:sqlite";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { SluiceConfig } from "../config/schema.ts";
-import { SqliteDeadLetterStore } from "../delivery/dead-letters/sqlite.ts";
 import { isServerSide } from "../delivery/manager.ts";
 import { type ConnectionStatus, connectionStatus } from "../delivery/status.ts";
 import type { LogPosition } from "../log/interface.ts";
+import { openCliState } from "../state/backend.ts";
+import { cliLogger } from "./deadletters.ts";
 
 /** Saved offsets, read without writing (the server may be running). */
 function readOffsets(dataDir: string): Map<string, LogPosition> {
@@ -31,8 +32,8 @@ function readOffsets(dataDir: string): Map<string, LogPosition> {
 /** `sluice connections`: each server-side connection's lag and dead letters. */
 export async function connectionsReport(config: SluiceConfig): Promise<ConnectionStatus[]> {
   const offsets = readOffsets(config.server.dataDir);
-  const store = SqliteDeadLetterStore.openReadOnly(config.server.dataDir);
-  const counts = await store.counts().finally(() => store.close());
+  const state = await openCliState(config, { logger: cliLogger(), readOnly: true });
+  const counts = await state.deadLetters.counts().finally(() => state.close());
   return config.connections.filter(isServerSide).map((c) =>
     connectionStatus(config.server.dataDir, c, offsets.get(c.id), {
       deadLetters: counts.get(c.id)?.events ?? 0,

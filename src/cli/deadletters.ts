@@ -2,12 +2,12 @@ import type { Logger } from "pino";
 import { configPath } from "../config/load.ts";
 import type { SluiceConfig } from "../config/schema.ts";
 import type { DeadLetter } from "../delivery/dead-letters/interface.ts";
-import { SqliteDeadLetterStore } from "../delivery/dead-letters/sqlite.ts";
 import { openOfflineConnection, serverSideIds } from "../delivery/offline.ts";
 import type { RedriveSelection } from "../delivery/redrive.ts";
 import { redriveDeadLetters } from "../delivery/redrive.ts";
 import { createLogger } from "../logger.ts";
 import { prettyStream } from "../logger-pretty.ts";
+import { openCliState } from "../state/backend.ts";
 import { UsageError } from "./command.ts";
 import { usageOf } from "./help.ts";
 
@@ -61,12 +61,12 @@ export async function listDeadLetters(
       usageOf(["deadletters list"]),
     );
   }
-  const store = SqliteDeadLetterStore.openReadOnly(config.server.dataDir);
+  const state = await openCliState(config, { logger: cliLogger(), readOnly: true });
   let letters: DeadLetter[];
   try {
-    letters = await store.list(opts.connection, { limit });
+    letters = await state.deadLetters.list(opts.connection, { limit });
   } finally {
-    store.close();
+    await state.close();
   }
   if (opts.json) {
     io.out(JSON.stringify(letters, null, 2));

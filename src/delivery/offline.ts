@@ -3,11 +3,10 @@ import type { SluiceConfig } from "../config/schema.ts";
 import { deliveryChain } from "../functions/delivery-chain.ts";
 import { FunctionPool } from "../functions/pool.ts";
 import { functionPoolOptions, sandboxOptions } from "../functions/setup.ts";
-import { SqliteFunctionStore } from "../functions/store.ts";
+import { openCliState } from "../state/backend.ts";
 import { openStateDb } from "../state/sqlite.ts";
 import { systemClock } from "./clock.ts";
 import type { DeadLetterStore } from "./dead-letters/interface.ts";
-import { SqliteDeadLetterStore } from "./dead-letters/sqlite.ts";
 import { createDestination, type ServerSideDestination } from "./destinations/create.ts";
 import { isServerSide, UnknownConnectionError } from "./manager.ts";
 import { ConnectionPipeline } from "./pipeline.ts";
@@ -32,7 +31,8 @@ export function serverSideIds(config: SluiceConfig): string[] {
  * letters and the delivery trace. It works beside a running server or without one: it
  * never writes the event log nor a connection's offset, which only the server moves,
  * and what it does write (dead letters, the trace, the functions' store) is in SQLite,
- * which takes writers from several processes.
+ * which takes writers from several processes, or (dead letters and the functions'
+ * store, with `state.backend: redis`) in the Redis the instances share.
  */
 export async function openOfflineConnection(
   config: SluiceConfig,
@@ -51,16 +51,19 @@ export async function openOfflineConnection(
   try {
     const db = openStateDb(dataDir);
     closers.push(() => db.close());
-    const deadLetters = SqliteDeadLetterStore.open(dataDir);
-    closers.push(() => deadLetters.close());
+    // Dead letters and the functions' store where the server keeps them (state.backend).
+    const state = await openCliState(config, {
+      logger,
+      db,
+      withFunctionStore: connection.functions.length > 0,
+    });
+    closers.push(() => state.close());
+    const { deadLetters } = state;
     const trace = new SqliteDeliveryTrace(db, { logger });
     closers.push(() => trace.close());
     let pool: FunctionPool | undefined;
     if (connection.functions.length > 0) {
-      const store = new SqliteFunctionStore(db, {
-        onError: (err) => logger.error({ err }, "function store failed"),
-      });
-      closers.push(() => store.close());
+      const store = state.functionStore!;
       const sandbox = sandboxOptions(config, configFile);
       pool = await FunctionPool.start(functionPoolOptions(config, config, store, logger, sandbox));
       closers.push(() => pool?.close());

@@ -76,3 +76,54 @@ export async function openSharedState(
   closers.push(() => deadLetters.close());
   return { dedup, limiter, functionStore, deadLetters, closers };
 }
+
+/** The shared stores a CLI command needs, from `state.backend`, and how to let them go. */
+export interface CliState {
+  deadLetters: DeadLetterStore;
+  /** The functions' `ctx.store`; opened only when asked for (`withFunctionStore`). */
+  functionStore?: FunctionStore;
+  close(): Promise<void>;
+}
+
+/**
+ * The dead letters (and, when asked, the function store) of `state.backend` for the CLI
+ * (`sluice deadletters`, `sluice connections`, redrive and replay), beside a running
+ * server or without one: SQLite in the data dir (read-only when `readOnly`), or the
+ * Redis every instance shares. Redis out of reach is no failure here: the commands
+ * fail with its StorageUnavailableError when they use the store.
+ */
+export async function openCliState(
+  config: SluiceConfig,
+  opts: { logger: Logger; readOnly?: boolean; db?: Database; withFunctionStore?: boolean },
+): Promise<CliState> {
+  if (config.state.backend === "redis") {
+    const redis = await RedisConnection.open(config.state.url, {
+      logger: opts.logger,
+      keyPrefix: config.state.keyPrefix,
+    });
+    return {
+      deadLetters: new RedisDeadLetterStore(redis),
+      functionStore: opts.withFunctionStore ? new RedisFunctionStore(redis) : undefined,
+      close: () => redis.close(),
+    };
+  }
+  const dataDir = config.server.dataDir;
+  const deadLetters = opts.readOnly
+    ? SqliteDeadLetterStore.openReadOnly(dataDir)
+    : SqliteDeadLetterStore.open(dataDir);
+  let functionStore: SqliteFunctionStore | undefined;
+  if (opts.withFunctionStore) {
+    if (!opts.db) throw new Error("the function store needs the state database");
+    functionStore = new SqliteFunctionStore(opts.db, {
+      onError: (err) => opts.logger.error({ err }, "function store failed"),
+    });
+  }
+  return {
+    deadLetters,
+    functionStore,
+    async close() {
+      functionStore?.close();
+      deadLetters.close();
+    },
+  };
+}

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { runCli } from "../support/server.ts";
 import { waitFor } from "../support/wait.ts";
 import { type Cluster, startCluster } from "./cluster.ts";
 import { serversMissing } from "./fixtures.ts";
@@ -28,6 +29,8 @@ function receiver() {
     port: 0,
     hostname: "127.0.0.1",
     async fetch(req) {
+      // A destination that refuses everything for good: its batches are dead letters.
+      if (new URL(req.url).pathname === "/bad") return new Response("no", { status: 400 });
       const batch = (await req.json()) as { messageId: string }[];
       const delivery = {
         instance: req.headers.get("x-instance") ?? "?",
@@ -45,6 +48,7 @@ function receiver() {
   });
   return {
     url: `http://127.0.0.1:${server.port}/hook`,
+    bad: `http://127.0.0.1:${server.port}/bad`,
     deliveries,
     held,
     hold(on: boolean) {
@@ -89,6 +93,11 @@ describe.skipIf(Boolean(serversMissing))("three instances deliver from one NATS 
               retryBaseMs: 100,
               retryMaxDelayMs: 200,
             },
+          },
+          {
+            id: "con_bad",
+            source: "web",
+            destination: { type: "webhook", url: hook.bad, batchSize: 5, maxWaitMs: 100 },
           },
         ],
       }),
@@ -137,6 +146,38 @@ describe.skipIf(Boolean(serversMissing))("three instances deliver from one NATS 
     expect(all.length).toBe(300);
     // More than one instance delivered (the consumer is shared, not owned by one).
     expect(new Set(ours.map((d) => d.instance)).size).toBeGreaterThan(1);
+  }, 60_000);
+
+  test("dead letters are shared: batches refused on whichever instance are listed by sluice deadletters from any instance's config", async () => {
+    for (let n = 0; n < 3; n++) {
+      const batch = Array.from({ length: 5 }, (_, k) => ({
+        type: "track",
+        messageId: `dead-${n * 5 + k}`,
+        userId: "u1",
+        event: "Refused",
+      }));
+      expect((await cluster.batch(n, cluster.keys.server, batch)).status).toBe(200);
+    }
+    const listed = async (i: number) => {
+      const res = await runCli([
+        "deadletters",
+        "list",
+        "--connection",
+        "con_bad",
+        "--json",
+        "--config",
+        cluster.configFile(i),
+      ]);
+      expect(res.code).toBe(0);
+      const letters = JSON.parse(res.stdout) as { events: { messageId: string }[] }[];
+      return letters.flatMap((l) => l.events.map((e) => e.messageId)).sort();
+    };
+    const all = Array.from({ length: 15 }, (_, n) => `dead-${n}`).sort();
+    await waitFor(async () => (await listed(0)).length === 15, {
+      timeoutMs: 30_000,
+      what: "15 events dead-lettered",
+    });
+    for (const i of [0, 1, 2]) expect(await listed(i)).toEqual(all);
   }, 60_000);
 
   test("an instance killed -9 while its batch waits on the destination: the others deliver its events after ack_wait; the same events in a batch carry the same Idempotency-Key on any instance", async () => {
