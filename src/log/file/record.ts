@@ -99,9 +99,10 @@ export function encodeFrames(records: readonly (FrameEntry | Uint8Array)[]): Fra
       view.setBigUint64(at + 8, checksum(r, r.byteLength), true);
       at += HEADER_BYTES + r.byteLength;
     } else {
-      // A batch's records mostly share their source and type: encoded once.
-      if (source?.text !== r.sourceId) source = { text: r.sourceId, bytes: utf8(r.sourceId) };
-      if (type?.text !== r.type) type = { text: r.type, bytes: utf8(r.type) };
+      // Sources and types are few: each encoded once per process (a batch's records
+      // mostly share them, so the last ones are checked first).
+      if (source?.text !== r.sourceId) source = utf8(r.sourceId);
+      if (type?.text !== r.type) type = utf8(r.type);
       const sourceBytes = source.bytes.byteLength;
       const typeBytes = type.bytes.byteLength;
       if (sourceBytes > MAX_SOURCE_ID_BYTES || typeBytes > MAX_TYPE_BYTES) {
@@ -137,7 +138,18 @@ export function encodeFrames(records: readonly (FrameEntry | Uint8Array)[]): Fra
 }
 
 const encoder = new TextEncoder();
-const utf8 = (text: string) => encoder.encode(text);
+const encoded = new Map<string, { text: string; bytes: Uint8Array }>();
+
+/** `text` as UTF-8, from a cache of at most 4096 strings (sourceIds and event types). */
+function utf8(text: string): { text: string; bytes: Uint8Array } {
+  let e = encoded.get(text);
+  if (e === undefined) {
+    if (encoded.size >= 4096) encoded.clear();
+    e = { text, bytes: encoder.encode(text) };
+    encoded.set(text, e);
+  }
+  return e;
+}
 
 /** Frames payloads as v2 into one buffer (records without sourceId and type). */
 export function encodeRecords(payloads: Uint8Array[]): Uint8Array {
