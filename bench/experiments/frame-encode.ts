@@ -6,9 +6,12 @@
  *
  * before: ingest encoded the JSON into one buffer (`Buffer.write`), the log then copied
  *   each record into its frame buffer (`encodeRecords`, v2 frames).
- * after: `encodeFrames` writes each JSON text straight into the frame buffer (v3
- *   frames with sourceId, type and receivedAt), plus the cursor strings the stream
- *   hands back.
+ * after: the `AppendRecord` objects ingest builds, `encodeFrames` writing each JSON
+ *   text straight into the frame buffer (v3 frames with sourceId, type and receivedAt),
+ *   and the cursor strings the stream hands back.
+ *
+ * In process, with every buffer hot in the cache, the copy the change removes costs
+ * little; in the server it does not (see bench/RESULTS.md "Event log seam").
  */
 import { encodeFrames, encodeRecords } from "../../src/log/file/record.ts";
 
@@ -61,9 +64,10 @@ function after(): number {
   }));
   const framed = encodeFrames(records);
   const cursors: string[] = new Array(framed.sizes.length);
+  const prefix = "1:";
   let offset = 1_000_000 + framed.bytes.byteLength;
   for (let i = framed.sizes.length - 1; i >= 0; i--) {
-    cursors[i] = `1:${offset - framed.sizes[i]!}:${offset}`;
+    cursors[i] = prefix + offset;
     offset -= framed.sizes[i]!;
   }
   return framed.bytes.byteLength + cursors.length;

@@ -57,11 +57,12 @@ export class FileLogStream implements LogStream {
     const end = await this.log.appendFramed(framed);
     const { sizes } = framed;
     const cursors: LogCursor[] = new Array(sizes.length);
+    // Each record's cursor is the point after it: `<segment>:<offset>`.
+    const prefix = `${end.segment}:`;
     let at = end.offset;
     for (let i = sizes.length - 1; i >= 0; i--) {
-      const size = sizes[i]!;
-      cursors[i] = encodeCursor(end.segment, at);
-      at -= size;
+      cursors[i] = prefix + at;
+      at -= sizes[i]!;
     }
     if (this.counters.size > 0) {
       const start = { segment: end.segment, offset: at };
