@@ -31,6 +31,7 @@ function readOffsets(dataDir: string): Map<string, LogPosition> {
 
 /** `sluice connections`: each server-side connection's lag and dead letters. */
 export async function connectionsReport(config: SluiceConfig): Promise<ConnectionStatus[]> {
+  if (config.log.backend === "nats") return natsConnectionsReport(config);
   const offsets = readOffsets(config.server.dataDir);
   const state = await openCliState(config, { logger: cliLogger(), readOnly: true });
   const counts = await state.deadLetters.counts().finally(() => state.close());
@@ -39,6 +40,46 @@ export async function connectionsReport(config: SluiceConfig): Promise<Connectio
       deadLetters: counts.get(c.id)?.events ?? 0,
     }),
   );
+}
+
+/**
+ * With the log in NATS: each connection's backlog from its durable consumer on the
+ * stream (the server's counters, shared by every instance), dead letters from
+ * `state.backend`. A connection whose consumer does not exist yet is "not started".
+ */
+async function natsConnectionsReport(config: SluiceConfig): Promise<ConnectionStatus[]> {
+  const { NatsLogStream } = await import("../log/nats/nats-log.ts");
+  const { natsLogOptions } = await import("../log/nats/options.ts");
+  const logger = cliLogger();
+  const log = await NatsLogStream.open({
+    ...natsLogOptions(config.log, logger),
+    openWaitMs: 5_000,
+  });
+  const state = await openCliState(config, { logger, readOnly: true });
+  try {
+    if (!log.healthy()) throw new Error(`cannot read the event log: ${log.health().error}`);
+    const counts = await state.deadLetters.counts();
+    const now = Date.now();
+    const rows: ConnectionStatus[] = [];
+    for (const c of config.connections.filter(isServerSide)) {
+      const backlog = await log.backlog(c.id, c.source);
+      rows.push({
+        id: c.id,
+        source: c.source,
+        destination: c.destination.type,
+        offset: null,
+        started: backlog !== undefined,
+        lagEvents: backlog?.records ?? 0,
+        lagSeconds:
+          backlog?.oldestAt === undefined ? 0 : Math.max(0, (now - backlog.oldestAt) / 1000),
+        deadLetters: counts.get(c.id)?.events ?? 0,
+      });
+    }
+    return rows;
+  } finally {
+    await state.close();
+    await log.close();
+  }
 }
 
 export function formatConnections(rows: ConnectionStatus[]): string {
@@ -55,7 +96,7 @@ export function formatConnections(rows: ConnectionStatus[]): string {
     r.id,
     r.source,
     r.destination,
-    r.offset ? String(r.lagEvents) : "not started",
+    r.offset || r.started ? String(r.lagEvents) : "not started",
     r.lagSeconds.toFixed(1),
     String(r.deadLetters),
   ]);

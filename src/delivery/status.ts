@@ -8,6 +8,8 @@ export interface ConnectionStatus {
   source: string;
   destination: string;
   offset: LogPosition | null;
+  /** With a log whose positions are not file offsets (NATS): whether the connection's consumer exists. */
+  started?: boolean;
   /** Events of the connection's source not yet confirmed (counted up to `LAG_CAP`). */
   lagEvents: number;
   /** Age of the oldest unconfirmed event, in seconds (0 when caught up). */

@@ -178,6 +178,22 @@ describe.skipIf(Boolean(serversMissing))("three instances deliver from one NATS 
       what: "15 events dead-lettered",
     });
     for (const i of [0, 1, 2]) expect(await listed(i)).toEqual(all);
+    // sluice connections: the backlog from the stream's consumer, the letters from Redis.
+    const report = async () => {
+      const res = await runCli(["connections", "--json", "--config", cluster.configFile(2)]);
+      expect(res.code).toBe(0);
+      return JSON.parse(res.stdout) as {
+        id: string;
+        started?: boolean;
+        lagEvents: number;
+        deadLetters: number;
+      }[];
+    };
+    const bad = await waitFor(
+      async () => (await report()).find((r) => r.id === "con_bad" && r.lagEvents === 0),
+      { timeoutMs: 15_000, what: "con_bad caught up" },
+    );
+    expect(bad).toMatchObject({ started: true, lagEvents: 0, deadLetters: 15 });
   }, 60_000);
 
   test("an instance killed -9 while its batch waits on the destination: the others deliver its events after ack_wait; the same events in a batch carry the same Idempotency-Key on any instance", async () => {
