@@ -291,7 +291,7 @@ class Writer {
   private collectGarbage(): void {
     let filter = 0;
     for (const s of this.segments) filter += s.buffer.byteLength;
-    this.gc.check(filter);
+    this.gc.check(filter, false);
   }
 
   private queueSnapshots(): void {

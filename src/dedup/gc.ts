@@ -1,7 +1,9 @@
 import { heapSize } from "bun:jsc";
 
-/** Garbage the heap may gather past its live size before a collection is asked for. */
-const MIN_GARBAGE = 64 * 1024 * 1024;
+/** Growth past the last low point that asks for a collection ... */
+const MIN_GROWTH = 32 * 1024 * 1024;
+/** ... or this share of that low point, if more. */
+const GROWTH = 0.5;
 
 /**
  * Keeps garbage collection as frequent with a full filter as with an empty one.
@@ -9,29 +11,46 @@ const MIN_GARBAGE = 64 * 1024 * 1024;
  * JavaScriptCore starts a collection once the heap has grown by about its own size after
  * the last one, and it counts every ArrayBuffer in that size, the filter's
  * SharedArrayBuffers too (in each thread that holds them). With 300 MB of filter at 50M
- * keys, each thread then let ~300 MB of garbage pile up between collections: request
- * bodies on the event loop, run and snapshot buffers in the writer. That was most of the
- * 1.7–1.9 GB peak RSS of the capacity bench, and fresh pages cost CPU to fault in.
+ * keys, collections came so rarely under load that garbage, and the native memory only
+ * a collection frees (request bodies, SQLite statements' buffers), piled up: the
+ * capacity bench's server peaked at 1.6–1.9 GB, against ~320 MB on an empty window.
  *
- * `check` (from a timer, not per key) asks for a collection when the heap without the
- * filter has doubled since the last one, and by at least MIN_GARBAGE: what the heuristic
- * would do if the filter were not there. `Bun.gc(false)` only schedules it.
+ * `check` (from a timer, never per key) asks for a collection when the JS heap without
+ * the filter, or (on the main thread) the process's resident memory without it, has
+ * grown by half, and at least MIN_GROWTH, since its last low point: about what the
+ * heuristic would do if the filter were not there. `Bun.gc(false)` only schedules it
+ * (and lets the allocator return freed pages).
  */
 export class GcPacer {
-  /** Heap bytes outside the filter after the last collection seen. */
+  private readonly heap = new Watermark();
+  private readonly rss = new Watermark();
+
+  /**
+   * `pinned`: bytes of long-lived buffers (the filter) that are not garbage; `rss`: also
+   * watch the process's resident memory (one thread is enough).
+   */
+  check(pinned: number, rss: boolean): void {
+    const heap = this.heap.grown(heapSize() - pinned);
+    const resident = rss && this.rss.grown(process.memoryUsage.rss() - pinned);
+    if (heap || resident) Bun.gc(false);
+  }
+}
+
+/** The low point a measure grew from, and whether it grew enough to collect (exported for tests). */
+export class Watermark {
+  /** The lowest value since the last collection asked for. */
   private floor = Number.POSITIVE_INFINITY;
 
-  /** `pinned`: bytes of long-lived buffers (the filter) that are not garbage. */
-  check(pinned: number): void {
-    const other = heapSize() - pinned;
-    if (other < this.floor) {
-      this.floor = other; // a collection ran (or the first look)
-      return;
+  /** Whether `value` has grown enough past the floor (which then moves up to it). */
+  grown(value: number): boolean {
+    if (value < this.floor) {
+      this.floor = value; // a collection ran (or the first look)
+      return false;
     }
-    if (other < Math.max(2 * this.floor, this.floor + MIN_GARBAGE)) return;
-    Bun.gc(false);
-    // Not asked again until the heap has doubled once more past this point, or a
+    if (value < this.floor + Math.max(GROWTH * this.floor, MIN_GROWTH)) return false;
+    // Not asked again until it has grown as much once more past this point, or a
     // collection (this one, when it has run) brings it below.
-    this.floor = other;
+    this.floor = value;
+    return true;
   }
 }

@@ -499,7 +499,7 @@ export class SqliteDedupStore implements DedupStore {
       this.expire(now);
       this.sweep();
       this.resize();
-      this.gc.check(this.filterBytes());
+      this.gc.check(this.filterBytes(), true);
     } catch (err) {
       this.fail(err as Error);
     }
