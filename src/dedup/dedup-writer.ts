@@ -362,7 +362,11 @@ class Writer {
     this.commitSealed();
     if (this.sealed.length === 0) {
       // A copy of every segment: the next start loads the filter and re-reads nothing.
-      for (let s = 0; s < SEGMENTS; s++) this.snapshot(s, stashes[s] ?? []);
+      // The main thread's stashes, and this thread's own: a segment rebuilt here whose
+      // "rebuilt" the main thread has not taken in yet has its fill's stash only here.
+      for (let s = 0; s < SEGMENTS; s++) {
+        this.snapshot(s, [...(stashes[s] ?? []), ...this.segments[s]!.stash]);
+      }
     }
     this.db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
     this.db.close();

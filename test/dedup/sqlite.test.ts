@@ -3,6 +3,7 @@ import { afterEach, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Placement } from "../../src/dedup/filter.ts";
 import type { Geometry } from "../../src/dedup/geometry.ts";
 import type { KeyHash } from "../../src/dedup/hash.ts";
 import { type SqliteDedupOptions, SqliteDedupStore } from "../../src/dedup/sqlite.ts";
@@ -321,6 +322,40 @@ test("after a crash, runs no filter copy covers are re-read from their hash blob
     expect((await third.seen("web", ids(prefix, n))).size).toBe(n);
   }
   expect((await third.seen("web", ids("never", 400))).size).toBe(0);
+});
+
+test("a clean stop during a resize keeps the keys the writer's refill put in its stash", async () => {
+  // 28 hashes that share both buckets of a 64-bucket segment (16 places), so 12 of them
+  // are stashed (few enough that a start loads the copy as it is). Recorded in reverse,
+  // other keys are stashed than when the writer refills a table from disk (by hash).
+  const hi = 12_345;
+  const placement = new Placement();
+  const crafted: number[] = [];
+  for (let lo = 1; crafted.length < 28; lo++) {
+    const h = hi * 2 ** 21 + lo;
+    placement.of(h);
+    if (placement.x2 >>> 26 === 7 && placement.fp === lo) crafted.push(h);
+  }
+  const byId = new Map(crafted.map((h, i) => [`c${i}`, h]));
+  const hash: KeyHash = { id: "crafted-test-hash", of: (_s, id) => byId.get(id) ?? 0 };
+  const all = [...byId.keys()];
+  const dir = tempDir();
+  const opts = { windowSeconds: 3600, hash };
+  const first = await open(dir, opts);
+  first.remember(keys([...all].reverse()), pos(1));
+  await close(first);
+  // The next store loads the copy with its stash; its first tick resizes the segment
+  // (a stash makes it due), and the writer refills it from the run on disk.
+  const second = await open(dir, opts);
+  const base = second.stats().memoryBytes;
+  const deadline = Date.now() + 10_000;
+  while (second.stats().memoryBytes <= base && Date.now() < deadline) await Bun.sleep(1);
+  // Stopped while the new table is being filled, before this thread took it over: the
+  // copy must hold the writer's stash too.
+  expect(second.stats().memoryBytes).toBeGreaterThan(base);
+  await close(second);
+  const third = await open(dir, opts);
+  expect((await third.seen("web", all)).size).toBe(28);
 });
 
 test("keys on disk are exact to the millisecond at the window's end, across a slice boundary and a restart", async () => {
