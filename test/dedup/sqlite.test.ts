@@ -205,6 +205,8 @@ test("a write that fails is reported and retried: unhealthy meanwhile, nothing l
   await store.flush();
   // Another process holds dedup.db's write lock past the writer's busy timeout (10 s).
   const other = new Database(join(dir, "dedup.db"));
+  // The writer may be inside a transaction of its own (a filter copy): wait for it.
+  other.exec("PRAGMA busy_timeout = 10000");
   other.exec("BEGIN EXCLUSIVE");
   try {
     store.remember(keys(ids("during", 10)), pos(2));
