@@ -87,3 +87,34 @@ test("a backlog is counted once; asking again, after appends and after commits, 
     db.close();
   }
 });
+
+test("a consumer of a quiet source moves its offset past other sources' records (retention is not held back), never past its own uncommitted ones", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "sluice-quiet-"));
+  tmp.push(dir);
+  const { logger } = memoryLogger();
+  const file = await FileEventLog.open({ dir: join(dir, "log"), segmentBytes: 1 << 20, logger });
+  const db = openStateDb(dir);
+  const offsets = new SqliteOffsetStore(db);
+  const stream = new FileLogStream(file, offsets);
+  try {
+    const quiet = await stream.consumer("con_app", { start: "oldest", sourceId: "app" });
+    await stream.append(recs(0, 50, "web"));
+    expect(await quiet.read(10)).toEqual([]);
+    expect(offsets.get("con_app")).toEqual(file.end());
+    // Its own record read, not committed: the offset stays before it while others pass.
+    await stream.append(recs(50, 1, "app"));
+    const before = offsets.get("con_app");
+    const [mine] = await quiet.read(10);
+    expect(mine).toBeDefined();
+    await stream.append(recs(60, 20, "web"));
+    expect(await quiet.read(10)).toEqual([]);
+    expect(offsets.get("con_app")).toEqual(before);
+    // Committed: past it and the other records read after it.
+    await quiet.commit(mine!.cursor);
+    expect(offsets.get("con_app")).toEqual(file.end());
+    expect(await quiet.lag()).toBe(0);
+  } finally {
+    await stream.close();
+    db.close();
+  }
+});
