@@ -4,7 +4,11 @@ import type { Logger } from "pino";
 import { checkpointCursor } from "../log/checkpoint.ts";
 import type { LogCursor } from "../log/stream.ts";
 import type { RedisConnection } from "../state/redis.ts";
-import { isUnavailable, StorageUnavailableError } from "../storage/unavailable.ts";
+import {
+  CLAIMED_RETRY_AFTER_S,
+  isUnavailable,
+  StorageUnavailableError,
+} from "../storage/unavailable.ts";
 import type { DedupKey, DedupStats, DedupStore } from "./interface.ts";
 
 export interface RedisDedupOptions {
@@ -150,7 +154,13 @@ export class RedisDedupStore implements DedupStore {
     if (values[0] === BUSY) {
       // Another instance is storing one of these ids now: the client retries (503) and
       // then finds it stored, or stores it if that instance failed.
-      throw new StorageUnavailableError("redis", "a messageId is being stored by another instance");
+      throw new StorageUnavailableError(
+        "redis",
+        "a messageId is being stored by another instance",
+        {
+          retryAfterSeconds: CLAIMED_RETRY_AFTER_S,
+        },
+      );
     }
     for (let i = 0; i < values.length; i++) {
       const v = values[i];

@@ -1,7 +1,7 @@
 import { ValidationError } from "elysia";
 import { type ErrorCode, ShuttingDownError, SluiceError, StorageError } from "../errors.ts";
 import { FunctionTimeoutError } from "../functions/errors.ts";
-import { isUnavailable } from "../storage/unavailable.ts";
+import { UNAVAILABLE_RETRY_AFTER_S, unavailableOf } from "../storage/unavailable.ts";
 import type { HttpDeps } from "./deps.ts";
 import { requestIdOf, routeOf } from "./observe.ts";
 
@@ -35,6 +35,8 @@ interface Mapped {
   body: Record<string, unknown>;
   /** Internal: logged at error level with the stack, answered masked. */
   internal?: boolean;
+  /** A 503's `Retry-After`, in seconds (UNAVAILABLE_RETRY_AFTER_S unless the error says). */
+  retryAfter?: number;
 }
 
 /**
@@ -44,12 +46,16 @@ interface Mapped {
  * logged with that id and the stack. Elysia's own validation error (which echoes the
  * input) never leaves: a bad parameter is named, its value is not. Log lines carry the
  * route pattern, never the path: a path may hold a write key (`/v1/KEY`), matched or not.
+ * Every 503 carries `Retry-After` (seconds), so that SDKs and proxies wait and retry.
  */
 export function errorHandler(deps: Pick<HttpDeps, "logger" | "lifecycle">) {
   return (ctx: ErrorContext) => {
     const mapped = mapError(ctx.error, ctx.code, deps.lifecycle.shuttingDown);
     const { set, request } = ctx;
     set.status = mapped.status;
+    if (mapped.status === 503) {
+      set.headers["retry-after"] = String(mapped.retryAfter ?? UNAVAILABLE_RETRY_AFTER_S);
+    }
     const line = {
       requestId: requestIdOf(set),
       method: request.method,
@@ -92,7 +98,15 @@ function mapError(error: unknown, code: unknown, shuttingDown: boolean): Mapped 
   }
   // A distributed backend (Redis, NATS) out of reach: the client retries (SPEC 9). Logged
   // as a failed request, not an internal error; the body names no host.
-  if (isUnavailable(error)) return { status: 503, body: { error: "storage unavailable, retry" } };
+  // Retry-After: 1 s for an id another instance is storing, 2 s for a backend down.
+  const unavailable = unavailableOf(error);
+  if (unavailable) {
+    return {
+      status: 503,
+      body: { error: "storage unavailable, retry" },
+      retryAfter: unavailable.retryAfterSeconds,
+    };
+  }
   // Anything else, storage that cannot write included (disk full, a vanished segment):
   // 500, masked (SPEC 3), or 503 when the log was closed by a stop; /ready is 503
   // meanwhile and the client retries.

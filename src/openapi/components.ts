@@ -39,7 +39,7 @@ export const RATE_LIMIT_HEADERS = {
   "X-RateLimit-Reset": header("RateLimitReset"),
 };
 
-/** On a 429. */
+/** On a 429 and a 503. */
 export const RETRY_AFTER_HEADER = { "Retry-After": header("RetryAfter") };
 
 const intHeader = (description: string) => ({ description, schema: { type: "integer" } });
@@ -57,7 +57,9 @@ export function components(schemas: Record<string, Json>): Json {
       RateLimitLimit: intHeader("The bucket's capacity (burst)."),
       RateLimitRemaining: intHeader("Whole tokens left after this request."),
       RateLimitReset: intHeader("Seconds until the bucket is full again."),
-      RetryAfter: intHeader("Seconds until the request would fit (at least 1)."),
+      RetryAfter: intHeader(
+        "Seconds to wait before retrying: on a 429 until the request would fit (at least 1); on a 503 1 (a messageId another instance is storing) or 2 (shutting down, a backend out of reach).",
+      ),
     },
   };
 }

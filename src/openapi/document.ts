@@ -44,7 +44,8 @@ const STATUS_TEXT: Record<string, string> = {
   "429": "The write key's bucket has too few tokens; nothing was stored.",
   "500": "Storage or internal failure, masked as `error# <id>: internal error`.",
   "501": "Not implemented yet.",
-  "503": "Shutting down, or storage unavailable while shutting down; retry.",
+  "503":
+    "Shutting down, a storage backend (NATS, Redis) out of reach, or a messageId another instance is storing right now; nothing was stored: retry after `Retry-After`.",
   "504": "A function or the whole function pipeline ran over its time limit.",
 };
 
@@ -159,7 +160,10 @@ function answer(
   const headers = {
     ...REQUEST_ID_HEADER,
     ...(rateLimited ? RATE_LIMIT_HEADERS : {}),
-    ...(status === "429" ? RETRY_AFTER_HEADER : {}),
+    // A 503 of the error mapper carries Retry-After; /ready describes (and answers) its own.
+    ...(status === "429" || (status === "503" && own.description === undefined)
+      ? RETRY_AFTER_HEADER
+      : {}),
     ...((own.headers as Json | undefined) ?? {}),
   };
   const out: Json = { description, headers };

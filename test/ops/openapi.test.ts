@@ -124,6 +124,9 @@ test("a write-key route lists the key schemes, 401, 429 and the rate-limit heade
     expect(op.responses["429"].headers["Retry-After"]).toBeDefined();
     expect(op.responses["200"].headers["X-RateLimit-Remaining"]).toBeDefined();
   }
+  // A 503 of the error mapper says when to retry; /ready's (a probe) does not.
+  expect(doc.paths["/v1/batch"].post.responses["503"].headers["Retry-After"]).toBeDefined();
+  expect(doc.paths["/ready"].get.responses["503"].headers["Retry-After"]).toBeUndefined();
   // The key in the path: no scheme to send it by.
   expect(doc.paths["/v1/projects/{writeKey}/settings"].get.security).toEqual([]);
   expect(
