@@ -87,6 +87,8 @@ export class DeliveryManager {
   private deadLetterEvents = new Map<string, number>();
   /** Each connection's backlog, as the log last said (counters, never a scan per scrape). */
   private backlogs = new Map<string, Backlog>();
+  /** Connections whose backlog the log could not tell at the last ask (warned once, until it can). */
+  private backlogFailing = new Set<string>();
   private refreshing: Promise<void> | null = null;
   private readonly offsets: OffsetStore;
   private readonly clock: Clock;
@@ -270,15 +272,29 @@ export class DeliveryManager {
           try {
             const b = await this.opts.log.backlog(connection.id, connection.source);
             if (b) next.set(connection.id, b);
+            if (this.backlogFailing.delete(connection.id)) {
+              this.opts.logger.info(
+                { connectionId: connection.id },
+                "connection backlog known again",
+              );
+            }
           } catch (err) {
-            this.opts.logger.warn(
-              { err, connectionId: connection.id },
-              "connection backlog unknown",
-            );
+            // Asked every second and before each scrape: one warning when it starts
+            // failing (NATS down), one info line when it works again. Meanwhile /ready
+            // says why (the log's health) and the lag metrics keep the last value.
+            if (!this.backlogFailing.has(connection.id)) {
+              this.backlogFailing.add(connection.id);
+              this.opts.logger.warn(
+                { err, connectionId: connection.id },
+                "connection backlog unknown (warned once until it is known again)",
+              );
+            }
             const known = this.backlogs.get(connection.id);
             if (known) next.set(connection.id, known);
           }
         }
+        for (const id of this.backlogFailing)
+          if (!this.running.has(id)) this.backlogFailing.delete(id);
         this.backlogs = next;
       } finally {
         this.refreshing = null;

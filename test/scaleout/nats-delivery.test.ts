@@ -224,4 +224,64 @@ describe.skipIf(Boolean(serversMissing))("three instances deliver from one NATS 
     }
     await cluster.restart(victim);
   }, 60_000);
+
+  test("NATS down: the backlog asked every second and at each scrape fails; one warning per connection when it starts, one info line when it is known again; /ready 503 meanwhile", async () => {
+    const connections = ["con_hook", "con_bad"];
+    const instances = [0, 1, 2];
+    const UNKNOWN = "connection backlog unknown";
+    const KNOWN = "connection backlog known again";
+    /** Instance i's log lines with this message (prefix), for each connection. */
+    const counts = (i: number, msg: string) => {
+      const parsed = cluster
+        .output(i)
+        .split("\n")
+        .filter((l) => l.startsWith("{"))
+        .map((l) => JSON.parse(l) as { msg: string; connectionId?: string })
+        .filter((l) => l.msg.startsWith(msg));
+      return connections.map((c) => parsed.filter((l) => l.connectionId === c).length);
+    };
+    const scrape = async (i: number) =>
+      expect((await fetch(`${cluster.url(i)}/metrics`)).status).toBe(200);
+    for (const i of instances) {
+      await waitFor(async () => (await cluster.ready(i)) === 200, { what: `/ready 200 on ${i}` });
+    }
+    const before = instances.map((i) => [counts(i, UNKNOWN), counts(i, KNOWN)]);
+    /** New lines of instance i since `before`: [unknown per connection, known again per connection]. */
+    const since = (i: number) => {
+      const [unknown, known] = before[i]!;
+      return [
+        counts(i, UNKNOWN).map((n, k) => n - unknown![k]!),
+        counts(i, KNOWN).map((n, k) => n - known![k]!),
+      ];
+    };
+    await nats.kill();
+    for (const i of instances) {
+      await waitFor(async () => (await cluster.ready(i)) === 503, {
+        timeoutMs: 15_000,
+        what: `/ready 503 on ${i} with NATS down`,
+      });
+      // Each scrape asks every connection's backlog again, as the timer does every second.
+      for (let n = 0; n < 5; n++) await scrape(i);
+      await waitFor(() => since(i)[0]!.every((n) => n >= 1), { what: `a warning on ${i}` });
+    }
+    await nats.start();
+    for (const i of instances) {
+      await waitFor(async () => (await cluster.ready(i)) === 200, {
+        timeoutMs: 20_000,
+        what: `/ready 200 on ${i} with NATS back`,
+      });
+      await waitFor(
+        async () => {
+          await scrape(i);
+          return since(i)[1]!.every((n) => n >= 1);
+        },
+        { timeoutMs: 15_000, what: `backlog known again on ${i}` },
+      );
+      // Every line of the outage came before "known again": one warning, one info each.
+      expect(since(i)).toEqual([
+        [1, 1],
+        [1, 1],
+      ]);
+    }
+  }, 90_000);
 });
