@@ -115,6 +115,9 @@ describe("GET /admin/api/events", () => {
     server = await startAdminServer({ config: { admin: { tokens: [], searchIndex: false } } });
     const res = await fetch(`${server.url}/admin/api/events`);
     expect(res.status).toBe(501);
+    expect(await res.json()).toEqual({
+      error: "the search index is off (admin.searchIndex: false)",
+    });
     expect(await Bun.file(`${server.dataDir}/index`).exists()).toBe(false);
   });
 });

@@ -15,6 +15,8 @@ export function DetailView({
 }) {
   const [detail, setDetail] = useState<EventDetail | null>(null);
   const [error, setError] = useState<string | null>(null);
+  /** The server has no event view (501: no search index, or the log is in NATS): why. */
+  const [unavailable, setUnavailable] = useState<string | null>(null);
 
   useEffect(() => {
     let live = true;
@@ -24,7 +26,14 @@ export function DetailView({
           `/admin/api/events/${encodeURIComponent(sourceId)}/${encodeURIComponent(messageId)}`,
         )
         .then((d) => live && setDetail(d))
-        .catch((err) => live && setError(err instanceof ApiError ? err.message : String(err)));
+        .catch((err) => {
+          if (!live) return;
+          if (err instanceof ApiError && err.status === 501) {
+            // It will not come: no more asking.
+            clearInterval(timer);
+            setUnavailable(err.message);
+          } else setError(err instanceof ApiError ? err.message : String(err));
+        });
     void load();
     // The path grows while delivery goes on: look again every few seconds.
     const timer = setInterval(load, 3000);
@@ -34,6 +43,17 @@ export function DetailView({
     };
   }, [api, sourceId, messageId]);
 
+  if (unavailable) {
+    return (
+      <section>
+        <h1>Event {messageId}</h1>
+        <p class="empty" role="status">
+          Stored events cannot be shown on this server: {unavailable}.{" "}
+          <a href="#/live">Open the live view</a>
+        </p>
+      </section>
+    );
+  }
   if (error && !detail) {
     return (
       <section>

@@ -26,6 +26,8 @@ export function SearchView({
   const [results, setResults] = useState<StoredEvent[] | null>(null);
   const [next, setNext] = useState<string | null>(null);
   const [error, setError] = useState<{ message: string; parameter?: string } | null>(null);
+  /** The server has no search (501: the index is off, or the log is in NATS): why. */
+  const [unavailable, setUnavailable] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   const [ms, setMs] = useState<number | null>(null);
 
@@ -45,8 +47,12 @@ export function SearchView({
       setResults((r) => (cursor && r ? [...r, ...page.events] : page.events));
       setNext(page.next);
     } catch (err) {
-      if (err instanceof ApiError) setError({ message: err.message, parameter: err.parameter });
-      else setError({ message: String(err) });
+      if (err instanceof ApiError && err.status === 501) {
+        setUnavailable(err.message);
+        setResults(null);
+      } else if (err instanceof ApiError) {
+        setError({ message: err.message, parameter: err.parameter });
+      } else setError({ message: String(err) });
     } finally {
       setBusy(false);
     }
@@ -121,11 +127,17 @@ export function SearchView({
           <input type="datetime-local" step="1" {...field("to")} />
         </label>
         <div class="actions">
-          <button type="submit" class="primary" disabled={busy}>
+          <button type="submit" class="primary" disabled={busy || unavailable !== null}>
             {busy ? "Searching…" : "Search"}
           </button>
         </div>
       </form>
+      {unavailable ? (
+        <p class="empty" role="status">
+          Search is not available on this server: {unavailable}.{" "}
+          <a href="#/live">Open the live view</a>
+        </p>
+      ) : null}
       {error ? (
         <p class="error" role="alert">
           {error.message}
