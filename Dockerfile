@@ -42,9 +42,12 @@ COPY --from=build /out/var/lib/sluice /var/lib/sluice
 # config: on first start `sluice serve` writes ./sluice.yaml here with fresh keys.
 WORKDIR /var/lib/sluice
 VOLUME ["/var/lib/sluice"]
+# MIMALLOC_PURGE_HOLES_MIN_INTERVAL: the allocator setting `sluice serve` otherwise re-executes
+# itself to get (README, "Allocator settings"); set here, the process starts with it.
 ENV PORT=8080 \
     SLUICE_DATA_DIR=/var/lib/sluice/data \
-    SLUICE_LOG_FORMAT=json
+    SLUICE_LOG_FORMAT=json \
+    MIMALLOC_PURGE_HOLES_MIN_INTERVAL=1000
 EXPOSE 8080
 
 # `sluice health` GETs http://127.0.0.1:$PORT/health: no curl needed in the image.
