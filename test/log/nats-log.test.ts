@@ -1,7 +1,12 @@
 import { afterAll, afterEach, describe, expect, test } from "bun:test";
 import { jetstreamManager, StorageType } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
-import { consumerName, type NatsLogOptions, NatsLogStream } from "../../src/log/nats/nats-log.ts";
+import {
+  consumerName,
+  type NatsLogOptions,
+  NatsLogStream,
+  natsMsgId,
+} from "../../src/log/nats/nats-log.ts";
 import type { AppendRecord, StreamRecord } from "../../src/log/stream.ts";
 import { isUnavailable } from "../../src/storage/unavailable.ts";
 import { findProgram, type NatsServerProcess, startNatsServer } from "../scaleout/servers.ts";
@@ -83,6 +88,32 @@ describe.skipIf(Boolean(missing))("NATS JetStream event log", () => {
       ["web", 3],
       ["app", 1],
     ]);
+  });
+
+  test("any messageId a client may send is its own Nats-Msg-Id: spaces at the ends, CR/LF, unicode", async () => {
+    await start();
+    const log = await openLog(options());
+    const ids = [
+      "a",
+      " a",
+      "a ",
+      "x\r\ny",
+      "\u00e9v\u00e9nement",
+      "__proto__",
+      "web#1",
+      "x".repeat(100),
+    ];
+    const one = (messageId: string, n: number): AppendRecord => ({ ...rec(n), messageId });
+    const first = await log.append(ids.map(one));
+    expect(new Set(first).size).toBe(ids.length);
+    // Sent again: each one is the same message as before (the stream's window), not a new one.
+    const again = await log.append(ids.map((id, n) => one(id, n + 100)));
+    expect(again).toEqual(first);
+    const read = await (await log.consumer("all", { start: "oldest" })).read(50);
+    expect(numbers(read)).toEqual(ids.map((_, n) => n));
+    // The two forms never meet: a plain id cannot spell a hashed one.
+    expect(natsMsgId("web", " a")).toMatch(/^web#[0-9a-f]{64}$/);
+    expect(natsMsgId("web", "a")).toBe("web:a");
   });
 
   test("instances sharing a consumer name split the records: each read by exactly one", async () => {

@@ -100,6 +100,23 @@ export function publishHeaders(type: string, msgId: string | undefined): MsgHdrs
   return { encode: () => bytes } as unknown as MsgHdrs;
 }
 
+/** A messageId that goes into `Nats-Msg-Id` as it is: printable ASCII, no space at either end. */
+const PLAIN_ID = /^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/;
+
+/**
+ * The `Nats-Msg-Id` of a record: `<sourceId>:<messageId>` for the ids clients send
+ * (UUIDs and the like). Any other messageId (one a client may send: up to 100
+ * characters of anything) goes in as `<sourceId>#<SHA-256 of it, hex>`: the client
+ * trims a header value (so " a" and "a" would be one message, and one of two
+ * acknowledged events would not be stored) and refuses CR and LF (every retry of such
+ * an event would be a 503). sourceIds never hold ':' or '#' (config pattern
+ * `[A-Za-z0-9_.-]+`), and the hashed form holds no ':', so the two forms never meet.
+ */
+export function natsMsgId(sourceId: string, messageId: string): string {
+  if (PLAIN_ID.test(messageId)) return `${sourceId}:${messageId}`;
+  return `${sourceId}#${new Bun.CryptoHasher("sha256").update(messageId).digest("hex")}`;
+}
+
 /** SPEC 9: the crash gap (publish acked, dedup key not written) is covered for this long. */
 export const MIN_DUPLICATE_WINDOW_MS = 2 * 60_000;
 
@@ -112,7 +129,7 @@ interface Link {
 
 /**
  * The event log on NATS JetStream (SPEC 9): one stream with file storage, one subject per
- * source, each record one message with `Nats-Msg-Id: <sourceId>:<messageId>` and its type
+ * source, each record one message with `Nats-Msg-Id: <sourceId>:<messageId>` (`natsMsgId`) and its type
  * in a header. `append` publishes a call's records together and resolves only once
  * every publish ack is in. JetStream acks before fsync unless the server runs
  * `sync_interval: always` (nats-server 2.10 and later; 2.9 lacks the option). Cursors
@@ -224,7 +241,7 @@ export class NatsLogStream implements LogStream {
         cursors[k] = String(ack.seq);
         if (--left === 0) finish();
       });
-      const msgId = r.messageId === undefined ? undefined : `${r.sourceId}:${r.messageId}`;
+      const msgId = r.messageId === undefined ? undefined : natsMsgId(r.sourceId, r.messageId);
       try {
         nc.publish(`${this.opts.subjectPrefix}.${r.sourceId}`, r.payload, {
           headers: publishHeaders(r.type, msgId),
