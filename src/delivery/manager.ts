@@ -86,7 +86,7 @@ export class DeliveryManager {
   /** Events in each connection's dead letters. */
   private deadLetterEvents = new Map<string, number>();
   /** Each connection's backlog, as the log last said (counters, never a scan per scrape). */
-  private backlogs = new Map<string, Backlog>();
+  private readonly backlogs = new Map<string, Backlog>();
   /** Connections whose backlog the log could not tell at the last ask (warned once, until it can). */
   private backlogFailing = new Set<string>();
   private refreshing: Promise<void> | null = null;
@@ -262,16 +262,18 @@ export class DeliveryManager {
 
   /**
    * Asks the log for each connection's backlog (its consumer's counters: no scan), for
-   * `connectionStates()`. Runs on a timer and before each `/metrics` scrape.
+   * `connectionStates()`. Runs on a timer and before each `/metrics` scrape (which waits
+   * for it only briefly: NATS may be slow). Each connection's value is kept as soon as
+   * it is known, so a slow pass shows the ones it got.
    */
   refreshBacklogs(): Promise<void> {
     this.refreshing ??= (async () => {
       try {
-        const next = new Map<string, Backlog>();
         for (const { connection } of [...this.running.values()]) {
           try {
             const b = await this.opts.log.backlog(connection.id, connection.source);
-            if (b) next.set(connection.id, b);
+            if (b) this.backlogs.set(connection.id, b);
+            else this.backlogs.delete(connection.id);
             if (this.backlogFailing.delete(connection.id)) {
               this.opts.logger.info(
                 { connectionId: connection.id },
@@ -289,13 +291,11 @@ export class DeliveryManager {
                 "connection backlog unknown (warned once until it is known again)",
               );
             }
-            const known = this.backlogs.get(connection.id);
-            if (known) next.set(connection.id, known);
           }
         }
         for (const id of this.backlogFailing)
           if (!this.running.has(id)) this.backlogFailing.delete(id);
-        this.backlogs = next;
+        for (const id of this.backlogs.keys()) if (!this.running.has(id)) this.backlogs.delete(id);
       } finally {
         this.refreshing = null;
       }

@@ -25,6 +25,8 @@ export interface FunctionMetrics {
 
 export interface SluiceMetricsOptions {
   version: string;
+  /** How long a scrape waits for its `beforeScrape` refreshers before it shows the last values (500 ms). */
+  refreshDeadlineMs?: number;
   /** The event log's segments, read at each scrape (log size and segment count). */
   segments?: () => SegmentInfo[];
   /** The dedup store's keys and memory, read at each scrape. */
@@ -49,6 +51,7 @@ export class SluiceMetrics implements FunctionMetrics {
   private readonly registry = new Registry();
   private readonly startedAt = Date.now() / 1000;
   private readonly refreshers: (() => Promise<void>)[] = [];
+  private readonly refreshDeadlineMs: number;
 
   readonly requests = this.registry.register(
     new Counter("sluice_http_requests_total", "HTTP requests by method, route and status.", [
@@ -128,6 +131,7 @@ export class SluiceMetrics implements FunctionMetrics {
   );
 
   constructor(opts: SluiceMetricsOptions) {
+    this.refreshDeadlineMs = opts.refreshDeadlineMs ?? 500;
     const segments = opts.segments ?? (() => []);
     // Shown as 0 from the start, so an alert can watch them.
     this.logCorruptRecords.inc(0);
@@ -301,18 +305,29 @@ export class SluiceMetrics implements FunctionMetrics {
     this.configReloads.inc(1, applied ? "applied" : "refused");
   }
 
-  /** The Prometheus text exposition of every metric. */
   /** Runs `fn` before each scrape (`scrape()`): fresh values for gauges read synchronously. */
   beforeScrape(fn: () => Promise<void>): void {
     this.refreshers.push(fn);
   }
 
-  /** The exposition text, after the `beforeScrape` refreshers ran (a failing one keeps its last values). */
+  /**
+   * The exposition text, after the `beforeScrape` refreshers ran, or after
+   * `refreshDeadlineMs` when one takes longer (NATS slow: a connection's backlog asks it
+   * with 5 s timeouts): then the last values are shown and the refresh goes on behind,
+   * so a scrape stays inside Prometheus' timeout. A failing refresher keeps its last values.
+   */
   async scrape(): Promise<string> {
-    await Promise.all(this.refreshers.map((fn) => fn().catch(() => undefined)));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, this.refreshDeadlineMs);
+    });
+    const refreshed = Promise.all(this.refreshers.map((fn) => fn().catch(() => undefined)));
+    await Promise.race([refreshed, deadline]);
+    clearTimeout(timer);
     return this.render();
   }
 
+  /** The Prometheus text exposition of every metric. */
   render(): string {
     return this.registry.render();
   }

@@ -54,3 +54,36 @@ test("function runs and errors are counted by function id", () => {
   expect(sampleValue(s, "sluice_build_info", { version: "test" })).toBe(1);
   expect(sampleValue(s, "process_resident_memory_bytes")).toBeGreaterThan(0);
 });
+
+test("a scrape waits for a slow refresher only until its deadline and shows the last values; the refresh's values come with a later scrape", async () => {
+  const m = new SluiceMetrics({ version: "test", refreshDeadlineMs: 50 });
+  let lag = 3;
+  m.connections(() => [
+    {
+      id: "c1",
+      state: "running",
+      lag: { events: lag, seconds: 0 },
+      lastSuccessAt: null,
+      attempts: 0,
+      deadLetters: 0,
+      retentionHeld: false,
+    },
+  ]);
+  // NATS slow: the refresh ends only when the test says so (without the deadline the
+  // scrape would wait for it, and this test would time out).
+  let finish = () => {};
+  m.beforeScrape(
+    () =>
+      new Promise<void>((resolve) => {
+        finish = () => {
+          lag = 8;
+          resolve();
+        };
+      }),
+  );
+  const first = parsePrometheus(await m.scrape());
+  expect(sampleValue(first, "sluice_connection_lag_events", { connection: "c1" })).toBe(3);
+  finish();
+  const second = parsePrometheus(await m.scrape());
+  expect(sampleValue(second, "sluice_connection_lag_events", { connection: "c1" })).toBe(8);
+});
