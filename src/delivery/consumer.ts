@@ -1,7 +1,12 @@
 import type { Logger } from "pino";
 import type { ConnectionConfig } from "../config/schema.ts";
 import type { StoredEvent } from "../events/schema.ts";
-import type { LogConsumer, LogStream, StreamRecord } from "../log/stream.ts";
+import {
+  type LogConsumer,
+  LogConsumerConflictError,
+  type LogStream,
+  type StreamRecord,
+} from "../log/stream.ts";
 import type { Clock } from "./clock.ts";
 import type { ConnectionHealth } from "./health.ts";
 import type { ConnectionPipeline, Produced } from "./pipeline.ts";
@@ -73,6 +78,11 @@ export class ConnectionConsumer {
           { err, connectionId: this.id, retryInMs: RESTART_MS },
           "delivery consumer failed; starting again from its confirmed offset",
         );
+        // The log refuses this connection's consumer (NATS: its source changed): shown as
+        // the connection's last error (admin API, inspector) until resolved.
+        if (err instanceof LogConsumerConflictError) {
+          this.opts.health.lastError = { at: this.opts.clock.now(), message: err.message };
+        }
         await this.closeConsumer();
         await this.sleep(RESTART_MS);
       }

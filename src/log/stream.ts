@@ -75,8 +75,27 @@ export interface LogReader {
 export interface ConsumerOptions {
   /** Where to start when no consumer of this name exists yet; ignored afterwards. */
   start: StartAt;
-  /** Only records of this source (fixed when the consumer is first created). */
+  /**
+   * Only records of this source. The file log reads the source given at each open from
+   * the consumer's place on; NATS refuses a source other than the one its consumer was
+   * made with (LogConsumerConflictError).
+   */
   sourceId?: string;
+}
+
+/**
+ * A durable consumer exists in the log with a config this open cannot use without
+ * dropping records (NATS: a different subject filter). The message names the consumer
+ * and what to do; it holds no secret.
+ */
+export class LogConsumerConflictError extends Error {
+  constructor(
+    readonly consumer: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = "LogConsumerConflictError";
+  }
 }
 
 /**

@@ -1,7 +1,19 @@
-import { AckPolicy, JetStreamApiCodes, type JetStreamManager } from "@nats-io/jetstream";
+import {
+  AckPolicy,
+  type ConsumerConfig,
+  JetStreamApiCodes,
+  type JetStreamManager,
+} from "@nats-io/jetstream";
 import { createInbox, type Msg, nanos } from "@nats-io/transport-node";
 import { StorageUnavailableError } from "../../storage/unavailable.ts";
-import type { Backlog, ConsumerOptions, LogConsumer, LogCursor, StreamRecord } from "../stream.ts";
+import {
+  type Backlog,
+  type ConsumerOptions,
+  type LogConsumer,
+  LogConsumerConflictError,
+  type LogCursor,
+  type StreamRecord,
+} from "../stream.ts";
 import {
   consumerConfig,
   consumerName,
@@ -26,17 +38,25 @@ interface Held {
  * A durable pull consumer of the stream (explicit acks), which any number of sluice
  * instances may open under the same name: the server hands each message to one of
  * them. Reads are raw pull requests with `no_wait`, so a batch returns with what is
- * there instead of waiting until it is full. `commit` acks every message this reader
- * holds up to the cursor and waits for the server to confirm each ack; `close` naks
- * what it holds, so the next reader gets those messages at once, not after `ack_wait`.
- * A reader that dies without closing leaves them to `ack_wait`.
+ * there instead of waiting until it is full. `commit` acks the records `read` returned
+ * up to and including the cursor, in the order it returned them (not by sequence: a
+ * message another reader gave back comes again with a lower sequence, after later
+ * ones), and waits for the server to confirm each ack; `close` naks what it holds, so
+ * the next reader gets those messages at once, not after `ack_wait`. A read that ends
+ * after `close` naks what it got. A reader that dies without closing leaves them to
+ * `ack_wait`.
  *
  * The consumer is made on the server when first needed (NATS may be down when it is
  * opened) and again if the server lost it. While NATS is unreachable `read` waits up
  * to its `waitMs` and returns nothing; `commit` and `lag` throw StorageUnavailableError.
  */
 export class NatsLogConsumer implements LogConsumer {
+  /** Messages received and neither acked nor nak'ed, by sequence (told "still working" on). */
   private held = new Map<number, Held>();
+  /** Sequences `read` returned and `commit` has not reached yet, in the order returned. */
+  private returned: number[] = [];
+  /** Reads in flight (`close` waits for them, so what they get after it is nak'ed). */
+  private readonly reading = new Set<Promise<unknown>>();
   /** Tells the server "still working" on held messages while this reader lives. */
   private progressTimer: ReturnType<typeof setInterval> | undefined;
   private closed = false;
@@ -54,56 +74,122 @@ export class NatsLogConsumer implements LogConsumer {
     this.durable = consumerName(name);
   }
 
-  /** Creates the durable consumer on the server if it does not exist (its start applies only then). */
+  /**
+   * Creates the durable consumer on the server if it does not exist (its start applies
+   * only then). An existing one whose `ack_wait` or `max_ack_pending` differ from the
+   * settings is updated (no record depends on them). One whose subject filter differs
+   * (the connection's source changed) is refused with LogConsumerConflictError: updating
+   * the filter, or deleting and making it again, would silently drop the old source's
+   * records it had not delivered yet (and skip or repeat the new source's), so the
+   * operator decides (see README, Scale-out).
+   */
   async ensure(): Promise<void> {
     if (this.created) return;
     const { jsm } = this.stream.use();
     const { stream } = this.stream.settings;
+    const wanted: Partial<ConsumerConfig> = this.ephemeral
+      ? {
+          name: this.durable,
+          ack_policy: AckPolicy.None,
+          inactive_threshold: nanos(5 * 60_000),
+          ...(this.opts.sourceId === undefined ? {} : { filter_subject: this.filter }),
+          ...deliverFrom(this.opts.start),
+        }
+      : consumerConfig(this.durable, this.opts, this.stream.settings);
+    let have: ConsumerConfig;
     try {
-      await jsm.consumers.info(stream, this.durable);
+      have = (await jsm.consumers.info(stream, this.durable)).config;
     } catch (err) {
       if (!isApiError(err, JetStreamApiCodes.ConsumerNotFound)) throw err;
       // Two instances creating it at once: the server accepts the same config twice.
-      await jsm.consumers.add(
-        stream,
-        this.ephemeral
-          ? {
-              name: this.durable,
-              ack_policy: AckPolicy.None,
-              inactive_threshold: nanos(5 * 60_000),
-              ...(this.opts.sourceId === undefined ? {} : { filter_subject: this.filter }),
-              ...deliverFrom(this.opts.start),
-            }
-          : consumerConfig(this.durable, this.opts, this.stream.settings),
+      await jsm.consumers.add(stream, wanted);
+      this.created = true;
+      return;
+    }
+    if (!this.ephemeral) await this.reconcile(have, wanted);
+    this.created = true;
+  }
+
+  /** Brings an existing durable consumer's settings to `wanted`, or refuses a different filter. */
+  private async reconcile(have: ConsumerConfig, wanted: Partial<ConsumerConfig>): Promise<void> {
+    const { stream } = this.stream.settings;
+    const haveFilter = have.filter_subject || undefined;
+    const wantFilter = wanted.filter_subject || undefined;
+    if (haveFilter !== wantFilter) {
+      throw new LogConsumerConflictError(
+        this.name,
+        `nats consumer ${this.durable} of stream ${stream} reads ${haveFilter ?? "every subject"}, ` +
+          `connection ${this.name} now reads ${wantFilter ?? "every source"}: not delivering, so ` +
+          "the old source's records it has not delivered are not dropped. Set the source back, " +
+          `delete the consumer (nats consumer rm ${stream} ${this.durable}; made again at the ` +
+          "connection's start), or use a new connection id",
       );
     }
-    this.created = true;
+    const update: Partial<ConsumerConfig> = {};
+    if (have.ack_wait !== wanted.ack_wait) update.ack_wait = wanted.ack_wait;
+    if (have.max_ack_pending !== wanted.max_ack_pending) {
+      update.max_ack_pending = wanted.max_ack_pending;
+    }
+    if (Object.keys(update).length === 0) return;
+    const { jsm } = this.stream.use();
+    await jsm.consumers.update(stream, this.durable, update);
+    this.stream.settings.logger?.info(
+      { consumer: this.durable, stream, ...update },
+      `nats consumer ${this.durable} updated to the configured ack_wait / max_ack_pending`,
+    );
   }
 
   async read(max: number, waitMs = 0): Promise<StreamRecord[]> {
     if (this.closed || max < 1) return [];
+    const reading = this.readNow(max, waitMs);
+    this.reading.add(reading);
+    try {
+      return await reading;
+    } finally {
+      this.reading.delete(reading);
+    }
+  }
+
+  private async readNow(max: number, waitMs: number): Promise<StreamRecord[]> {
     if (!this.stream.healthy()) {
       await this.stream.whenHealthy(waitMs);
       if (!this.stream.healthy() || this.closed) return [];
     }
     await this.ensure();
+    if (this.closed) return [];
     let msgs = await this.pull({ batch: max, no_wait: true }, 0);
-    if (msgs.length === 0 && waitMs > 0) {
+    if (msgs.length === 0 && waitMs > 0 && !this.closed) {
       // Wait for the first message only (a batch of one ends with it), then take what
       // else is there at once.
       msgs = await this.pull({ batch: 1, expires: waitMs * 1_000_000 }, waitMs);
-      if (msgs.length > 0 && max > 1)
+      if (msgs.length > 0 && max > 1 && !this.closed)
         msgs.push(...(await this.pull({ batch: max - 1, no_wait: true }, 0)));
     }
-    return msgs.map((m) => this.toRecord(m));
+    if (this.closed) {
+      // Closed meanwhile: nobody will read these, so the next reader gets them now.
+      this.giveBack(msgs);
+      return [];
+    }
+    const records = msgs.map((m) => this.toRecord(m));
+    if (!this.ephemeral) for (const r of records) this.returned.push(Number(r.cursor));
+    return records;
   }
 
+  /**
+   * Acks the records `read` returned up to and including `cursor`, in the order it
+   * returned them; later ones (a read that ended while the caller worked, a redelivery
+   * with a lower sequence) stay held. A cursor it never returned acks nothing.
+   */
   async commit(cursor: LogCursor): Promise<void> {
     const upTo = parseSeq(cursor);
+    const end = this.returned.indexOf(upTo);
+    if (end < 0) return;
+    const done = this.returned.splice(0, end + 1);
     const { nc } = this.stream.use();
     const acks: Promise<unknown>[] = [];
-    for (const [seq, h] of this.held) {
-      if (seq > upTo) continue;
+    for (const seq of done) {
+      const h = this.held.get(seq);
+      if (!h) continue; // returned twice (redelivered while held): acked once
       this.held.delete(seq);
       // A request, not a plain publish: the server answers once the ack is recorded.
       acks.push(nc.request(h.reply, "+ACK", { timeout: PULL_GRACE_MS }));
@@ -152,11 +238,23 @@ export class NatsLogConsumer implements LogConsumer {
     this.progressTimer = undefined;
     const held = [...this.held.values()].sort((a, b) => a.seq - b.seq);
     this.held.clear();
-    if (!this.stream.healthy()) return;
+    this.returned = [];
+    if (this.stream.healthy()) {
+      const { nc } = this.stream.use();
+      // In order, so the server redelivers them in order.
+      for (const h of held) nc.publish(h.reply, "-NAK");
+      await nc.flush().catch(() => undefined);
+    }
+    // A pull still out may get messages until it expires (the server cannot be told to
+    // end it): its read naks them when it ends, so they do not wait for ack_wait.
+    await Promise.allSettled([...this.reading]);
+  }
+
+  /** Naks messages nobody will read (in order), so the server hands them out again at once. */
+  private giveBack(msgs: Msg[]): void {
+    if (this.ephemeral || msgs.length === 0 || !this.stream.healthy()) return;
     const { nc } = this.stream.use();
-    // In order, so the server redelivers them in order.
-    for (const h of held) nc.publish(h.reply, "-NAK");
-    await nc.flush().catch(() => undefined);
+    for (const m of msgs) nc.publish(m.reply!, "-NAK");
   }
 
   /**
@@ -166,7 +264,7 @@ export class NatsLogConsumer implements LogConsumer {
    * a reader that dies (no more `+WPI`) or closes gives its messages up.
    */
   private keepHolding(): void {
-    if (this.progressTimer !== undefined) return;
+    if (this.progressTimer !== undefined || this.closed) return;
     const every = Math.max(250, Math.floor(this.stream.settings.ackWaitMs / 3));
     this.progressTimer = setInterval(() => {
       if (this.held.size === 0) {

@@ -339,7 +339,8 @@ export class NatsLogStream implements LogStream {
   }
 
   async close(): Promise<void> {
-    for (const c of [...this.consumers]) await c.close();
+    // Together: each waits for its pulls still out (up to their wait) to nak what they get.
+    await Promise.all([...this.consumers].map((c) => c.close()));
     this.consumers.clear();
     this.closed = true;
     this.problem = "closed";

@@ -1,0 +1,147 @@
+import { afterAll, afterEach, describe, expect, test } from "bun:test";
+import { type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { consumerName, type NatsLogOptions, NatsLogStream } from "../../src/log/nats/nats-log.ts";
+import {
+  type AppendRecord,
+  LogConsumerConflictError,
+  type StreamRecord,
+} from "../../src/log/stream.ts";
+import { findProgram, type NatsServerProcess, startNatsServer } from "../scaleout/servers.ts";
+import { waitFor } from "../support/wait.ts";
+
+const missing = findProgram("nats-server")
+  ? undefined
+  : "nats-server is missing (apt-get install -y nats-server)";
+if (missing) console.warn(`NATS consumer tests skipped: ${missing}`);
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const rec = (n: number, sourceId = "web"): AppendRecord => ({
+  sourceId,
+  type: "track",
+  messageId: `m-${n}`,
+  payload: encoder.encode(JSON.stringify({ n })),
+});
+const numbers = (records: StreamRecord[]) =>
+  records.map((r) => (JSON.parse(decoder.decode(r.payload)) as { n: number }).n);
+
+/**
+ * The durable consumer's acks and reads between instances sharing it (SPEC 9: acked
+ * after the destination accepted), against a real nats-server.
+ */
+describe.skipIf(Boolean(missing))("NATS log consumer: commits, close, existing consumers", () => {
+  let server: NatsServerProcess | undefined;
+  let nc: NatsConnection | undefined;
+  let jsm: JetStreamManager;
+  let streams = 0;
+  const open: NatsLogStream[] = [];
+  const start = async () => {
+    server ??= await startNatsServer();
+    nc ??= await connect({ servers: server.url });
+    jsm = await jetstreamManager(nc);
+  };
+  const options = (): NatsLogOptions => {
+    const n = streams++;
+    return { servers: [server!.url], stream: `CONS_${n}`, subjectPrefix: `cons${n}.events` };
+  };
+  const openLog = async (opts: NatsLogOptions) => {
+    const log = await NatsLogStream.open(opts);
+    open.push(log);
+    return log;
+  };
+  const info = (opts: NatsLogOptions, name: string) =>
+    jsm.consumers.info(opts.stream, consumerName(name));
+  afterEach(async () => {
+    for (const log of open.splice(0)) await log.close().catch(() => undefined);
+  });
+  afterAll(async () => {
+    await nc?.close();
+    await server?.cleanup();
+  });
+
+  test("commit acks what read returned up to the cursor, in that order: a redelivery with a lower sequence that came meanwhile is not acked, and is read next", async () => {
+    await start();
+    const opts = options();
+    const writer = await openLog(opts);
+    await writer.append([rec(1), rec(2), rec(3), rec(4)]);
+    const other = await (await openLog(opts)).consumer("c", { start: "oldest" });
+    const mine = await (await openLog(opts)).consumer("c", { start: "oldest" });
+    expect(numbers(await other.read(2))).toEqual([1, 2]);
+    const batch = await mine.read(10);
+    expect(numbers(batch)).toEqual([3, 4]);
+    // The delivery loop's waiting read, left out while it posts its batch (3, 4) …
+    const pending = mine.read(10, 10_000);
+    // … gets 1 and 2 back from an instance that shuts down (it naks them).
+    await other.close();
+    const redelivered = [...(await pending)];
+    await waitFor(
+      async () => {
+        if (redelivered.length < 2) redelivered.push(...(await mine.read(10, 500)));
+        return redelivered.length >= 2;
+      },
+      { what: "1 and 2 redelivered" },
+    );
+    expect(numbers(redelivered)).toEqual([1, 2]);
+    // The batch is delivered: its commit acks 3 and 4 only.
+    await mine.commit(batch.at(-1)!.cursor);
+    const after = await info(opts, "c");
+    expect(after.num_ack_pending).toBe(2);
+    expect(after.ack_floor.stream_seq).toBe(0);
+    // Read next, and acked by their own commit.
+    await mine.commit(redelivered.at(-1)!.cursor);
+    expect(await mine.lag()).toBe(0);
+  });
+
+  test("a waiting read that gets a message after close gives it back at once: another reader of the name gets it (not held until ack_wait)", async () => {
+    await start();
+    const opts = options(); // ack_wait 30 s
+    const writer = await openLog(opts);
+    const closing = await (await openLog(opts)).consumer("c", { start: "oldest" });
+    const waiting = closing.read(10, 10_000);
+    await waitFor(async () => (await info(opts, "c")).num_waiting >= 1, {
+      what: "the waiting pull at the server",
+    });
+    const closed = closing.close();
+    await writer.append([rec(1)]);
+    expect(await waiting).toEqual([]);
+    await closed;
+    const next = await writer.consumer("c", { start: "oldest" });
+    const got = await waitFor(async () => numbers(await next.read(10, 500)).join(","), {
+      timeoutMs: 10_000,
+      what: "the message given back by the closed reader",
+    });
+    expect(got).toBe("1");
+  });
+
+  test("an existing consumer: another ack_wait or max_ack_pending is updated; another source is refused, naming the consumer, and its filter is kept", async () => {
+    await start();
+    const opts = options();
+    const first = await openLog(opts);
+    const c = await first.consumer("conn.x", { start: "oldest", sourceId: "web" });
+    await first.append([rec(1), rec(2, "app")]);
+    expect(numbers(await c.read(10))).toEqual([1]);
+    const changed = await openLog({ ...opts, ackWaitMs: 7_000, maxAckPending: 50 });
+    await changed.consumer("conn.x", { start: "oldest", sourceId: "web" });
+    let now = await info(opts, "conn.x");
+    expect(now.config.ack_wait).toBe(7_000_000_000);
+    expect(now.config.max_ack_pending).toBe(50);
+    const refused = await changed.consumer("conn.x", { start: "oldest", sourceId: "app" }).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(refused).toBeInstanceOf(LogConsumerConflictError);
+    const message = (refused as Error).message;
+    expect(message).toContain(consumerName("conn.x"));
+    expect(message).toContain(`${opts.subjectPrefix}.web`);
+    expect(message).toContain(`${opts.subjectPrefix}.app`);
+    now = await info(opts, "conn.x");
+    expect(now.config.filter_subject).toBe(`${opts.subjectPrefix}.web`);
+    // Every source (no filter) is another filter too.
+    const all = await changed.consumer("conn.x", { start: "oldest" }).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(all).toBeInstanceOf(LogConsumerConflictError);
+  });
+});
