@@ -251,3 +251,50 @@ test("segments rotate while zeros are being written: every record in order, no z
   expect(verifyLog(root)).toMatchObject({ records: 1000, problems: [] });
   expect(lines.filter((l) => (l.level as number) >= 40)).toEqual([]);
 });
+
+test("stopping the zeros (rotation, a write fault) waits for the chunk in flight only: it starts no next chunk", async () => {
+  const root = mkdtempSync(join(tmpdir(), "sluice-prealloc-"));
+  tmp.push(root);
+  const dir = join(root, "log");
+  const { logger } = memoryLogger();
+  const log = await FileEventLog.open({ dir, segmentBytes: 16 * MiB, logger });
+  // The real file handle's writes, watched: the zero chunks are 1 MiB writes of zeros.
+  const { open } = await import("node:fs/promises");
+  const probe = await open(join(root, "probe"), "w");
+  const proto = Object.getPrototypeOf(probe) as {
+    write: (buf: Uint8Array, ...rest: unknown[]) => Promise<unknown>;
+  };
+  await probe.close();
+  const write = proto.write;
+  const zeroWrites: number[] = [];
+  let stopped: Promise<void> | undefined;
+  proto.write = function (this: unknown, buf: Uint8Array, ...rest: unknown[]) {
+    if (buf.byteLength === MiB && buf.every((b) => b === 0)) {
+      zeroWrites.push(rest[2] as number);
+      // The first chunk is in flight: stop now, as a rotation or a fault would.
+      stopped ??= (log as unknown as { stopZeroing(): Promise<void> }).stopZeroing();
+    }
+    return write.call(this, buf, ...rest);
+  };
+  try {
+    await log.append([event(1)]);
+    if (zeroWrites.length === 0) {
+      await until("the first zero chunk", () => zeroWrites.length > 0, 2000).catch(() => {});
+    }
+    if (zeroWrites.length === 0) {
+      console.warn("skipped: segments are not preallocated here, so no zeros are written ahead");
+      return;
+    }
+    await stopped;
+    // Before the fix the chunk's completion set `zeroed` back and started the next (up
+    // to 4 MiB more of O_DSYNC writes, each awaited by the stop).
+    expect(zeroWrites).toHaveLength(1);
+    // Appends go on; the segment is not zeroed further (Infinity until the next segment).
+    for (let i = 2; i < 10; i++) await log.append([event(i)]);
+    expect(zeroWrites).toHaveLength(1);
+  } finally {
+    proto.write = write;
+    await log.close();
+  }
+  expect(verifyLog(root)).toMatchObject({ records: 9, problems: [] });
+});

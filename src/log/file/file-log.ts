@@ -99,6 +99,8 @@ export class FileEventLog implements EventLog {
   private zeroed = 0;
   /** The zero write in flight (`done` never rejects), if any. */
   private zeroing: { from: number; done: Promise<void> } | null = null;
+  /** Bumped by stopZeroing: a chunk started before neither moves `zeroed` nor starts the next. */
+  private zeroGeneration = 0;
   /** The end of the group write in flight, if any: zeros are written only past it. */
   private writingTo = 0;
   /** Bytes per group commit, moving average (decides whether zeros are written ahead). */
@@ -325,11 +327,12 @@ export class FileEventLog implements EventLog {
     const from = Math.max(this.zeroed, Math.ceil(end / 4096) * 4096 + ZERO_CHUNK);
     const to = Math.min(this.allocated, from + ZERO_CHUNK);
     if (to <= from || from >= end + ZERO_AHEAD) return;
-    const [handle, segment] = [this.handle, this.segment];
+    const [handle, segment, generation] = [this.handle, this.segment, this.zeroGeneration];
+    const current = () => this.zeroGeneration === generation;
     zeros ??= new Uint8Array(ZERO_CHUNK);
     const done = handle.write(zeros, 0, to - from, from).then(
       () => {
-        if (this.segment === segment && this.handle === handle) this.zeroed = to;
+        if (current() && this.segment === segment && this.handle === handle) this.zeroed = to;
       },
       (err: Error) => {
         // Only a speed-up: the records are written into the reservation as before.
@@ -337,20 +340,24 @@ export class FileEventLog implements EventLog {
           { err, segment },
           "event log: writing zeros ahead failed; records go into the reservation as written",
         );
-        if (this.segment === segment) this.zeroed = this.allocated;
+        if (current() && this.segment === segment) this.zeroed = this.allocated;
       },
     );
     this.zeroing = {
       from,
       done: done.finally(() => {
         this.zeroing = null;
-        this.zeroAhead();
+        // Stopped meanwhile (rotation, close, a fault): no next chunk of this run.
+        if (current()) this.zeroAhead();
       }),
     };
   }
 
   /** Waits for the zeros in flight and writes no more into the current segment. */
   private async stopZeroing(): Promise<void> {
+    // The chunk in flight must neither set `zeroed` back below Infinity nor chain the
+    // next chunk (rotation, on the ack path, would wait for megabytes of O_DSYNC zeros).
+    this.zeroGeneration++;
     this.zeroed = Number.POSITIVE_INFINITY;
     while (this.zeroing) await this.zeroing.done;
   }
