@@ -2,7 +2,7 @@ import type { Database } from "bun:sqlite";
 import type { Logger } from "pino";
 import type { ConnectionConfig, EventLogConfig } from "../config/schema.ts";
 import type { EventLog, LogPosition } from "../log/interface.ts";
-import type { Backlog, LogStream } from "../log/stream.ts";
+import { type Backlog, BacklogCountingError, type LogStream } from "../log/stream.ts";
 import type { ChainRunner } from "./chain.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import { ConnectionConsumer } from "./consumer.ts";
@@ -90,6 +90,8 @@ export class DeliveryManager {
   /** Connections whose backlog the log could not tell at the last ask (warned once, until it can). */
   private backlogFailing = new Set<string>();
   private refreshing: Promise<void> | null = null;
+  /** Backlog counts in progress a refresh is already waiting for (one refresh each when they end). */
+  private readonly countsAwaited = new WeakSet<Promise<void>>();
   private readonly offsets: OffsetStore;
   private readonly clock: Clock;
   private timers: ReturnType<typeof setInterval>[] = [];
@@ -116,7 +118,10 @@ export class DeliveryManager {
       setInterval(() => void this.refreshCounts(), this.opts.countIntervalMs ?? 5000),
       setInterval(() => void this.refreshBacklogs(), this.opts.backlogIntervalMs ?? 1000),
     ];
-    await this.refreshBacklogs();
+    // Not awaited: the file log counts a backlog it does not know yet (the first start
+    // after an upgrade, a destination down for a day) in the background; until then a
+    // connection's lag is unknown (null), and the server listens meanwhile.
+    void this.refreshBacklogs();
     for (const t of this.timers) t.unref?.();
   }
 
@@ -271,9 +276,9 @@ export class DeliveryManager {
       try {
         for (const { connection } of [...this.running.values()]) {
           try {
+            // No consumer yet: nothing of it to deliver.
             const b = await this.opts.log.backlog(connection.id, connection.source);
-            if (b) this.backlogs.set(connection.id, b);
-            else this.backlogs.delete(connection.id);
+            this.backlogs.set(connection.id, b ?? { records: 0 });
             if (this.backlogFailing.delete(connection.id)) {
               this.opts.logger.info(
                 { connectionId: connection.id },
@@ -281,6 +286,15 @@ export class DeliveryManager {
               );
             }
           } catch (err) {
+            // Being counted (the file log, after start): unknown until it is (no
+            // warning), asked again as soon as it is.
+            if (err instanceof BacklogCountingError) {
+              if (!this.countsAwaited.has(err.counted)) {
+                this.countsAwaited.add(err.counted);
+                void err.counted.then(() => this.refreshAfterCount());
+              }
+              continue;
+            }
             // Asked every second and before each scrape: one warning when it starts
             // failing (NATS down), one info line when it works again. Meanwhile /ready
             // says why (the log's health) and the lag metrics keep the last value.
@@ -303,22 +317,32 @@ export class DeliveryManager {
     return this.refreshing;
   }
 
+  /** A refresh once a count ended (one at a time: a refresh in progress may have asked too early). */
+  private refreshAfterCount(): void {
+    const again = () => void this.refreshBacklogs();
+    if (this.refreshing) void this.refreshing.then(again);
+    else again();
+  }
+
   /**
    * Every server-side connection's state (SPEC 8): what `/metrics`, the admin API and
    * the inspector show. Lag is the log's backlog of the connection's consumer, as last
-   * asked (`refreshBacklogs`).
+   * asked (`refreshBacklogs`); null while it was never known (being counted after start).
    */
   connectionStates(): ConnectionState[] {
     return [...this.running.values()].map((r) => {
       const { connection } = r;
       const backlog = this.backlogs.get(connection.id);
-      const seconds =
-        backlog?.oldestAt === undefined ? 0 : Math.max(0, (Date.now() - backlog.oldestAt) / 1000);
+      const seconds = !backlog
+        ? null
+        : backlog.oldestAt === undefined
+          ? 0
+          : Math.max(0, (Date.now() - backlog.oldestAt) / 1000);
       return connectionState({
         connection,
         health: this.healthOf(connection.id),
         paused: this.paused.has(connection.id),
-        lag: { events: backlog?.records ?? 0, seconds },
+        lag: { events: backlog ? backlog.records : null, seconds },
         deadLetters: this.deadLetterEvents.get(connection.id) ?? 0,
         retentionHeld: this.holding.has(connection.id),
       });

@@ -11,8 +11,11 @@ export interface ConnectionState {
   source: string;
   destination: { type: string };
   state: ConnectionRunState;
-  /** Events of its source not yet confirmed, and the age of the oldest of them. */
-  lag: { events: number; seconds: number };
+  /**
+   * Events of its source not yet confirmed, and the age of the oldest of them; null
+   * while not known yet (the file log counts a backlog in the background after start).
+   */
+  lag: { events: number | null; seconds: number | null };
   /** ISO time of the last batch the destination confirmed (since the server started). */
   lastSuccessAt: string | null;
   lastError: { at: string; message: string } | null;
@@ -28,7 +31,7 @@ export interface StateInputs {
   connection: ConnectionConfig;
   health: ConnectionHealth;
   paused: boolean;
-  lag: { events: number; seconds: number };
+  lag: { events: number | null; seconds: number | null };
   deadLetters: number;
   retentionHeld: boolean;
 }

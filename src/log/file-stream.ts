@@ -14,6 +14,7 @@ import type {
   StartAt,
   StreamRecord,
 } from "./stream.ts";
+import { BacklogCountingError } from "./stream.ts";
 
 /**
  * The seam of `log/stream.ts` over the embedded file log. A record's cursor is the
@@ -28,14 +29,15 @@ import type {
  *
  * Backlogs are counted, not scanned per call: each closed segment's records per source
  * are counted once (segments never change once closed), appends add to the counts,
- * commits take from them.
+ * commits take from them. The first count of a backlog reads the rest of its first
+ * segment and the segment being written, in slices that yield to the event loop.
  */
 export class FileLogStream implements LogStream {
   private readonly consumers = new Set<FileLogConsumer>();
   /** Per consumer name: its backlog counter (kept while it is closed, e.g. a paused connection). */
   private readonly counters = new Map<string, BacklogCounter>();
-  /** Records per source of each closed segment (counted once). */
-  private readonly segmentCounts = new Map<number, Map<string, number>>();
+  /** Records per source of each closed segment (counted once; a count in progress is shared). */
+  private readonly segmentCounts = new Map<number, Promise<Map<string, number>>>();
 
   /** Takes ownership of `log`: closing the stream closes it. */
   constructor(
@@ -103,10 +105,19 @@ export class FileLogStream implements LogStream {
     return new FileLogReader(this, this.startPosition(opts.start), opts.sourceId);
   }
 
+  /**
+   * Never waits for a count: a backlog not counted yet (the first ask after start,
+   * perhaps tens of GB behind) starts being counted in the background, and this rejects
+   * with `BacklogCountingError` until it is. So neither start-up nor a scrape waits
+   * for one. (A consumer's own `backlog()` waits.)
+   */
   async backlog(name: string, sourceId?: string): Promise<Backlog | undefined> {
     const committed = this.offsets.get(name);
     if (!committed) return undefined;
-    return this.counterOf(name, sourceId, committed).backlog();
+    const counter = this.counterOf(name, sourceId, committed);
+    const backlog = await counter.backlog(false);
+    if (!backlog) throw new BacklogCountingError(name, counter.whenCounted());
+    return backlog;
   }
 
   async trimBefore(cursor: LogCursor): Promise<void> {
@@ -152,56 +163,124 @@ export class FileLogStream implements LogStream {
   }
 
   /**
-   * Records of `sourceId` (all with undefined) in `[from, to)`: closed segments from
-   * their cached counts, the rest read.
+   * Records of `sourceId` (all with undefined) in `[from, to)`: the rest of `from`'s
+   * segment read, each closed segment after it from its cached counts (read once), the
+   * segment being written read up to `to`. Reads SCAN_BATCH records at a time and
+   * yields to the event loop between them, so ingest and HTTP go on while a large
+   * backlog (a destination down for a day) is counted.
    */
-  count(from: LogPosition, to: LogPosition, sourceId: string | undefined): number {
+  async count(from: LogPosition, to: LogPosition, sourceId: string | undefined): Promise<number> {
+    // Listed once per count (a readdir and a stat per segment).
+    const segments = this.log.segments().map((s) => s.segment);
     let total = 0;
     let at = from;
     while (comparePositions(at, to) < 0) {
-      if (at.offset === 0 && at.segment < to.segment) {
-        const counts = this.closedSegmentCounts(at.segment);
-        if (counts) {
+      if (at.segment < to.segment) {
+        const next = segments.find((s) => s > at.segment);
+        if (at.offset === 0 && segments.includes(at.segment)) {
+          const counts = await this.closedSegmentCounts(at.segment, segments);
           total += sourceId === undefined ? sum(counts) : (counts.get(sourceId) ?? 0);
-          at = { segment: at.segment + 1, offset: 0 };
-          continue;
+        } else if (segments.includes(at.segment)) {
+          // Mid-segment (a committed offset): the rest of this segment only.
+          total += await this.countIn(at, sourceId);
         }
+        // The next segment from its start (deleted ones meanwhile count nothing).
+        if (next === undefined || next > to.segment) break;
+        at = { segment: next, offset: 0 };
+        await yieldToEventLoop();
+        continue;
       }
-      const records = this.log.read(at, SCAN_BATCH);
-      let moved = false;
-      for (const r of records) {
-        if (comparePositions(r.position, to) >= 0) return total;
-        if (sourceId === undefined || frameOf(r).sourceId === sourceId) total++;
-        at = r.next;
-        moved = true;
-      }
-      if (!moved) break;
+      // The segment being written, up to `to`.
+      const slice = this.countSlice(at, to, sourceId);
+      total += slice.records;
+      if (!slice.next) break;
+      at = slice.next;
+      await yieldToEventLoop();
     }
     return total;
   }
 
-  private closedSegmentCounts(segment: number): Map<string, number> | undefined {
-    const cached = this.segmentCounts.get(segment);
-    if (cached) return cached;
-    const segments = this.log.segments().map((s) => s.segment);
-    if (!segments.includes(segment)) return new Map(); // deleted by retention
-    if (segment >= (segments.at(-1) ?? 0)) return undefined; // still written
-    const counts = new Map<string, number>();
-    let at: LogPosition = { segment, offset: 0 };
+  /**
+   * `count()` at once, when `[from, to)` is small (within one segment, at most
+   * SMALL_COUNT_BYTES): a backlog of a few thousand records is known at the first ask.
+   */
+  countSmall(from: LogPosition, to: LogPosition, sourceId: string | undefined): number | undefined {
+    if (from.segment !== to.segment || to.offset - from.offset > SMALL_COUNT_BYTES)
+      return undefined;
+    let total = 0;
+    let at: LogPosition | undefined = from;
+    while (at && comparePositions(at, to) < 0) {
+      const slice = this.countSlice(at, to, sourceId);
+      total += slice.records;
+      at = slice.next;
+    }
+    return total;
+  }
+
+  /** Up to SCAN_BATCH records from `at` before `to`: how many are the source's, and where to go on (none: done). */
+  private countSlice(
+    at: LogPosition,
+    to: LogPosition,
+    sourceId: string | undefined,
+  ): { records: number; next: LogPosition | undefined } {
+    let records = 0;
+    let next: LogPosition | undefined;
+    for (const r of this.log.read(at, SCAN_BATCH)) {
+      if (comparePositions(r.position, to) >= 0) return { records, next: undefined };
+      if (sourceId === undefined || sourceOf(r) === sourceId) records++;
+      next = r.next;
+    }
+    return { records, next };
+  }
+
+  /** Records of `sourceId` (all with undefined) from `from` to the end of its segment. */
+  private async countIn(from: LogPosition, sourceId: string | undefined): Promise<number> {
+    let n = 0;
+    await this.scanSegment(from, (r) => {
+      if (sourceId === undefined || sourceOf(r) === sourceId) n++;
+    });
+    return n;
+  }
+
+  /** Calls `each` for every record from `from` to the end of its segment, yielding between batches. */
+  private async scanSegment(from: LogPosition, each: (r: LogRecord) => void): Promise<void> {
+    const { segment } = from;
+    let at = from;
     for (;;) {
       const records = this.log.read(at, SCAN_BATCH);
-      const mine = records.filter((r) => r.position.segment === segment);
-      for (const r of mine) {
-        const id = frameOf(r).sourceId;
-        counts.set(id, (counts.get(id) ?? 0) + 1);
+      let last: LogRecord | undefined;
+      for (const r of records) {
+        if (r.position.segment !== segment) return;
+        each(r);
+        last = r;
       }
-      if (mine.length < records.length || records.length === 0) break;
-      at = mine.at(-1)!.next;
+      if (!last || records.length < SCAN_BATCH) return;
+      at = last.next;
+      await yieldToEventLoop();
     }
+  }
+
+  /**
+   * Records per source of a closed segment, counted once (a count in progress is shared).
+   * `segments`: the log's segments when the count began (a deleted one counts nothing).
+   */
+  private closedSegmentCounts(segment: number, segments: number[]): Promise<Map<string, number>> {
+    const cached = this.segmentCounts.get(segment);
+    if (cached) return cached;
+    const counting = (async () => {
+      const counts = new Map<string, number>();
+      await this.scanSegment({ segment, offset: 0 }, (r) => {
+        const id = sourceOf(r);
+        counts.set(id, (counts.get(id) ?? 0) + 1);
+      });
+      return counts;
+    })();
+    // Segments gone (retention) are forgotten.
     for (const s of this.segmentCounts.keys())
       if (!segments.includes(s)) this.segmentCounts.delete(s);
-    this.segmentCounts.set(segment, counts);
-    return counts;
+    this.segmentCounts.set(segment, counting);
+    counting.catch(() => this.segmentCounts.delete(segment));
+    return counting;
   }
 
   private counterOf(name: string, sourceId: string | undefined, committed: LogPosition) {
@@ -216,15 +295,31 @@ export class FileLogStream implements LogStream {
 
 /** Records are scanned this many at a time when a filter skips most of them or a backlog is counted. */
 const SCAN_BATCH = 1000;
+/** A backlog within this many bytes of one segment is counted at once, not in the background. */
+const SMALL_COUNT_BYTES = 1024 * 1024;
 
 /**
  * A consumer's backlog: records of its source from its committed position to the end of
- * the log. Counted once (lazily), then kept by appends and commits.
+ * the log. Counted once (lazily, in slices: see `FileLogStream.count`), then kept by
+ * appends and commits; appends and commits during the count are tallied beside it.
  */
 class BacklogCounter {
   /** Uncommitted records counted up to `countedTo` (undefined: not counted yet). */
   private pending: number | undefined;
   private countedTo: LogPosition | undefined;
+  /** The count in progress: from where, to where, and what happened meanwhile. */
+  private counting:
+    | {
+        done: Promise<void>;
+        to: LogPosition;
+        /** Records of the source appended at or after `to` meanwhile. */
+        appended: number;
+        /** Records committed meanwhile; undefined: a commit did not say (count again). */
+        committed: number | undefined;
+      }
+    | undefined;
+  /** Why the last count failed, until someone is told (the next ask counts again). */
+  private failed: unknown;
   /** The oldest uncommitted record's time, found for `committed` (cached per commit). */
   private oldest: { at: LogPosition; receivedAt: number | undefined } | undefined;
 
@@ -236,23 +331,37 @@ class BacklogCounter {
 
   /** A call's records were appended at `start` on. */
   appended(start: LogPosition, records: readonly AppendRecord[]): void {
-    if (this.pending === undefined || !this.countedTo) return;
+    const counting = this.counting;
+    const to = counting?.to ?? this.countedTo;
+    if ((this.pending === undefined && !counting) || !to) return;
     // Counted already when the count read past them.
-    if (comparePositions(start, this.countedTo) < 0) return;
+    if (comparePositions(start, to) < 0) return;
     const { sourceId } = this;
     let n = 0;
     if (sourceId === undefined) n = records.length;
     else for (const r of records) if (r.sourceId === sourceId) n++;
-    this.pending += n;
+    if (counting) counting.appended += n;
+    else if (this.pending !== undefined) this.pending += n;
   }
 
   /** The committed position moved from where it was to `to`, past `records` of the source. */
   committedTo(to: LogPosition, records: number | undefined): void {
     if (comparePositions(to, this.committed) === 0) return;
-    if (records === undefined || this.pending === undefined) this.pending = undefined;
+    const counting = this.counting;
+    if (counting) {
+      counting.committed =
+        records === undefined || counting.committed === undefined
+          ? undefined
+          : counting.committed + records;
+    } else if (records === undefined || this.pending === undefined) this.pending = undefined;
     else this.pending = Math.max(0, this.pending - records);
     this.committed = to;
     this.oldest = undefined;
+  }
+
+  /** Resolves when the count in progress ends (at once when none is); never rejects. */
+  whenCounted(): Promise<void> {
+    return this.counting?.done ?? Promise.resolve();
   }
 
   /** Sets what the oldest uncommitted record is, when a consumer read it. */
@@ -260,11 +369,30 @@ class BacklogCounter {
     this.oldest = { at: this.committed, receivedAt };
   }
 
-  backlog(): Backlog {
-    if (this.pending === undefined) {
-      const end = this.stream.end();
-      this.pending = this.stream.count(this.committed, end, this.sourceId);
-      this.countedTo = end;
+  /**
+   * Starts the count when it is not known (in the background, unless it is small) and
+   * resolves once it is known; with `wait: false` resolves at once, with undefined
+   * while it is being counted.
+   */
+  async backlog(wait = true): Promise<Backlog | undefined> {
+    while (this.pending === undefined) {
+      const failed = this.failed;
+      if (failed !== undefined) {
+        this.failed = undefined;
+        throw failed;
+      }
+      if (!this.counting) {
+        const end = this.stream.end();
+        const small = this.stream.countSmall(this.committed, end, this.sourceId);
+        if (small !== undefined) {
+          this.pending = small;
+          this.countedTo = end;
+          break;
+        }
+      }
+      this.counting ??= this.startCount();
+      if (!wait) return undefined;
+      await this.counting.done;
     }
     if (this.pending === 0) return { records: 0 };
     if (!this.oldest || comparePositions(this.oldest.at, this.committed) !== 0) {
@@ -275,6 +403,34 @@ class BacklogCounter {
     return receivedAt === undefined
       ? { records: this.pending }
       : { records: this.pending, oldestAt: receivedAt };
+  }
+
+  private startCount(): NonNullable<BacklogCounter["counting"]> {
+    const from = this.committed;
+    const to = this.stream.end();
+    const counting: NonNullable<BacklogCounter["counting"]> = {
+      to,
+      appended: 0,
+      committed: 0,
+      done: this.stream
+        .count(from, to, this.sourceId)
+        .then(
+          (n) => {
+            // A commit that did not say how many records it passed: count again from it.
+            if (counting.committed !== undefined) {
+              this.pending = Math.max(0, n + counting.appended - counting.committed);
+              this.countedTo = to;
+            }
+          },
+          (err: unknown) => {
+            this.failed = err ?? new Error("backlog count failed");
+          },
+        )
+        .finally(() => {
+          if (this.counting === counting) this.counting = undefined;
+        }),
+    };
+    return counting;
   }
 }
 
@@ -395,7 +551,7 @@ class FileLogConsumer extends FileLogReader implements LogConsumer {
   }
 
   async backlog(): Promise<Backlog> {
-    return this.counter.backlog();
+    return (await this.counter.backlog())!;
   }
 
   override async close(): Promise<void> {
@@ -439,6 +595,16 @@ function frameOf(r: LogRecord): StreamRecord {
     ...(Number.isFinite(receivedAt) ? { receivedAt } : {}),
     payload: r.payload,
   };
+}
+
+/** A record's source: from its frame (v3), else from its JSON. */
+function sourceOf(r: LogRecord): string {
+  return r.sourceId ?? frameOf(r).sourceId;
+}
+
+/** Lets timers, I/O and requests run between two slices of a long count. */
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 function sum(counts: Map<string, number>): number {

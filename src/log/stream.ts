@@ -55,6 +55,18 @@ export interface Backlog {
   oldestAt?: number;
 }
 
+/** A backlog not counted yet: it is being counted in the background; ask again later. */
+export class BacklogCountingError extends Error {
+  constructor(
+    readonly consumer: string,
+    /** Resolves when the count ends (never rejects): the time to ask again. */
+    readonly counted: Promise<void>,
+  ) {
+    super(`the backlog of ${consumer} is being counted`);
+    this.name = "BacklogCountingError";
+  }
+}
+
 export interface ReaderOptions {
   /** `{ after }` a cursor this log no longer holds or never made past its end (the log was cut back) starts at the oldest. */
   start: StartAt;
@@ -135,7 +147,9 @@ export interface LogStream extends LogAppender, LogRetention {
   reader(opts: ReaderOptions): Promise<LogReader>;
   /**
    * The backlog of consumer `name` (of `sourceId`'s records), open or not, without
-   * opening it: undefined when no consumer of that name exists.
+   * opening it: undefined when no consumer of that name exists. Never waits for a long
+   * count: a backend that must count first (the file log, once after start) rejects
+   * with `BacklogCountingError` until it has.
    */
   backlog(name: string, sourceId?: string): Promise<Backlog | undefined>;
   /** Waits for pending appends, then releases files or connections. */

@@ -8,7 +8,8 @@ import { Counter, Gauge, Histogram, Registry } from "./registry.ts";
 export interface ConnectionGaugeInput {
   id: string;
   state: "running" | "retrying" | "paused" | "failing";
-  lag: { events: number; seconds: number };
+  /** null: not known yet (being counted); its series is left out. */
+  lag: { events: number | null; seconds: number | null };
   lastSuccessAt: string | null;
   attempts: number;
   deadLetters: number;
@@ -195,13 +196,21 @@ export class SluiceMetrics implements FunctionMetrics {
 
   /** Gauges of each delivery connection, read at each scrape. */
   connections(collect: () => ConnectionGaugeInput[]): void {
-    const gauge = (name: string, help: string, value: (c: ConnectionGaugeInput) => number) =>
+    // A value not known (null) leaves the connection's series out: absent, never a 0.
+    const gauge = (name: string, help: string, value: (c: ConnectionGaugeInput) => number | null) =>
       this.registry.register(
-        new Gauge(name, help, () => collect().map((c) => [{ connection: c.id }, value(c)])),
+        new Gauge(name, help, () =>
+          collect().flatMap((c) => {
+            const v = value(c);
+            return v === null
+              ? []
+              : [[{ connection: c.id }, v] as [Record<string, string>, number]];
+          }),
+        ),
       );
     gauge(
       "sluice_connection_lag_events",
-      "Events of the connection's source not yet confirmed by its destination.",
+      "Events of the connection's source not yet confirmed by its destination (absent while being counted after start).",
       (c) => c.lag.events,
     );
     gauge(

@@ -269,12 +269,15 @@ test("stopping the zeros (rotation, a write fault) waits for the chunk in flight
   const zeroWrites: number[] = [];
   let stopped: Promise<void> | undefined;
   proto.write = function (this: unknown, buf: Uint8Array, ...rest: unknown[]) {
+    const result = write.call(this, buf, ...rest);
     if (buf.byteLength === MiB && buf.every((b) => b === 0)) {
       zeroWrites.push(rest[2] as number);
-      // The first chunk is in flight: stop now, as a rotation or a fault would.
-      stopped ??= (log as unknown as { stopZeroing(): Promise<void> }).stopZeroing();
+      // The first chunk is in flight: stop right after, as a rotation or a fault would.
+      stopped ??= Promise.resolve().then(() =>
+        (log as unknown as { stopZeroing(): Promise<void> }).stopZeroing(),
+      );
     }
-    return write.call(this, buf, ...rest);
+    return result;
   };
   try {
     await log.append([event(1)]);

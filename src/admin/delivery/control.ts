@@ -14,11 +14,18 @@ export const ConnectionView = t.Object({
     t.Literal("failing"),
   ]),
   lag: t.Object({
-    events: t.Integer({
-      minimum: 0,
-      description: "Events not yet delivered (counted up to a cap).",
-    }),
-    seconds: t.Number({ minimum: 0, description: "Age of the oldest event not yet delivered." }),
+    events: nullable(
+      t.Integer({
+        minimum: 0,
+        description: "Events not yet delivered; null: not known yet (being counted after start).",
+      }),
+    ),
+    seconds: nullable(
+      t.Number({
+        minimum: 0,
+        description: "Age of the oldest event not yet delivered; null: not known yet.",
+      }),
+    ),
   }),
   lastSuccessAt: nullable(t.String()),
   lastError: nullable(t.Object({ at: t.String(), message: t.String() })),

@@ -63,7 +63,8 @@ export interface ConnectionView {
   source: string;
   destination: { type: string };
   state: "running" | "retrying" | "paused" | "failing";
-  lag: { events: number; seconds: number };
+  /** null: not known yet (the server is counting the backlog after start). */
+  lag: { events: number | null; seconds: number | null };
   lastSuccessAt: string | null;
   lastError: { at: string; message: string } | null;
   attempts: number | null;

@@ -64,8 +64,12 @@ export function ConnectionsView({ api }: { api: Api }) {
             <dl class="facts">
               <dt>Lag</dt>
               <dd>
-                {c.lag.events} event{c.lag.events === 1 ? "" : "s"}
-                {c.lag.events > 0 ? `, oldest ${duration(c.lag.seconds)}` : ""}
+                {c.lag.events === null
+                  ? "counting…"
+                  : `${c.lag.events} event${c.lag.events === 1 ? "" : "s"}`}
+                {c.lag.events !== null && c.lag.events > 0 && c.lag.seconds !== null
+                  ? `, oldest ${duration(c.lag.seconds)}`
+                  : ""}
               </dd>
               <dt>Last success</dt>
               <dd>{c.lastSuccessAt ? ago(c.lastSuccessAt) : "—"}</dd>
