@@ -223,7 +223,7 @@ Idempotency-Key as for the first delivery of the same events; PostgreSQL keeps o
 row per messageId. A TIME is ISO-8601 (2026-12-01, 2026-12-01T09:00:00Z): events
 received in [from, to). A POSITION is a point between two events in the log
 (<segment>:<offset>; an event's position in the inspector is the point just before
-it): from starts with the event after it, to ends with the event before it, so
+it; with log.backend nats a stream sequence number, and the stream is read): from starts with the event after it, to ends with the event before it, so
 --from P1 --to P2 covers the event at P1 up to the one before P2. Without --to: up to what
 is stored when the replay starts. Shows a progress bar on a terminal and a summary at
 the end; Ctrl-C stops between events. Works whether the server runs or not.
