@@ -1,5 +1,17 @@
 import { heapSize } from "bun:jsc";
 
+/**
+ * Below this much filter, JavaScriptCore's own heuristic is left alone: the filter is
+ * then a small part of what it counts, and full collections asked for on top of it
+ * cost more than they save (batches on an empty window: 31–37 against 26–30 µs of CPU
+ * per event, p99 of 100-event batches 138–169 against 85–88 ms; bench/RESULTS.md,
+ * "Third session on a quiet machine"). 64 MiB is about 10M keys.
+ */
+export const MIN_PINNED = 64 * 1024 * 1024;
+
+/** Whether a filter of `pinned` bytes is large enough to pace collections for. */
+export const pacing = (pinned: number): boolean => pinned >= MIN_PINNED;
+
 /** Growth past the last low point that asks for a collection ... */
 const MIN_GROWTH = 32 * 1024 * 1024;
 /** ... or this share of that low point, if more. */
@@ -15,7 +27,8 @@ const GROWTH = 0.5;
  * a collection frees (request bodies, SQLite statements' buffers), piled up: the
  * capacity bench's server peaked at 1.6–1.9 GB, against ~320 MB on an empty window.
  *
- * `check` (from a timer, never per key) asks for a collection when the JS heap without
+ * `check` (from a timer, never per key), once the filter holds at least MIN_PINNED
+ * bytes, asks for a collection when the JS heap without
  * the filter, or (on the main thread) the process's resident memory without it, has
  * grown by half, and at least MIN_GROWTH, since its last low point: about what the
  * heuristic would do if the filter were not there. The collection is a full one, run at
@@ -34,6 +47,7 @@ export class GcPacer {
    * watch the process's resident memory (one thread is enough).
    */
   check(pinned: number, rss: boolean): void {
+    if (!pacing(pinned)) return;
     const heap = this.heap.grown(heapSize() - pinned);
     const resident = rss && this.rss.grown(process.memoryUsage.rss() - pinned);
     if (heap || resident) Bun.gc(true);

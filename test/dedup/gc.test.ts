@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { Watermark } from "../../src/dedup/gc.ts";
+import { MIN_PINNED, pacing, Watermark } from "../../src/dedup/gc.ts";
 
 const MB = 1024 * 1024;
 
@@ -23,4 +23,11 @@ test("a measure below zero (the filter counted in full, the heap not yet) still 
   expect(w.grown(-50 * MB)).toBe(false);
   expect(w.grown(-19 * MB)).toBe(false);
   expect(w.grown(-18 * MB)).toBe(true);
+});
+
+test("collections are paced only once the filter is large enough to mislead the engine's own heuristic", () => {
+  expect(pacing(0)).toBe(false);
+  expect(pacing(MIN_PINNED - 1)).toBe(false);
+  expect(pacing(MIN_PINNED)).toBe(true);
+  expect(pacing(300 * MB)).toBe(true); // the 50M-key window
 });
