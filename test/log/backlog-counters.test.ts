@@ -1,6 +1,4 @@
-import { afterEach, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { expect, test } from "bun:test";
 import { join } from "node:path";
 import { SqliteOffsetStore } from "../../src/delivery/offsets.ts";
 import { FileEventLog } from "../../src/log/file/file-log.ts";
@@ -9,15 +7,13 @@ import type { EventLog } from "../../src/log/interface.ts";
 import { type AppendRecord, BacklogCountingError } from "../../src/log/stream.ts";
 import { openStateDb } from "../../src/state/sqlite.ts";
 import { memoryLogger } from "../support/logger.ts";
+import { tempDirs } from "../support/process.ts";
 
 // Issue 14: `/metrics` lag comes from counters, not from reading records per scrape.
 // The file backend counts each closed segment's records per source once; appends add
 // to a consumer's backlog and commits take from it.
 
-const tmp: string[] = [];
-afterEach(() => {
-  for (const d of tmp.splice(0)) rmSync(d, { recursive: true, force: true });
-});
+const tempDir = tempDirs();
 
 const T0 = Date.UTC(2026, 11, 2, 9, 0, 0);
 const recs = (from: number, count: number, sourceId: string): AppendRecord[] =>
@@ -29,8 +25,7 @@ const recs = (from: number, count: number, sourceId: string): AppendRecord[] =>
   }));
 
 test("a backlog is counted once; asking again, after appends and after commits, reads no records", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "sluice-backlog-"));
-  tmp.push(dir);
+  const dir = tempDir("backlog");
   const { logger } = memoryLogger();
   const file = await FileEventLog.open({ dir: join(dir, "log"), segmentBytes: 16 * 1024, logger });
   let reads = 0;
@@ -93,8 +88,7 @@ test("a backlog is counted once; asking again, after appends and after commits, 
 });
 
 test("a consumer of a quiet source moves its offset past other sources' records (retention is not held back), never past its own uncommitted ones", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "sluice-quiet-"));
-  tmp.push(dir);
+  const dir = tempDir("quiet");
   const { logger } = memoryLogger();
   const file = await FileEventLog.open({ dir: join(dir, "log"), segmentBytes: 1 << 20, logger });
   const db = openStateDb(dir);
@@ -148,8 +142,7 @@ function watched(file: EventLog) {
 }
 
 test("a count from mid-segment reads the rest of that segment, takes closed segments from their counts (read once per stream), lists segments once, and yields to the event loop", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "sluice-backlog-"));
-  tmp.push(dir);
+  const dir = tempDir("backlog");
   const { logger } = memoryLogger();
   const file = await FileEventLog.open({ dir: join(dir, "log"), segmentBytes: 16 * 1024, logger });
   const db = openStateDb(dir);
@@ -227,8 +220,7 @@ test("a count from mid-segment reads the rest of that segment, takes closed segm
 });
 
 test("a commit while the backlog is counted is taken from the count; a commit that does not say how many records it passed counts again", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "sluice-backlog-"));
-  tmp.push(dir);
+  const dir = tempDir("backlog");
   const { logger } = memoryLogger();
   const file = await FileEventLog.open({ dir: join(dir, "log"), segmentBytes: 16 * 1024, logger });
   const db = openStateDb(dir);

@@ -1,6 +1,4 @@
-import { afterEach, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { expect, test } from "bun:test";
 import { join } from "node:path";
 import { SqliteDedupStore } from "../../src/dedup/sqlite.ts";
 import { SqliteOffsetStore } from "../../src/delivery/offsets.ts";
@@ -11,15 +9,13 @@ import { encodeRecords } from "../../src/log/file/record.ts";
 import { FileLogStream } from "../../src/log/file-stream.ts";
 import { openStateDb } from "../../src/state/sqlite.ts";
 import { memoryLogger } from "../support/logger.ts";
+import { tempDirs } from "../support/process.ts";
 
 // Issue 14: the dedup checkpoint is an opaque log cursor. One stored by the version
 // before it (a file log position `{ segment, offset }`) still tells start-up where to
 // replay from.
 
-const tmp: string[] = [];
-afterEach(() => {
-  for (const d of tmp.splice(0)) rmSync(d, { recursive: true, force: true });
-});
+const tempDir = tempDirs();
 
 test("checkpointCursor: a cursor as stored, an old file position as its cursor, anything else none", () => {
   expect(checkpointCursor("3:1200")).toBe("3:1200");
@@ -31,8 +27,7 @@ test("checkpointCursor: a cursor as stored, an old file position as its cursor, 
 });
 
 test("an old {segment, offset} checkpoint in dedup.db: start-up replays only the records after it", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "sluice-checkpoint-"));
-  tmp.push(dir);
+  const dir = tempDir("checkpoint");
   const enc = new TextEncoder();
   const { logger } = memoryLogger();
   const log = await FileEventLog.open({ dir: join(dir, "log"), segmentBytes: 1 << 20, logger });

@@ -1,6 +1,5 @@
-import { afterEach, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { expect, test } from "bun:test";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { verifyLog } from "../../src/cli/log.ts";
 import { fileReplaySource } from "../../src/delivery/replay-source.ts";
@@ -10,7 +9,7 @@ import { encodeRecordsV1 } from "../../src/log/file/record.ts";
 import { segmentPath } from "../../src/log/file/segments.ts";
 import type { EventLog, LogRecord } from "../../src/log/interface.ts";
 import { memoryLogger } from "../support/logger.ts";
-import { cleanedAfterEach, sendBatch, trackEvents } from "../support/process.ts";
+import { cleanedAfterEach, sendBatch, tempDirs, trackEvents } from "../support/process.ts";
 import { makeTestConfig, runCli } from "../support/server.ts";
 
 // SPEC 5 / issue 13: a damaged record is skipped and reported with its position, and
@@ -18,16 +17,7 @@ import { makeTestConfig, runCli } from "../support/server.ts";
 // segments of the old frame format are still read after an upgrade.
 
 const { dirs, spawn } = cleanedAfterEach();
-const tmp: string[] = [];
-afterEach(() => {
-  for (const d of tmp.splice(0)) rmSync(d, { recursive: true, force: true });
-});
-
-function tempDir(): string {
-  const d = mkdtempSync(join(tmpdir(), "sluice-corrupt-"));
-  tmp.push(d);
-  return d;
-}
+const tempDir = tempDirs();
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -56,7 +46,7 @@ function flip(path: string, at: number) {
 }
 
 test("a flipped byte skips only that record; each is reported once with its position", async () => {
-  const dir = join(tempDir(), "log");
+  const dir = join(tempDir("corrupt"), "log");
   const { logger, lines } = memoryLogger();
   const seen: CorruptRecord[] = [];
   const open = () =>
@@ -110,7 +100,7 @@ test("a flipped byte skips only that record; each is reported once with its posi
 });
 
 test("damage in an older segment is skipped there too, and reading goes on", async () => {
-  const dir = join(tempDir(), "log");
+  const dir = join(tempDir("corrupt"), "log");
   const { logger, lines } = memoryLogger();
   const log = await FileEventLog.open({ dir, segmentBytes: 4096, logger });
   for (let i = 0; i < 300; i += 10) {
@@ -127,7 +117,7 @@ test("damage in an older segment is skipped there too, and reading goes on", asy
 });
 
 test("segments of the old frame format are read after an upgrade; new records go to a new segment", async () => {
-  const root = tempDir();
+  const root = tempDir("corrupt");
   const dir = join(root, "log");
   mkdirSync(dir);
   const old = Array.from({ length: 20 }, (_, i) => event(i));

@@ -1,6 +1,5 @@
-import { afterEach, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { expect, test } from "bun:test";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { SqliteOffsetStore } from "../../src/delivery/offsets.ts";
 import { FileEventLog } from "../../src/log/file/file-log.ts";
@@ -11,21 +10,13 @@ import type { EventLog, LogRecord } from "../../src/log/interface.ts";
 import type { StreamRecord } from "../../src/log/stream.ts";
 import { openStateDb } from "../../src/state/sqlite.ts";
 import { memoryLogger } from "../support/logger.ts";
+import { tempDirs } from "../support/process.ts";
 
 // Issue 14: the record frame (v3) carries sourceId, type and receivedAt beside the
 // event, so readers filter without parsing it; segments of v1 and v2 frames written
 // before still read, also when v3 frames follow v2 ones in the same segment.
 
-const tmp: string[] = [];
-afterEach(() => {
-  for (const d of tmp.splice(0)) rmSync(d, { recursive: true, force: true });
-});
-function logDir(): string {
-  const d = mkdtempSync(join(tmpdir(), "sluice-frame-v3-"));
-  tmp.push(d);
-  return d;
-}
-
+const tempDir = tempDirs();
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 const T0 = Date.UTC(2026, 11, 2, 8, 0, 0);
@@ -52,7 +43,7 @@ const ids = (records: { payload: Uint8Array }[]) =>
 const range = (n: number, from = 0) => Array.from({ length: n }, (_, i) => `m-${from + i}`);
 
 test("a v3 frame holds sourceId, type and receivedAt beside the JSON text, checksummed", async () => {
-  const root = logDir();
+  const root = tempDir("frame-v3");
   const dir = join(root, "log");
   const { logger } = memoryLogger();
   const log = await FileEventLog.open({ dir, segmentBytes: 1 << 20, logger });
@@ -96,7 +87,7 @@ test("encodeFrames: the same bytes from the JSON text as from its UTF-8 encoding
 });
 
 test("an old v2 segment is read and appended to with v3 frames; the stream reads both, filtering by source", async () => {
-  const root = logDir();
+  const root = tempDir("frame-v3");
   const dir = join(root, "log");
   mkdirSync(dir);
   // Written by the previous version: v2 frames, sourceId only inside the JSON.
@@ -138,7 +129,7 @@ test("an old v2 segment is read and appended to with v3 frames; the stream reads
 });
 
 test("a v1 segment is still read; new v3 records go to a new segment", async () => {
-  const root = logDir();
+  const root = tempDir("frame-v3");
   const dir = join(root, "log");
   mkdirSync(dir);
   writeFileSync(segmentPath(dir, 1), encodeRecordsV1([0, 1, 2].map((i) => enc.encode(json(i)))));
@@ -153,7 +144,7 @@ test("a v1 segment is still read; new v3 records go to a new segment", async () 
 });
 
 test("a damaged v3 frame is skipped: reading resynchronises on the next marker", async () => {
-  const root = logDir();
+  const root = tempDir("frame-v3");
   const dir = join(root, "log");
   const { logger, lines } = memoryLogger();
   const log = await FileEventLog.open({ dir, segmentBytes: 1 << 20, logger });

@@ -1,16 +1,14 @@
 import { dlopen, FFIType } from "bun:ffi";
-import { afterEach, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import {
   closeSync,
   constants,
-  mkdtempSync,
   openSync,
   rmSync,
   statSync,
   truncateSync,
   writeFileSync,
 } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { verifyLog } from "../../src/cli/log.ts";
 import { FileEventLog } from "../../src/log/file/file-log.ts";
@@ -18,16 +16,14 @@ import { preallocate } from "../../src/log/file/preallocate.ts";
 import { type CorruptRecord, readRecords, scanSegment } from "../../src/log/file/reader.ts";
 import { listSegments, readSegmentBytes, segmentPath } from "../../src/log/file/segments.ts";
 import { memoryLogger } from "../support/logger.ts";
+import { tempDirs } from "../support/process.ts";
 
 // Issue 11: new segments are preallocated to the segment size, so a group commit's
 // synchronous write does not grow the file. The zeros past the records are the end of
 // the data for every reader and for recovery (no warning), sizes report used bytes,
 // and a clean stop or a rotation cuts the zeros off.
 
-const tmp: string[] = [];
-afterEach(() => {
-  for (const d of tmp.splice(0)) rmSync(d, { recursive: true, force: true });
-});
+const tempDir = tempDirs();
 
 const enc = new TextEncoder();
 const event = (i: number) =>
@@ -37,8 +33,7 @@ const SEGMENT = 64 * 1024;
 test.if(process.platform === "linux")(
   "a new segment has its full size from the start; appends do not change it",
   async () => {
-    const root = mkdtempSync(join(tmpdir(), "sluice-prealloc-"));
-    tmp.push(root);
+    const root = tempDir("prealloc");
     const dir = join(root, "log");
     const { logger, lines } = memoryLogger();
     const log = await FileEventLog.open({ dir, segmentBytes: SEGMENT, logger });
@@ -90,8 +85,7 @@ test.if(process.platform === "linux")(
 test.if(process.platform === "linux")(
   "a crash between starting a segment and trimming the one before: the reserved zeros are cut at the next open",
   async () => {
-    const root = mkdtempSync(join(tmpdir(), "sluice-prealloc-"));
-    tmp.push(root);
+    const root = tempDir("prealloc");
     const dir = join(root, "log");
     const { logger } = memoryLogger();
     const first = await FileEventLog.open({ dir, segmentBytes: SEGMENT, logger });
@@ -158,8 +152,7 @@ const MiB = 1024 * 1024;
 const zerosFrom = (end: number) => Math.ceil(end / 4096) * 4096 + MiB;
 
 test("small group commits: zeros are written ahead of the records, never over them", async () => {
-  const root = mkdtempSync(join(tmpdir(), "sluice-prealloc-"));
-  tmp.push(root);
+  const root = tempDir("prealloc");
   if (!seesUnwritten(root)) {
     console.warn("skipped: this file system does not report unwritten blocks (SEEK_HOLE)");
     return;
@@ -201,8 +194,7 @@ test("small group commits: zeros are written ahead of the records, never over th
 });
 
 test("large group commits (batches): no zeros written ahead, so bytes are not written twice", async () => {
-  const root = mkdtempSync(join(tmpdir(), "sluice-prealloc-"));
-  tmp.push(root);
+  const root = tempDir("prealloc");
   if (!seesUnwritten(root)) {
     console.warn("skipped: this file system does not report unwritten blocks (SEEK_HOLE)");
     return;
@@ -221,8 +213,7 @@ test("large group commits (batches): no zeros written ahead, so bytes are not wr
 });
 
 test("segments rotate while zeros are being written: every record in order, no zero tail left", async () => {
-  const root = mkdtempSync(join(tmpdir(), "sluice-prealloc-"));
-  tmp.push(root);
+  const root = tempDir("prealloc");
   const dir = join(root, "log");
   const { logger, lines } = memoryLogger();
   const log = await FileEventLog.open({ dir, segmentBytes: 512 * 1024, logger });
@@ -253,8 +244,7 @@ test("segments rotate while zeros are being written: every record in order, no z
 });
 
 test("stopping the zeros (rotation, a write fault) waits for the chunk in flight only: it starts no next chunk", async () => {
-  const root = mkdtempSync(join(tmpdir(), "sluice-prealloc-"));
-  tmp.push(root);
+  const root = tempDir("prealloc");
   const dir = join(root, "log");
   const { logger } = memoryLogger();
   const log = await FileEventLog.open({ dir, segmentBytes: 16 * MiB, logger });

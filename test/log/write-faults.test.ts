@@ -1,4 +1,4 @@
-import { afterEach, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { chmodSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -6,6 +6,7 @@ import { FileEventLog } from "../../src/log/file/file-log.ts";
 import { segmentPath } from "../../src/log/file/segments.ts";
 import type { EventLog, LogRecord } from "../../src/log/interface.ts";
 import { memoryLogger } from "../support/logger.ts";
+import { tempDirs } from "../support/process.ts";
 import { waitFor } from "../support/wait.ts";
 
 // Issue 13: a write the log cannot make (a vanished or replaced segment file, a new
@@ -14,10 +15,7 @@ import { waitFor } from "../support/wait.ts";
 // write works it is healthy again, without restart and with every acknowledged record
 // of the remaining files still read.
 
-const tmp: string[] = [];
-afterEach(() => {
-  for (const d of tmp.splice(0)) rmSync(d, { recursive: true, force: true });
-});
+const tempDir = tempDirs();
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -36,8 +34,7 @@ function readIds(log: EventLog): string[] {
 }
 
 async function openLog(segmentBytes: number) {
-  const root = mkdtempSync(join(tmpdir(), "sluice-faults-"));
-  tmp.push(root);
+  const root = tempDir("faults");
   const dir = join(root, "log");
   const { logger, lines } = memoryLogger();
   const failures: Error[] = [];

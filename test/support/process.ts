@@ -1,5 +1,6 @@
 import { afterEach } from "bun:test";
-import { readdirSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BUN, MAIN, spawnServer } from "./server.ts";
 import { waitFor } from "./wait.ts";
@@ -144,4 +145,17 @@ export function cleanedAfterEach() {
     return s;
   };
   return { dirs, procs, spawn };
+}
+
+/** Makes a fresh temporary folder per call (`sluice-<prefix>-…`); each is removed after its test. */
+export function tempDirs(): (prefix: string) => string {
+  const made: string[] = [];
+  afterEach(() => {
+    for (const d of made.splice(0)) rmSync(d, { recursive: true, force: true });
+  });
+  return (prefix) => {
+    const d = mkdtempSync(join(tmpdir(), `sluice-${prefix}-`));
+    made.push(d);
+    return d;
+  };
 }
