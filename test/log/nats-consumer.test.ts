@@ -1,64 +1,33 @@
-import { afterAll, afterEach, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test } from "bun:test";
 import { type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { consumerName, type NatsLogOptions, NatsLogStream } from "../../src/log/nats/nats-log.ts";
-import {
-  type AppendRecord,
-  LogConsumerConflictError,
-  type StreamRecord,
-} from "../../src/log/stream.ts";
-import { findProgram, type NatsServerProcess, startNatsServer } from "../scaleout/servers.ts";
+import { consumerName, type NatsLogOptions } from "../../src/log/nats/nats-log.ts";
+import { LogConsumerConflictError } from "../../src/log/stream.ts";
 import { waitFor } from "../support/wait.ts";
+import { natsMissing as missing, natsLogHarness, numbers, rec } from "./nats-harness.ts";
 
-const missing = findProgram("nats-server")
-  ? undefined
-  : "nats-server is missing (apt-get install -y nats-server)";
 if (missing) console.warn(`NATS consumer tests skipped: ${missing}`);
-
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
-const rec = (n: number, sourceId = "web"): AppendRecord => ({
-  sourceId,
-  type: "track",
-  messageId: `m-${n}`,
-  payload: encoder.encode(JSON.stringify({ n })),
-});
-const numbers = (records: StreamRecord[]) =>
-  records.map((r) => (JSON.parse(decoder.decode(r.payload)) as { n: number }).n);
 
 /**
  * The durable consumer's acks and reads between instances sharing it (SPEC 9: acked
  * after the destination accepted), against a real nats-server.
  */
 describe.skipIf(Boolean(missing))("NATS log consumer: commits, close, existing consumers", () => {
-  let server: NatsServerProcess | undefined;
   let nc: NatsConnection | undefined;
   let jsm: JetStreamManager;
-  let streams = 0;
-  const open: NatsLogStream[] = [];
+  // Registered first, so that it runs before the harness stops the server.
+  afterAll(async () => {
+    await nc?.close();
+  });
+  const harness = natsLogHarness("cons");
+  const { options, openLog } = harness;
   const start = async () => {
-    server ??= await startNatsServer();
+    const server = await harness.start();
     nc ??= await connect({ servers: server.url });
     jsm = await jetstreamManager(nc);
   };
-  const options = (): NatsLogOptions => {
-    const n = streams++;
-    return { servers: [server!.url], stream: `CONS_${n}`, subjectPrefix: `cons${n}.events` };
-  };
-  const openLog = async (opts: NatsLogOptions) => {
-    const log = await NatsLogStream.open(opts);
-    open.push(log);
-    return log;
-  };
   const info = (opts: NatsLogOptions, name: string) =>
     jsm.consumers.info(opts.stream, consumerName(name));
-  afterEach(async () => {
-    for (const log of open.splice(0)) await log.close().catch(() => undefined);
-  });
-  afterAll(async () => {
-    await nc?.close();
-    await server?.cleanup();
-  });
 
   test("commit acks what read returned up to the cursor, in that order: a redelivery with a lower sequence that came meanwhile is not acked, and is read next", async () => {
     await start();

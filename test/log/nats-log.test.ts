@@ -1,68 +1,23 @@
-import { afterAll, afterEach, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { jetstreamManager, StorageType } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
-import {
-  consumerName,
-  type NatsLogOptions,
-  NatsLogStream,
-  natsMsgId,
-} from "../../src/log/nats/nats-log.ts";
-import type { AppendRecord, StreamRecord } from "../../src/log/stream.ts";
+import { consumerName, NatsLogStream, natsMsgId } from "../../src/log/nats/nats-log.ts";
+import type { AppendRecord } from "../../src/log/stream.ts";
 import { isUnavailable } from "../../src/storage/unavailable.ts";
-import { findProgram, type NatsServerProcess, startNatsServer } from "../scaleout/servers.ts";
 import { waitFor } from "../support/wait.ts";
+import { natsMissing as missing, natsLogHarness, numbers, rec } from "./nats-harness.ts";
 
-const missing = findProgram("nats-server")
-  ? undefined
-  : "nats-server is missing (apt-get install -y nats-server)";
 if (missing) console.warn(`NATS event log tests skipped: ${missing}`);
 
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
-const rec = (n: number, sourceId = "web"): AppendRecord => ({
-  sourceId,
-  type: "track",
-  messageId: `m-${n}`,
-  payload: encoder.encode(JSON.stringify({ n })),
-});
-const numbers = (records: StreamRecord[]) =>
-  records.map((r) => (JSON.parse(decoder.decode(r.payload)) as { n: number }).n);
-
 describe.skipIf(Boolean(missing))("NATS JetStream event log", () => {
-  let server: NatsServerProcess | undefined;
-  let streams = 0;
-  const open: NatsLogStream[] = [];
-  const start = async () => {
-    server ??= await startNatsServer();
-    return server;
-  };
-  const options = (extra: Partial<NatsLogOptions> = {}): NatsLogOptions => {
-    const n = streams++;
-    return {
-      servers: [server!.url],
-      stream: `LOG_${n}`,
-      subjectPrefix: `log${n}.events`,
-      ...extra,
-    };
-  };
-  const openLog = async (opts: NatsLogOptions) => {
-    const log = await NatsLogStream.open(opts);
-    open.push(log);
-    return log;
-  };
-  afterEach(async () => {
-    for (const log of open.splice(0)) await log.close().catch(() => undefined);
-  });
-  afterAll(async () => {
-    await server?.cleanup();
-  });
+  const { start, options, openLog } = natsLogHarness("log");
 
   test("the stream is created if missing: file storage, a subject per source, a 2 minute duplicate window", async () => {
-    await start();
+    const server = await start();
     const opts = options({ stream: "SLUICE_SPEC", subjectPrefix: "sluice.events" });
     await openLog(opts);
     await openLog(opts); // a second instance finds it
-    const nc = await connect({ servers: server!.url });
+    const nc = await connect({ servers: server.url });
     try {
       const info = await (await jetstreamManager(nc)).streams.info("SLUICE_SPEC");
       expect(info.config.subjects).toEqual(["sluice.events.>"]);
