@@ -221,6 +221,61 @@ test("the server's writer thread indexes in the idle class; a read-only view sea
   expect(reopened.progress().seq).toBe(1200);
 });
 
+test("on an empty log and index the writer thread starts at the first append, and times it", async () => {
+  const { dir, log } = await setup(0);
+  const before = idleThreads();
+  const writer = await IndexWriterThread.start({
+    logDir: join(dir, "log"),
+    indexDir: join(dir, "writer-index"),
+    log,
+    logger,
+    delayMs: 5,
+  });
+  closers.push(() => writer.stop());
+  // Nothing to index: no thread yet.
+  expect(writer.priority).toBeUndefined();
+  expect(idleThreads().filter((tid) => !before.includes(tid))).toHaveLength(0);
+
+  const view = new IndexShards(join(dir, "writer-index"), { readOnly: true });
+  closers.push(() => view.close());
+  const search = new EventSearch(view, eventLogSource(log), { maxTail: 0 });
+  const appending = Date.now();
+  const event = { type: "track", event: "First", userId: "fu", sourceId: "web" };
+  await log.append(
+    Array.from({ length: 20 }, (_, i) =>
+      new TextEncoder().encode(JSON.stringify({ ...event, messageId: `first-${i}` })),
+    ),
+  );
+  const appended = Date.now();
+  const found = await waitFor(
+    () => {
+      view.refresh();
+      const events = search.search({ userId: "fu", limit: 50 }).events;
+      return events.length === 20 && events;
+    },
+    { what: "the first append to be indexed" },
+  );
+  expect(writer.priority).toBe("idle");
+  // The append that started the thread has its stored time.
+  for (const f of found) {
+    expect(f.storedAt).toBeGreaterThanOrEqual(appending);
+    expect(f.storedAt).toBeLessThanOrEqual(appended);
+  }
+  await writer.stop();
+});
+
+test("a writer that never started stops at once", async () => {
+  const { dir, log } = await setup(0);
+  const writer = await IndexWriterThread.start({
+    logDir: join(dir, "log"),
+    indexDir: join(dir, "writer-index"),
+    log,
+    logger,
+  });
+  await writer.stop();
+  expect(writer.priority).toBeUndefined();
+});
+
 test("a read-only view lets go of a shard the writer dropped, and picks up new ones", async () => {
   const { dir, shards, source, indexer, log } = await setup(1200, {
     shardEvents: 400,

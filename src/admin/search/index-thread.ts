@@ -1,3 +1,4 @@
+import { readdirSync } from "node:fs";
 import type { Logger } from "pino";
 import type { LogPosition } from "../../log/interface.ts";
 import { StoredTimes, type StoredTimesUpdate } from "./stored-times.ts";
@@ -28,8 +29,15 @@ export interface IndexThreadOptions {
   /** The file log's directory, read by the writer thread itself. */
   logDir: string;
   indexDir: string;
-  /** The log: its durable end, and a signal after each durable append. */
-  log: { end(): LogPosition; onAppend(listener: () => void): () => void };
+  /**
+   * The log: its durable end, where it starts (without it the thread starts at once)
+   * and a signal after each durable append.
+   */
+  log: {
+    end(): LogPosition;
+    start?(): LogPosition;
+    onAppend(listener: () => void): () => void;
+  };
   logger: Logger;
   /** Appends within this long are told to the writer in one message. */
   delayMs?: number;
@@ -51,53 +59,86 @@ export class IndexWriterThread {
   private timer: ReturnType<typeof setTimeout> | undefined;
   private unsubscribe: (() => void) | undefined;
   private stopping: Promise<void> | undefined;
+  private worker: Worker | undefined;
+  private started: "idle" | "nice" | "none" | undefined;
+  /** The thread could not start: not tried again before a restart. */
+  private failed = false;
+  /**
+   * When each append since the start became durable, while the ring keeps it: also
+   * read by searches, for the records the thread has not indexed yet.
+   */
+  readonly storedTimes: StoredTimes;
+  /** Where the log ended when the ring started: the thread's first `init`. */
+  private readonly from: LogPosition;
 
-  private constructor(
-    private readonly worker: Worker,
-    private readonly opts: IndexThreadOptions,
-    /** The scheduling the writer thread got (tests, startup log). */
-    readonly priority: "idle" | "nice" | "none",
-    /**
-     * When each append since the start became durable, while the ring keeps it: also
-     * read by searches, for the records the thread has not indexed yet.
-     */
-    readonly storedTimes: StoredTimes,
-  ) {}
+  private constructor(private readonly opts: IndexThreadOptions) {
+    this.from = opts.log.end();
+    this.storedTimes = new StoredTimes(this.from);
+  }
 
+  /** The scheduling the writer thread got (tests, startup log); undefined until it runs. */
+  get priority(): "idle" | "nice" | "none" | undefined {
+    return this.started;
+  }
+
+  /**
+   * Follows the log from now on. The thread (a JS runtime of its own: 3–6 MB) starts
+   * here when the log or the index holds anything, and answers only once it is ready
+   * (a failure fails the start); with both empty (a new install) it starts at the
+   * first durable append, as nothing before it has anything to index, and a failure
+   * then is logged.
+   */
   static async start(opts: IndexThreadOptions): Promise<IndexWriterThread> {
+    const thread = new IndexWriterThread(opts);
+    // From here on every durable append is timed, those made while the thread starts too
+    // (it gets them with the first `end` after its `init`).
+    thread.unsubscribe = opts.log.onAppend(() => thread.appended());
+    if (opts.log.start === undefined || !isEmpty(opts.log.start(), thread.from, opts.indexDir)) {
+      await thread.launch(thread.from).catch((err) => {
+        thread.unsubscribe?.();
+        if (thread.timer !== undefined) clearTimeout(thread.timer);
+        throw err;
+      });
+    }
+    return thread;
+  }
+
+  /** Starts the thread; resolves once it is ready (rejects if it could not start). */
+  private launch(end: LogPosition): Promise<void> {
     const worker = new Worker(new URL("./index-writer.ts", import.meta.url).href);
-    const priority = await new Promise<"idle" | "nice" | "none">((resolve, reject) => {
+    this.worker = worker;
+    const ready = new Promise<void>((resolve, reject) => {
       worker.onmessage = (e: MessageEvent<FromIndexWriter>) => {
-        if (e.data.t === "ready") resolve(e.data.priority);
-        else if (e.data.t === "failed") reject(new Error(e.data.message));
+        if (e.data.t === "ready") {
+          this.started = e.data.priority;
+          worker.onmessage = (next: MessageEvent<FromIndexWriter>) => this.onMessage(next.data);
+          // Search goes on without it (reading the part not indexed from the log), but say so.
+          worker.addEventListener("error", (err) =>
+            this.opts.logger.error(
+              { err: { message: (err as ErrorEvent).message } },
+              "search index writer thread failed; the index no longer follows the log until a restart",
+            ),
+          );
+          worker.unref();
+          resolve();
+        } else if (e.data.t === "failed") reject(new Error(e.data.message));
       };
       worker.addEventListener("error", (e) => reject(new Error((e as ErrorEvent).message)));
-      worker.postMessage({
-        t: "init",
-        logDir: opts.logDir,
-        indexDir: opts.indexDir,
-        end: opts.log.end(),
-        shardEvents: opts.shardEvents,
-        batch: opts.batch,
-      } satisfies ToIndexWriter);
     }).catch((err) => {
       worker.terminate();
+      this.worker = undefined;
+      this.failed = true;
       throw err;
     });
-    // From here on every durable append is timed (the thread takes appends made while
-    // it started as a gap: their records have no known time).
-    const thread = new IndexWriterThread(worker, opts, priority, new StoredTimes(opts.log.end()));
-    worker.onmessage = (e: MessageEvent<FromIndexWriter>) => thread.onMessage(e.data);
-    // Search goes on without it (reading the part not indexed from the log), but say so.
-    worker.addEventListener("error", (e) =>
-      opts.logger.error(
-        { err: { message: (e as ErrorEvent).message } },
-        "search index writer thread failed; the index no longer follows the log until a restart",
-      ),
-    );
-    worker.unref();
-    thread.unsubscribe = opts.log.onAppend(() => thread.appended());
-    return thread;
+    worker.postMessage({
+      t: "init",
+      logDir: this.opts.logDir,
+      indexDir: this.opts.indexDir,
+      end,
+      shardEvents: this.opts.shardEvents,
+      batch: this.opts.batch,
+    } satisfies ToIndexWriter);
+    return ready;
   }
 
   /** Stops following the log and closes the index; resolves once the thread is gone. */
@@ -105,25 +146,27 @@ export class IndexWriterThread {
     this.stopping ??= (async () => {
       this.unsubscribe?.();
       if (this.timer !== undefined) clearTimeout(this.timer);
+      const worker = this.worker;
+      if (worker === undefined) return; // never started: nothing was appended
       // The last appends too, with their times: the thread indexes them before it stops
       // (a time the index does not keep is not known after a restart).
-      this.worker.postMessage({
+      worker.postMessage({
         t: "end",
         end: this.opts.log.end(),
         stored: this.storedTimes.drain(),
       } satisfies ToIndexWriter);
       // Held until the thread answers: with nothing else left to run (a failed start),
       // an unreferenced wait would let the process exit, with code 0, right here.
-      this.worker.ref();
+      worker.ref();
       let timer: ReturnType<typeof setTimeout> | undefined;
       const stopped = new Promise<void>((resolve) => {
         this.onStopped = resolve;
         timer = setTimeout(resolve, STOP_WAIT_MS);
       });
-      this.worker.postMessage({ t: "stop" } satisfies ToIndexWriter);
+      worker.postMessage({ t: "stop" } satisfies ToIndexWriter);
       await stopped;
       clearTimeout(timer);
-      this.worker.terminate();
+      worker.terminate();
     })();
     return this.stopping;
   }
@@ -133,10 +176,17 @@ export class IndexWriterThread {
   /** Runs right after each durable append (group commit), before its appends are answered. */
   private appended(): void {
     this.storedTimes.add(this.opts.log.end(), Date.now());
+    if (this.worker === undefined && !this.failed) {
+      // The first append to an empty log: the thread starts from where the ring does
+      // (messages sent before it is ready wait for it, in order).
+      this.launch(this.from).catch((err) =>
+        this.opts.logger.error({ err }, "search index writer thread did not start"),
+      );
+    }
     if (this.timer !== undefined) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      this.worker.postMessage({
+      this.worker?.postMessage({
         t: "end",
         end: this.opts.log.end(),
         stored: this.storedTimes.drain(),
@@ -147,5 +197,15 @@ export class IndexWriterThread {
   private onMessage(m: FromIndexWriter): void {
     if (m.t === "log") this.opts.logger[m.level](m.fields, m.msg);
     else if (m.t === "stopped") this.onStopped?.();
+  }
+}
+
+/** Whether the log holds no records and the index no shards: nothing to index yet. */
+function isEmpty(start: LogPosition, end: LogPosition, indexDir: string): boolean {
+  if (start.segment !== end.segment || end.offset !== 0) return false;
+  try {
+    return !readdirSync(indexDir).some((f) => f.endsWith(".db"));
+  } catch {
+    return true; // no index dir yet
   }
 }
