@@ -6,6 +6,7 @@ import { LiveTickets } from "./admin/live/tickets.ts";
 import { SourceRates } from "./admin/rates.ts";
 import { IndexWriterThread } from "./admin/search/index-thread.ts";
 import { eventLogSource } from "./admin/search/log-source.ts";
+import { NatsSearchSource } from "./admin/search/nats-source.ts";
 import { EventSearch } from "./admin/search/search.ts";
 import { IndexShards } from "./admin/search/shards.ts";
 import type { AdminServices } from "./admin/services.ts";
@@ -172,33 +173,39 @@ export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {})
       live: new LiveHub(),
       tickets: new LiveTickets(),
       rates: new SourceRates(),
-      delivery: new ManagerControl(delivery, trace, deadLetters),
+      delivery: new ManagerControl(
+        delivery,
+        trace,
+        deadLetters,
+        // Each instance's trace holds what it delivered: the consumer knows what any did.
+        stream instanceof NatsLogStream ? (id, ref) => stream.committed(id, ref) : undefined,
+      ),
     };
     cleanup.push(() => admin.live.close());
-    // The search index is built from the file log's segments: with the log in NATS
-    // there are none to index (the inspector's live view still works).
-    if (config.admin.searchIndex && config.log.backend === "nats") {
-      logger.warn(
-        "inspector search reads the file log only: off with log.backend nats (admin.searchIndex ignored)",
-      );
-    }
-    if (config.admin.searchIndex && config.log.backend === "file") {
-      // Written after appends are durable by a thread of its own in the idle scheduling
-      // class, never on the ack path (src/admin/search/index-writer.ts); searches read
-      // the shards it commits.
+    if (config.admin.searchIndex) {
+      // Written by a thread of its own in the idle scheduling class, never on the ack
+      // path (src/admin/search/index-writer.ts); searches read the shards it commits.
+      // The file log: the thread reads its segments after appends are durable. NATS: it
+      // follows the whole stream (every instance's events) on a connection of its own.
       const indexDir = join(dataDir, "index");
       const writer = await IndexWriterThread.start({
-        logDir: join(dataDir, "log"),
+        ...(stream instanceof NatsLogStream
+          ? { nats: config.log }
+          : { logDir: join(dataDir, "log"), log }),
         indexDir,
-        log,
         logger,
       });
       cleanup.push(() => writer.stop());
       const shards = new IndexShards(indexDir, { readOnly: true });
       cleanup.push(() => shards.close());
       // Records not indexed yet are read from the log; the writer's ring knows when they
-      // became durable.
-      admin.search = new EventSearch(shards, eventLogSource(log, writer.storedTimes));
+      // became durable (NATS records carry the stream's time).
+      admin.search = new EventSearch(
+        shards,
+        stream instanceof NatsLogStream
+          ? new NatsSearchSource(stream, { follow: false })
+          : eventLogSource(log, writer.storedTimes),
+      );
     }
     metrics.liveClients(() => ({
       clients: admin.live.clients,

@@ -22,6 +22,12 @@ export class ManagerControl implements DeliveryControl {
     private readonly manager: DeliveryManager,
     private readonly trace: DeliveryTrace,
     private readonly deadLetters: DeadLetterStore,
+    /**
+     * With a log shared by instances (NATS): whether connection `id` has committed the
+     * record at `ref` (its consumer's ack floor), whoever delivered it. This instance's
+     * trace only holds what this instance did.
+     */
+    private readonly committed?: (id: string, ref: string) => Promise<boolean | undefined>,
   ) {}
 
   connections(): ConnectionView[] {
@@ -70,12 +76,25 @@ export class ManagerControl implements DeliveryControl {
 
   async eventPath(event: StoredEventRef): Promise<ConnectionPathView[]> {
     const records = await this.trace.forEvent(event);
-    const out: ConnectionPathView[] = [];
-    for (const c of this.manager.connectionsOf(event.sourceId)) {
-      const mine = records.filter((r) => r.connectionId === c.id);
-      out.push(await this.pathOn(c.id, c.destination.type, mine));
-    }
-    return out;
+    const connections = this.manager.connectionsOf(event.sourceId);
+    const paths = await Promise.all(
+      connections.map((c) =>
+        this.pathOn(
+          c.id,
+          c.destination.type,
+          records.filter((r) => r.connectionId === c.id),
+        ),
+      ),
+    );
+    // Pending here, but past the connection's ack floor: another instance handled it.
+    await Promise.all(
+      paths.map(async (path) => {
+        if (path.status !== "pending" || !this.committed) return;
+        const done = await this.committed(path.connectionId, event.ref).catch(() => undefined);
+        if (done) path.status = "acked";
+      }),
+    );
+    return paths;
   }
 
   private async pathOn(

@@ -59,15 +59,15 @@ async function setup(n: number, opts: { shardEvents?: number; segmentBytes?: num
 
 test("the index finds what a full scan finds, across shards, with small scan chunks", async () => {
   const { shards, source, indexer, dir } = await setup(3000, { shardEvents: 400 });
-  indexer.catchUp();
+  await indexer.catchUp();
   expect(shards.count()).toBe(3000);
   expect(readdirSync(join(dir, "index")).filter((f) => f.endsWith(".db"))).toHaveLength(8);
   const search = new EventSearch(shards, source, { chunk: 50, maxScan: 300 });
-  const all = (query: Omit<Parameters<EventSearch["search"]>[0], "limit">) => {
+  const all = async (query: Omit<Parameters<EventSearch["search"]>[0], "limit">) => {
     const ids: string[] = [];
     let before: number | undefined;
     for (let pages = 0; pages < 500; pages++) {
-      const page = search.search({ ...query, limit: 25, before });
+      const page = await search.search({ ...query, limit: 25, before });
       ids.push(...page.events.map((f) => f.event.messageId));
       if (page.before === null) return ids;
       before = page.before;
@@ -78,18 +78,20 @@ test("the index finds what a full scan finds, across shards, with small scan chu
     Array.from({ length: 3000 }, (_, i) => 2999 - i)
       .filter(pred)
       .map((i) => `m${i}`);
-  expect(all({ userId: "u3" })).toEqual(expected((i) => i % 10 === 3));
-  expect(all({ userId: "u3", event: "E0" })).toEqual(expected((i) => i % 10 === 3 && i % 3 === 0));
-  expect(all({ source: "web", type: "page" })).toEqual(expected((i) => i % 10 === 0));
-  expect(all({ messageId: "m1234" })).toEqual(["m1234"]);
-  expect(all({ anonymousId: "a17", source: "web" })).toEqual([]);
-  expect(all({ anonymousId: "a17", source: "app" })).toEqual(["m17"]);
-  expect(search.find("web", "m2998")?.event.userId).toBe("u8");
+  expect(await all({ userId: "u3" })).toEqual(expected((i) => i % 10 === 3));
+  expect(await all({ userId: "u3", event: "E0" })).toEqual(
+    expected((i) => i % 10 === 3 && i % 3 === 0),
+  );
+  expect(await all({ source: "web", type: "page" })).toEqual(expected((i) => i % 10 === 0));
+  expect(await all({ messageId: "m1234" })).toEqual(["m1234"]);
+  expect(await all({ anonymousId: "a17", source: "web" })).toEqual([]);
+  expect(await all({ anonymousId: "a17", source: "app" })).toEqual(["m17"]);
+  expect((await search.find("web", "m2998"))?.event.userId).toBe("u8");
 });
 
 test("events past the index are found from the log, with the order they will have", async () => {
   const { shards, source, indexer, log, t0 } = await setup(1000);
-  indexer.catchUp();
+  await indexer.catchUp();
   await log.append([
     new TextEncoder().encode(
       JSON.stringify({
@@ -103,12 +105,12 @@ test("events past the index are found from the log, with the order they will hav
     ),
   ]);
   const search = new EventSearch(shards, source);
-  const first = search.search({ userId: "u3", limit: 3 });
+  const first = await search.search({ userId: "u3", limit: 3 });
   expect(first.events.map((f) => f.event.messageId)).toEqual(["late", "m993", "m983"]);
-  const rest = search.search({ userId: "u3", limit: 200, before: first.before! });
+  const rest = await search.search({ userId: "u3", limit: 200, before: first.before! });
   expect(rest.events[0]!.event.messageId).toBe("m973");
-  indexer.catchUp();
-  const after = search.search({ userId: "u3", limit: 3 });
+  await indexer.catchUp();
+  const after = await search.search({ userId: "u3", limit: 3 });
   expect(after.events.map((f) => [f.event.messageId, f.seq])).toEqual(
     first.events.map((f) => [f.event.messageId, f.seq]),
   );
@@ -117,16 +119,18 @@ test("events past the index are found from the log, with the order they will hav
 test("the index survives a restart and goes on where it stopped", async () => {
   const { dir, shards, source, log } = await setup(1500);
   const indexer = new SearchIndexer(shards, source, { logger, batch: 500 });
-  indexer.catchUp();
+  await indexer.catchUp();
   shards.close();
   const again = new IndexShards(join(dir, "index"));
   closers.push(() => again.close());
   expect(again.progress().seq).toBe(1500);
   const more = [{ messageId: "x1", userId: "zed", sourceId: "web", type: "track", event: "Z" }];
   await log.append(more.map((e) => new TextEncoder().encode(JSON.stringify(e))));
-  new SearchIndexer(again, source, { logger }).catchUp();
+  await new SearchIndexer(again, source, { logger }).catchUp();
   expect(again.count()).toBe(1501);
-  expect(new EventSearch(again, source).search({ userId: "zed", limit: 5 }).events).toHaveLength(1);
+  expect(
+    (await new EventSearch(again, source).search({ userId: "zed", limit: 5 })).events,
+  ).toHaveLength(1);
 });
 
 test("a shard whose events retention deleted from the log is dropped whole", async () => {
@@ -134,17 +138,17 @@ test("a shard whose events retention deleted from the log is dropped whole", asy
     shardEvents: 500,
     segmentBytes: 64 * 1024,
   });
-  indexer.catchUp();
+  await indexer.catchUp();
   const segments = log.segments();
   expect(segments.length).toBeGreaterThan(3);
   for (const s of segments.slice(0, 2)) log.deleteSegment(s.segment);
-  indexer.dropExpired();
+  await indexer.dropExpired();
   const files = readdirSync(join(dir, "index")).filter((f) => f.endsWith(".db"));
   expect(files.length).toBeLessThan(4);
   const search = new EventSearch(shards, source);
   // Hits in a dropped or deleted part never reach the answer.
-  expect(search.search({ messageId: "m0", limit: 5 }).events).toEqual([]);
-  expect(search.search({ messageId: "m1999", limit: 5 }).events).toHaveLength(1);
+  expect((await search.search({ messageId: "m0", limit: 5 })).events).toEqual([]);
+  expect((await search.search({ messageId: "m1999", limit: 5 })).events).toHaveLength(1);
 });
 
 /** The threads of this process in SCHED_IDLE (policy 5), from /proc. */
@@ -181,15 +185,18 @@ test("the server's writer thread indexes in the idle class; a read-only view sea
   closers.push(() => view.close());
   // No records read past the index: whatever is found, the index found.
   const search = new EventSearch(view, eventLogSource(log), { maxTail: 0 });
-  await waitFor(() => search.search({ messageId: "m899", limit: 1 }).events.length === 1, {
-    what: "the writer to index the log",
-  });
+  await waitFor(
+    async () => (await search.search({ messageId: "m899", limit: 1 })).events.length === 1,
+    {
+      what: "the writer to index the log",
+    },
+  );
   view.refresh();
   expect(view.progress().seq).toBe(900);
-  expect(search.search({ messageId: "m0", limit: 1 }).events).toHaveLength(1);
-  expect(search.search({ userId: "u3", limit: 500 }).events).toHaveLength(90);
+  expect((await search.search({ messageId: "m0", limit: 1 })).events).toHaveLength(1);
+  expect((await search.search({ userId: "u3", limit: 500 })).events).toHaveLength(90);
   // Stored before the writer started: when is not known.
-  expect(search.search({ messageId: "m0", limit: 1 }).events[0]!.storedAt).toBeNull();
+  expect((await search.search({ messageId: "m0", limit: 1 })).events[0]!.storedAt).toBeNull();
 
   // An append the thread is told of (after it is durable) is indexed, in a new shard,
   // with the time it became durable.
@@ -202,8 +209,8 @@ test("the server's writer thread indexes in the idle class; a read-only view sea
   );
   const appended = Date.now();
   const lates = await waitFor(
-    () => {
-      const found = search.search({ userId: "lu", limit: 500 }).events;
+    async () => {
+      const found = (await search.search({ userId: "lu", limit: 500 })).events;
       return found.length === 300 && found;
     },
     { what: "the appended events to be indexed" },
@@ -248,9 +255,9 @@ test("on an empty log and index the writer thread starts at the first append, an
   );
   const appended = Date.now();
   const found = await waitFor(
-    () => {
+    async () => {
       view.refresh();
-      const events = search.search({ userId: "fu", limit: 50 }).events;
+      const events = (await search.search({ userId: "fu", limit: 50 })).events;
       return events.length === 20 && events;
     },
     { what: "the first append to be indexed" },
@@ -284,22 +291,22 @@ test("a read-only view lets go of a shard the writer dropped, and picks up new o
   const view = new IndexShards(join(dir, "index"), { readOnly: true });
   closers.push(() => view.close());
   const search = new EventSearch(view, source, { maxTail: 0 });
-  expect(search.search({ messageId: "m0", limit: 1 }).events).toEqual([]); // nothing indexed yet
-  indexer.catchUp();
-  expect(search.search({ messageId: "m0", limit: 1 }).events).toHaveLength(1);
-  expect(search.search({ messageId: "m1199", limit: 1 }).events).toHaveLength(1);
+  expect((await search.search({ messageId: "m0", limit: 1 })).events).toEqual([]); // nothing indexed yet
+  await indexer.catchUp();
+  expect((await search.search({ messageId: "m0", limit: 1 })).events).toHaveLength(1);
+  expect((await search.search({ messageId: "m1199", limit: 1 })).events).toHaveLength(1);
   for (const s of log.segments().slice(0, 2)) log.deleteSegment(s.segment);
-  indexer.dropExpired();
+  await indexer.dropExpired();
   view.refresh();
   expect(view.count()).toBe(shards.count());
   expect(view.count()).toBeLessThan(1200);
-  expect(search.search({ messageId: "m1199", limit: 1 }).events).toHaveLength(1);
+  expect((await search.search({ messageId: "m1199", limit: 1 })).events).toHaveLength(1);
   expect(() => view.append([], "1:0")).toThrow("read-only");
 });
 
 test("a shard written before stored times were kept is searched all the same, with null", async () => {
   const { dir, shards, indexer, log } = await setup(300);
-  indexer.catchUp();
+  await indexer.catchUp();
   shards.close();
   const indexDir = join(dir, "index");
   for (const file of readdirSync(indexDir).filter((f) => f.endsWith(".db"))) {
@@ -313,9 +320,12 @@ test("a shard written before stored times were kept is searched all the same, wi
   const view = new IndexShards(indexDir, { readOnly: true });
   closers.push(() => view.close());
   const search = new EventSearch(view, eventLogSource(log, times), { maxTail: 0 });
-  const found = (messageId: string) =>
-    search.search({ messageId, limit: 1 }).events.map((f) => [f.event.messageId, f.storedAt]);
-  expect(found("m7")).toEqual([["m7", null]]);
+  const found = async (messageId: string) =>
+    (await search.search({ messageId, limit: 1 })).events.map((f) => [
+      f.event.messageId,
+      f.storedAt,
+    ]);
+  expect(await found("m7")).toEqual([["m7", null]]);
 
   // A writer opening it adds the column: its new rows have their time, and the view
   // (opened before) reads it.
@@ -325,10 +335,10 @@ test("a shard written before stored times were kept is searched all the same, wi
   const fresh = { type: "track", event: "E", messageId: "fresh", sourceId: "web" };
   await log.append([new TextEncoder().encode(JSON.stringify(fresh))]);
   const appended = Date.now();
-  new SearchIndexer(writer, eventLogSource(log, times), { logger }).catchUp();
-  const [[, time]] = found("fresh") as [[string, number]];
+  await new SearchIndexer(writer, eventLogSource(log, times), { logger }).catchUp();
+  const [[, time]] = (await found("fresh")) as [[string, number]];
   expect(time).toBeGreaterThanOrEqual(appending);
   expect(time).toBeLessThanOrEqual(appended);
-  expect(found("m7")).toEqual([["m7", null]]);
+  expect(await found("m7")).toEqual([["m7", null]]);
   expect(writer.count()).toBe(301);
 });

@@ -89,10 +89,16 @@ export const ConnectionPathView = t.Object({
   connectionId: t.String(),
   destination: t.Object({ type: t.String() }),
   status: t.Union(
-    [t.Literal("delivered"), t.Literal("pending"), t.Literal("dead_letter"), t.Literal("dropped")],
+    [
+      t.Literal("delivered"),
+      t.Literal("pending"),
+      t.Literal("dead_letter"),
+      t.Literal("dropped"),
+      t.Literal("acked"),
+    ],
     {
       description:
-        "delivered: the destination confirmed it; pending: not yet; dead_letter: refused for good; dropped: a function dropped it",
+        "delivered: the destination confirmed it; pending: not yet; dead_letter: refused for good; dropped: a function dropped it; acked (log.backend nats): the connection's consumer acknowledged it, but another instance handled it (delivered, dead-lettered or dropped there) and its attempts are in that instance's trace",
     },
   ),
   functions: t.Array(FunctionRunView),
@@ -110,7 +116,7 @@ export interface StoredEventRef {
   messageId: string;
   /** The stored event's receivedAt (ms since the epoch): delivery's trace is keyed on it. */
   receivedAt: number;
-  /** Where the log keeps it (the search index's ref). */
+  /** Where the log keeps it (the search index's ref: file position, or NATS stream sequence). */
   ref: string;
 }
 

@@ -67,22 +67,21 @@ function readQuery(q: Record<string, string | undefined>, deps: HttpDeps): Event
 
 /** Search of the stored log, and one event with its path. */
 export function eventsRoutes(deps: HttpDeps, admin: AdminServices) {
-  // Why there is no search: the index is built from the file log's segments, so with the
-  // log in NATS there is none whatever admin.searchIndex says (app.ts warns at start).
-  const off =
-    deps.config.log.backend === "nats"
-      ? "the search index is not available with log.backend nats (it is built from the file log); the live view shows what this instance receives"
-      : "the search index is off (admin.searchIndex: false)";
   const search = () => {
-    if (!admin.search) throw new SluiceError("not_implemented", off);
+    if (!admin.search) {
+      throw new SluiceError(
+        "not_implemented",
+        "the search index is off (admin.searchIndex: false)",
+      );
+    }
     return admin.search;
   };
   return new Elysia({ name: "admin-events" })
     .get(
       "/admin/api/events",
-      ({ query }) => {
+      async ({ query }) => {
         const q = readQuery(query, deps);
-        const page = search().search(q);
+        const page = await search().search(q);
         return {
           events: page.events.map((f) => f.event),
           next: page.before === null ? null : encodeCursor(page.before),
@@ -103,7 +102,7 @@ export function eventsRoutes(deps: HttpDeps, admin: AdminServices) {
     .get(
       "/admin/api/events/:sourceId/:messageId",
       async ({ params }) => {
-        const found = search().find(params.sourceId, params.messageId);
+        const found = await search().find(params.sourceId, params.messageId);
         if (!found)
           throw new SluiceError("not_found", "no stored event with this source and messageId");
         const { event, ref, storedAt } = found;

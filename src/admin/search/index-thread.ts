@@ -1,14 +1,18 @@
 import { readdirSync } from "node:fs";
 import type { Logger } from "pino";
+import type { SluiceConfig } from "../../config/schema.ts";
 import type { LogPosition } from "../../log/interface.ts";
 import { StoredTimes, type StoredTimesUpdate } from "./stored-times.ts";
 
 export type ToIndexWriter =
   | {
       t: "init";
-      logDir: string;
+      /**
+       * The file log: its directory and durable end (the thread reads the segments
+       * itself). NATS: the config's `log` (the thread connects to the stream itself).
+       */
+      log: { kind: "file"; logDir: string; end: LogPosition } | { kind: "nats"; config: NatsLog };
       indexDir: string;
-      end: LogPosition;
       shardEvents?: number;
       batch?: number;
     }
@@ -22,13 +26,16 @@ export type ToIndexWriter =
 export type FromIndexWriter =
   | { t: "ready"; priority: "idle" | "nice" | "none" }
   | { t: "failed"; message: string }
-  | { t: "log"; level: "info" | "error"; msg: string; fields: Record<string, unknown> }
+  | { t: "log"; level: "info" | "warn" | "error"; msg: string; fields: Record<string, unknown> }
   | { t: "stopped" };
 
-export interface IndexThreadOptions {
+/** The config's `log` with the NATS log: what the writer thread opens the stream with. */
+export type NatsLog = SluiceConfig["log"];
+
+/** The file log: the thread reads its segments, after appends are durable. */
+interface FileLogOptions {
   /** The file log's directory, read by the writer thread itself. */
   logDir: string;
-  indexDir: string;
   /**
    * The log: its durable end, where it starts (without it the thread starts at once)
    * and a signal after each durable append.
@@ -38,13 +45,27 @@ export interface IndexThreadOptions {
     start?(): LogPosition;
     onAppend(listener: () => void): () => void;
   };
+  nats?: undefined;
+}
+
+/**
+ * The NATS log (the config's `log`): the thread opens the stream with a connection of
+ * its own and follows all of it (every instance's events). It starts at once: other
+ * instances' appends are not signalled here.
+ */
+interface NatsLogOptions {
+  nats: NatsLog;
+}
+
+export type IndexThreadOptions = (FileLogOptions | NatsLogOptions) & {
+  indexDir: string;
   logger: Logger;
   /** Appends within this long are told to the writer in one message. */
   delayMs?: number;
   /** Events per shard, records per transaction (tests). */
   shardEvents?: number;
   batch?: number;
-}
+};
 
 /** How long a stop waits for the writer to index the last appends and close its shards. */
 const STOP_WAIT_MS = 2000;
@@ -65,15 +86,16 @@ export class IndexWriterThread {
   private failed = false;
   /**
    * When each append since the start became durable, while the ring keeps it: also
-   * read by searches, for the records the thread has not indexed yet.
+   * read by searches, for the records the thread has not indexed yet. The file log
+   * only (NATS records carry the stream's own time).
    */
-  readonly storedTimes: StoredTimes;
-  /** Where the log ended when the ring started: the thread's first `init`. */
+  readonly storedTimes: StoredTimes | undefined;
+  /** Where the log ended when the ring started: the thread's first `init` (file log). */
   private readonly from: LogPosition;
 
   private constructor(private readonly opts: IndexThreadOptions) {
-    this.from = opts.log.end();
-    this.storedTimes = new StoredTimes(this.from);
+    this.from = opts.nats ? { segment: 0, offset: 0 } : opts.log.end();
+    this.storedTimes = opts.nats ? undefined : new StoredTimes(this.from);
   }
 
   /** The scheduling the writer thread got (tests, startup log); undefined until it runs. */
@@ -90,10 +112,15 @@ export class IndexWriterThread {
    */
   static async start(opts: IndexThreadOptions): Promise<IndexWriterThread> {
     const thread = new IndexWriterThread(opts);
+    if (opts.nats) {
+      await thread.launch(thread.from);
+      return thread;
+    }
     // From here on every durable append is timed, those made while the thread starts too
     // (it gets them with the first `end` after its `init`).
-    thread.unsubscribe = opts.log.onAppend(() => thread.appended());
-    if (opts.log.start === undefined || !isEmpty(opts.log.start(), thread.from, opts.indexDir)) {
+    const { log } = opts;
+    thread.unsubscribe = log.onAppend(() => thread.appended(log.end()));
+    if (log.start === undefined || !isEmpty(log.start(), thread.from, opts.indexDir)) {
       await thread.launch(thread.from).catch((err) => {
         thread.unsubscribe?.();
         if (thread.timer !== undefined) clearTimeout(thread.timer);
@@ -130,13 +157,15 @@ export class IndexWriterThread {
       this.failed = true;
       throw err;
     });
+    const { opts } = this;
     worker.postMessage({
       t: "init",
-      logDir: this.opts.logDir,
-      indexDir: this.opts.indexDir,
-      end,
-      shardEvents: this.opts.shardEvents,
-      batch: this.opts.batch,
+      log: opts.nats
+        ? { kind: "nats", config: opts.nats }
+        : { kind: "file", logDir: opts.logDir, end },
+      indexDir: opts.indexDir,
+      shardEvents: opts.shardEvents,
+      batch: opts.batch,
     } satisfies ToIndexWriter);
     return ready;
   }
@@ -150,11 +179,13 @@ export class IndexWriterThread {
       if (worker === undefined) return; // never started: nothing was appended
       // The last appends too, with their times: the thread indexes them before it stops
       // (a time the index does not keep is not known after a restart).
-      worker.postMessage({
-        t: "end",
-        end: this.opts.log.end(),
-        stored: this.storedTimes.drain(),
-      } satisfies ToIndexWriter);
+      if (!this.opts.nats) {
+        worker.postMessage({
+          t: "end",
+          end: this.opts.log.end(),
+          stored: this.storedTimes?.drain(),
+        } satisfies ToIndexWriter);
+      }
       // Held until the thread answers: with nothing else left to run (a failed start),
       // an unreferenced wait would let the process exit, with code 0, right here.
       worker.ref();
@@ -174,8 +205,8 @@ export class IndexWriterThread {
   private onStopped: (() => void) | undefined;
 
   /** Runs right after each durable append (group commit), before its appends are answered. */
-  private appended(): void {
-    this.storedTimes.add(this.opts.log.end(), Date.now());
+  private appended(end: LogPosition): void {
+    this.storedTimes?.add(end, Date.now());
     if (this.worker === undefined && !this.failed) {
       // The first append to an empty log: the thread starts from where the ring does
       // (messages sent before it is ready wait for it, in order).
@@ -186,10 +217,11 @@ export class IndexWriterThread {
     if (this.timer !== undefined) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
+      if (this.opts.nats) return;
       this.worker?.postMessage({
         t: "end",
         end: this.opts.log.end(),
-        stored: this.storedTimes.drain(),
+        stored: this.storedTimes?.drain(),
       } satisfies ToIndexWriter);
     }, this.opts.delayMs ?? 100);
   }

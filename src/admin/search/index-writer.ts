@@ -8,13 +8,17 @@
  *
  * A separate entry point: `bun build --compile` must list it (see package.json).
  */
+import type { Logger } from "pino";
 import { readRecords } from "../../log/file/reader.ts";
 import { listSegments } from "../../log/file/segments.ts";
 import type { LogPosition } from "../../log/interface.ts";
+import { NatsLogStream } from "../../log/nats/nats-log.ts";
+import { natsLogOptions } from "../../log/nats/options.ts";
 import { idleThisThread } from "./idle-priority.ts";
 import type { FromIndexWriter, ToIndexWriter } from "./index-thread.ts";
 import { type IndexerLogger, SearchIndexer } from "./indexer.ts";
 import { eventLogSource } from "./log-source.ts";
+import { NatsSearchSource } from "./nats-source.ts";
 import { IndexShards } from "./shards.ts";
 import { StoredTimes } from "./stored-times.ts";
 
@@ -26,12 +30,16 @@ const STORED_TIMES = 131_072;
 /** How long a stop goes on indexing what the log holds past the index (a last catch-up). */
 const STOP_INDEX_MS = 500;
 
+/** Names the writer thread in the lines of its own NATS connection. */
+const THREAD = "search index writer";
+
 declare const self: Worker;
 
 const post = (m: FromIndexWriter) => self.postMessage(m);
 
-const relay: IndexerLogger = {
+const relay: IndexerLogger & { warn: IndexerLogger["info"] } = {
   info: (fields, msg) => post({ t: "log", level: "info", msg, fields: plain(fields) }),
+  warn: (fields, msg) => post({ t: "log", level: "warn", msg, fields: plain(fields) }),
   error: (fields, msg) => post({ t: "log", level: "error", msg, fields: plain(fields) }),
 };
 
@@ -49,53 +57,106 @@ let shards: IndexShards | undefined;
 
 self.onmessage = (e: MessageEvent<ToIndexWriter>) => {
   const m = e.data;
-  if (m.t === "init") {
-    try {
-      const priority = idleThisThread();
-      let end: LogPosition = m.end;
-      const times = new StoredTimes(m.end, STORED_TIMES);
-      const listeners = new Set<() => void>();
-      const log = {
-        read: (from: LogPosition, max: number) => readRecords(m.logDir, from, max, end),
-        start: (): LogPosition => ({
-          segment: listSegments(m.logDir)[0] ?? end.segment,
-          offset: 0,
-        }),
-        onAppend(listener: () => void) {
-          listeners.add(listener);
-          return () => listeners.delete(listener);
-        },
-      };
-      self.onmessage = (next: MessageEvent<ToIndexWriter>) => {
-        const n = next.data;
-        if (n.t === "end") {
-          if (n.stored) times.receive(n.stored);
-          end = n.end;
-          for (const l of listeners) l();
-        } else if (n.t === "stop") {
-          try {
-            indexer?.catchUp(STOP_INDEX_MS);
-          } catch (err) {
-            relay.error({ err }, "search index update failed at stop");
-          }
-          indexer?.stop();
-          shards?.close();
-          post({ t: "stopped" });
-        }
-      };
-      shards = new IndexShards(m.indexDir, { shardEvents: m.shardEvents });
-      indexer = new SearchIndexer(shards, eventLogSource(log, times), {
-        logger: relay,
-        batch: m.batch,
-        // The server already gathers appends (one message per delayMs at most).
-        delayMs: 0,
-        // In the idle class the kernel keeps it off a busy CPU: no share to enforce.
-        maxShare: priority === "none" ? 0.25 : 1,
-      });
-      indexer.start();
-      post({ t: "ready", priority });
-    } catch (err) {
-      post({ t: "failed", message: err instanceof Error ? err.message : String(err) });
-    }
-  }
+  if (m.t !== "init") return;
+  const started = m.log.kind === "file" ? followFile(m) : followNats(m);
+  started.catch((err) =>
+    post({ t: "failed", message: err instanceof Error ? err.message : String(err) }),
+  );
 };
+
+type Init = Extract<ToIndexWriter, { t: "init" }>;
+
+/** The file log: read from its segment files, up to the durable end the server tells. */
+async function followFile(m: Init): Promise<void> {
+  if (m.log.kind !== "file") return;
+  const { logDir } = m.log;
+  const priority = idleThisThread();
+  let end: LogPosition = m.log.end;
+  const times = new StoredTimes(m.log.end, STORED_TIMES);
+  const listeners = new Set<() => void>();
+  const log = {
+    read: (from: LogPosition, max: number) => readRecords(logDir, from, max, end),
+    start: (): LogPosition => ({
+      segment: listSegments(logDir)[0] ?? end.segment,
+      offset: 0,
+    }),
+    onAppend(listener: () => void) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+  };
+  self.onmessage = (next: MessageEvent<ToIndexWriter>) => {
+    const n = next.data;
+    if (n.t === "end") {
+      if (n.stored) times.receive(n.stored);
+      end = n.end;
+      for (const l of listeners) l();
+    } else if (n.t === "stop") {
+      void (async () => {
+        await indexer?.stop();
+        try {
+          await indexer?.catchUp(STOP_INDEX_MS);
+        } catch (err) {
+          relay.error({ err }, "search index update failed at stop");
+        }
+        shards?.close();
+        post({ t: "stopped" });
+      })();
+    }
+  };
+  shards = new IndexShards(m.indexDir, { shardEvents: m.shardEvents });
+  indexer = new SearchIndexer(shards, eventLogSource(log, times), {
+    logger: relay,
+    batch: m.batch,
+    // The server already gathers appends (one message per delayMs at most).
+    delayMs: 0,
+    // In the idle class the kernel keeps it off a busy CPU: no share to enforce.
+    maxShare: priority === "none" ? 0.25 : 1,
+  });
+  indexer.start();
+  post({ t: "ready", priority });
+}
+
+/**
+ * The NATS log: the thread opens the stream with a connection of its own and follows
+ * it (every instance's events) with reads that wait, so neither the reading nor the
+ * indexing takes time from the server's event loop.
+ */
+async function followNats(m: Init): Promise<void> {
+  if (m.log.kind !== "nats") return;
+  const priority = idleThisThread();
+  // Its own connection: the server's serves ingest and delivery. Not ready (NATS away)
+  // is no failure: the reads wait until it is there.
+  // Its lines say whose they are: the server's own connection logs the same outages.
+  const logger = {
+    info: (fields: object, msg: string) => relay.info({ ...fields, thread: THREAD }, msg),
+    warn: (fields: object, msg: string) => relay.warn({ ...fields, thread: THREAD }, msg),
+    error: (fields: object, msg: string) => relay.error({ ...fields, thread: THREAD }, msg),
+  };
+  const stream = await NatsLogStream.open(
+    natsLogOptions(m.log.config, logger as unknown as Logger),
+  );
+  const source = new NatsSearchSource(stream, { follow: true });
+  self.onmessage = (next: MessageEvent<ToIndexWriter>) => {
+    if (next.data.t !== "stop") return;
+    void (async () => {
+      // What it has not indexed is read again after a restart (the index's cursor is
+      // the stream sequence it committed with its rows): no last catch-up needed.
+      await source.close();
+      await indexer?.stop();
+      shards?.close();
+      await stream.close().catch(() => undefined);
+      post({ t: "stopped" });
+    })();
+  };
+  shards = new IndexShards(m.indexDir, { shardEvents: m.shardEvents });
+  indexer = new SearchIndexer(shards, source, {
+    logger: relay,
+    batch: m.batch,
+    // Records that came in while a batch was written are read together.
+    delayMs: 50,
+    maxShare: priority === "none" ? 0.25 : 1,
+  });
+  indexer.start();
+  post({ t: "ready", priority });
+}

@@ -28,10 +28,17 @@ export interface IndexRow {
   /** eventHash(source, messageId): finds the event itself, and checks a stale ref. */
   mh: bigint;
   keys: bigint[];
+  /** Its sequence number when the log numbers its records (NATS); else the next one. */
+  seq?: number;
 }
 
 /** The index row of a stored event's JSON, or undefined when it is not one. */
-export function indexRow(ref: string, event: unknown, stored?: number): IndexRow | undefined {
+export function indexRow(
+  ref: string,
+  event: unknown,
+  stored?: number,
+  seq?: number,
+): IndexRow | undefined {
   if (typeof event !== "object" || event === null) return undefined;
   const e = event as Record<string, unknown>;
   if (typeof e.sourceId !== "string" || typeof e.messageId !== "string") return undefined;
@@ -49,5 +56,6 @@ export function indexRow(ref: string, event: unknown, stored?: number): IndexRow
     stored: stored ?? null,
     mh: eventHash(e.sourceId, e.messageId),
     keys,
+    ...(seq === undefined ? {} : { seq }),
   };
 }

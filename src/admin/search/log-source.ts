@@ -8,23 +8,46 @@ export interface SourcedRecord {
   payload: Uint8Array;
   /** When the record became durable (ms since the epoch), if known (StoredTimes). */
   storedAt?: number;
+  /**
+   * Its number in the log, where the log numbers its records itself (NATS: the stream
+   * sequence, increasing, gaps allowed): the index then numbers the event the same, so
+   * a page's cursor means the same on every instance. Absent: the index counts.
+   */
+  seq?: number;
 }
+
+/** A value, or a promise of it: the file log answers at once, NATS over the network. */
+export type Maybe<T> = T | Promise<T>;
 
 /**
  * What the search index needs of the event log: to follow it in order from where it
  * left off, to fetch one record again by its ref, and to hear of appends. Kept
- * this narrow so that the index follows the log's own seam, whatever its backend.
+ * this narrow so that the index follows the log's own seam, whatever its backend:
+ * the file log answers synchronously (eventLogSource), NATS with promises
+ * (nats-source.ts); callers await either.
  */
 export interface SearchLogSource {
   /**
    * Records from `from` (a `next` this returned before; the oldest retained record when
-   * undefined), in order, at most `max`; `next` continues after them.
+   * undefined), in order, at most `max`; `next` continues after them. With `waitMs`, a
+   * source without append signals (no `onAppend`) may wait that long for a first record.
    */
-  read(from: string | undefined, max: number): { records: SourcedRecord[]; next: string };
-  /** The record `ref` names, or undefined once retention has deleted it. */
-  recordAt(ref: string): SourcedRecord | undefined;
-  /** Called after each durable append; returns an unsubscribe. */
-  onAppend(listener: () => void): () => void;
+  read(
+    from: string | undefined,
+    max: number,
+    waitMs?: number,
+  ): Maybe<{ records: SourcedRecord[]; next: string }>;
+  /**
+   * The record `ref` names, or undefined once retention has deleted it. Throws when the
+   * log cannot be asked (NATS unreachable): never undefined for "unknown".
+   */
+  recordAt(ref: string): Maybe<SourcedRecord | undefined>;
+  /**
+   * Called after each durable append; returns an unsubscribe. Absent where appends are
+   * not seen here (NATS: every instance writes the stream): the indexer then follows
+   * the log with reads that wait (`waitMs`).
+   */
+  onAppend?(listener: () => void): () => void;
 }
 
 const REF = /^(\d{1,12}):(\d{1,15})$/;

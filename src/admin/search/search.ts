@@ -1,6 +1,6 @@
 import type { StoredEvent } from "../../events/schema.ts";
 import { type KeyField, keyHash } from "./keys.ts";
-import type { SearchLogSource } from "./log-source.ts";
+import type { SearchLogSource, SourcedRecord } from "./log-source.ts";
 import type { IndexShards, ShardFilter } from "./shards.ts";
 
 /** A search of the stored log (SPEC 11); every field optional. */
@@ -46,6 +46,11 @@ export interface SearchOptions {
 /** The most selective of the given fields drives the index walk. */
 const DRIVING: KeyField[] = ["messageId", "userId", "anonymousId", "event"];
 const decoder = new TextDecoder();
+/**
+ * Hits of a chunk read back beyond those the page still needs: a few fail the check
+ * (a hash collision, a record retention deleted) without costing another round.
+ */
+const MORE_READ = 8;
 
 /**
  * Search over the stored log: the index (newest first, in bounded chunks, so a search
@@ -69,13 +74,13 @@ export class EventSearch {
     this.maxTail = opts.maxTail ?? 20_000;
   }
 
-  search(q: EventQuery): SearchPage {
+  async search(q: EventQuery): Promise<SearchPage> {
     const below = q.before ?? Number.POSITIVE_INFINITY;
     const found: FoundEvent[] = [];
     this.shards.refresh();
     const progress = this.shards.progress();
     // Newest first: the records past the index come before anything indexed.
-    for (const f of this.tail(progress).reverse()) {
+    for (const f of (await this.tail(progress)).reverse()) {
       if (f.seq < below && matches(f.event, q)) found.push(f);
       if (found.length > q.limit) break;
     }
@@ -85,8 +90,14 @@ export class EventSearch {
     while (found.length <= q.limit && at > 0 && scanned < this.maxScan) {
       const { hits, stoppedAt } = this.shards.hits(filter, at, this.chunk);
       scanned += this.chunk;
-      for (const h of hits) {
-        const record = this.log.recordAt(h.ref);
+      // A chunk's hits are read back together (over the network, concurrently), but
+      // no more of them than the page still needs.
+      const wanted = hits.slice(0, q.limit + 1 - found.length + MORE_READ);
+      let records = wanted.map((h) => this.log.recordAt(h.ref));
+      if (records.some((r) => r instanceof Promise)) records = await Promise.all(records);
+      for (let i = 0; i < wanted.length; i++) {
+        const h = wanted[i]!;
+        const record = records[i] as SourcedRecord | undefined;
         if (!record) continue;
         const event = parse(record.payload);
         if (event && matches(event, q)) {
@@ -99,6 +110,11 @@ export class EventSearch {
         }
         if (found.length > q.limit) break;
       }
+      // Hits left unread (the page filled before them): the next page starts at them.
+      if (wanted.length < hits.length && found.length <= q.limit) {
+        at = wanted.at(-1)!.seq;
+        continue;
+      }
       at = stoppedAt;
     }
     if (found.length > q.limit) {
@@ -109,21 +125,21 @@ export class EventSearch {
   }
 
   /** The newest stored event with this source and messageId, if the log holds it. */
-  find(sourceId: string, messageId: string): FoundEvent | undefined {
-    return this.search({ source: sourceId, messageId, limit: 1 }).events[0];
+  async find(sourceId: string, messageId: string): Promise<FoundEvent | undefined> {
+    return (await this.search({ source: sourceId, messageId, limit: 1 })).events[0];
   }
 
   /** Records the index has not reached yet, oldest first, with the sequence numbers they will get. */
-  private tail(progress: { next: string | undefined; seq: number }): FoundEvent[] {
+  private async tail(progress: { next: string | undefined; seq: number }): Promise<FoundEvent[]> {
     const out: FoundEvent[] = [];
     let from = progress.next;
     let seq = progress.seq;
     while (out.length < this.maxTail) {
-      const read = this.log.read(from, Math.min(2000, this.maxTail - out.length));
+      const read = await this.log.read(from, Math.min(2000, this.maxTail - out.length));
       if (read.records.length === 0) break;
       for (const r of read.records) {
         const event = parse(r.payload);
-        seq++;
+        seq = r.seq ?? seq + 1;
         if (event) out.push({ event, ref: r.ref, seq, storedAt: r.storedAt ?? null });
       }
       from = read.next;

@@ -129,33 +129,46 @@ export class IndexShards {
       : { next: undefined, seq: newest.lo - 1 };
   }
 
-  /** Adds rows for the next events in log order, and the progress, in one transaction. */
+  /**
+   * Adds rows for the next events in log order, and the progress, in one transaction
+   * (one per shard the rows fall in). A row's sequence number is its own `seq` when the
+   * log numbers it (above the last one indexed), else the next one.
+   */
   append(rows: IndexRow[], next: string): void {
     if (this.readOnly) throw new Error("a read-only view of the search index");
     let seq = this.progress().seq;
     let shard = this.shards.at(-1);
     let i = 0;
     do {
-      if (!shard || seq + 1 - shard.lo >= this.shardEvents) {
-        shard = this.open(seq + 1);
+      const first = rows[i]?.seq ?? seq + 1;
+      if (!shard || first - shard.lo >= this.shardEvents) {
+        shard = this.open(first);
         this.shards.push(shard);
       }
-      const room = shard.lo + this.shardEvents - (seq + 1);
-      const part = rows.slice(i, i + room);
-      const target = shard;
+      // The rows whose sequence numbers fall in this shard.
+      const limit = shard.lo + this.shardEvents;
+      let j = i;
+      let s = seq;
+      while (j < rows.length) {
+        const rs = rows[j]!.seq ?? s + 1;
+        if (rs >= limit) break;
+        s = rs;
+        j++;
+      }
+      const part = rows.slice(i, j);
       const start = seq;
-      const w = target.writes!;
-      target.db.transaction(() => {
+      const w = shard.writes!;
+      shard.db.transaction(() => {
         let s = start;
         for (const r of part) {
-          s++;
+          s = r.seq ?? s + 1;
           w.insertEvent.run(s, r.source, r.type, r.received, r.ref, r.mh, r.stored);
           for (const k of r.keys) w.insertKey.run(k, s);
         }
-        w.setProgress.run(i + part.length === rows.length ? next : null, s);
+        w.setProgress.run(j === rows.length ? next : null, s);
       })();
-      seq += part.length;
-      i += part.length;
+      seq = s;
+      i = j;
     } while (i < rows.length);
   }
 

@@ -102,7 +102,7 @@ export interface FunctionRun {
 export interface ConnectionPath {
   connectionId: string;
   destination: { type: string };
-  status: "delivered" | "pending" | "dead_letter" | "dropped";
+  status: "delivered" | "pending" | "dead_letter" | "dropped" | "acked";
   functions: FunctionRun[];
   attempts: {
     at: string;

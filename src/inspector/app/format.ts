@@ -42,6 +42,7 @@ export const STATUS_LABEL: Record<string, string> = {
   pending: "pending",
   dead_letter: "dead letter",
   dropped: "dropped by a function",
+  acked: "done by another instance",
   running: "running",
   retrying: "retrying",
   paused: "paused",

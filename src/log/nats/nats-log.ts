@@ -333,6 +333,23 @@ export class NatsLogStream implements LogStream {
     }
   }
 
+  /**
+   * Whether the durable consumer `name` has committed the record at `cursor`: its ack
+   * floor (every record up to it acked, by whichever instance read it) is at or past
+   * it. Undefined when the consumer does not exist (yet). A record acked past the floor
+   * (others before it still out) counts as not yet.
+   */
+  async committed(name: string, cursor: LogCursor): Promise<boolean | undefined> {
+    const { jsm } = this.use();
+    try {
+      const info = await jsm.consumers.info(this.opts.stream, consumerName(name));
+      return info.ack_floor.stream_seq >= parseSeq(cursor);
+    } catch (err) {
+      if (isApiError(err, JetStreamApiCodes.ConsumerNotFound)) return undefined;
+      throw err;
+    }
+  }
+
   async trimBefore(cursor: LogCursor): Promise<void> {
     const { jsm } = this.use();
     await jsm.streams.purge(this.opts.stream, { seq: parseSeq(cursor) });

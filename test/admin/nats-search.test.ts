@@ -1,0 +1,160 @@
+import { describe, expect, test } from "bun:test";
+import { readdirSync } from "node:fs";
+import { join } from "node:path";
+import pino from "pino";
+import { SearchIndexer } from "../../src/admin/search/indexer.ts";
+import { NatsSearchSource } from "../../src/admin/search/nats-source.ts";
+import { EventSearch } from "../../src/admin/search/search.ts";
+import { IndexShards } from "../../src/admin/search/shards.ts";
+import type { NatsLogStream } from "../../src/log/nats/nats-log.ts";
+import { natsLogHarness, natsMissing } from "../log/nats-harness.ts";
+import { tempDirs } from "../support/process.ts";
+import { waitFor } from "../support/wait.ts";
+
+const logger = pino({ level: "silent" });
+const t0 = Date.parse("2024-05-01T00:00:00Z");
+
+/** Event `i`: user u<i % 10>, event E<i % 3>, source web or app. */
+function event(i: number, prefix = "m") {
+  return {
+    type: i % 5 === 0 ? "page" : "track",
+    event: `E${i % 3}`,
+    userId: `u${i % 10}`,
+    messageId: `${prefix}${i}`,
+    sourceId: i % 2 === 0 ? "web" : "app",
+    receivedAt: new Date(t0 + i * 1000).toISOString(),
+  };
+}
+
+async function append(log: NatsLogStream, from: number, to: number, prefix = "m") {
+  for (let i = from; i < to; i += 250) {
+    const records = [];
+    for (let j = i; j < Math.min(to, i + 250); j++) {
+      const e = event(j, prefix);
+      records.push({
+        sourceId: e.sourceId,
+        type: e.type,
+        messageId: e.messageId,
+        payload: JSON.stringify(e),
+      });
+    }
+    await log.append(records);
+  }
+}
+
+describe.skipIf(Boolean(natsMissing))("search over the NATS log", () => {
+  const nats = natsLogHarness("nsearch");
+  const tmp = tempDirs();
+
+  const setup = async (shardEvents = 1_000_000) => {
+    await nats.start();
+    const log = await nats.openLog(nats.options({ openWaitMs: 10_000 }));
+    const dir = tmp("nats-index");
+    const follow = new NatsSearchSource(log, { follow: true });
+    const shards = new IndexShards(join(dir, "index"), { shardEvents });
+    const indexer = new SearchIndexer(shards, follow, { logger, batch: 300, waitMs: 200 });
+    const search = new EventSearch(shards, new NatsSearchSource(log, { follow: false }), {
+      chunk: 50,
+      maxScan: 400,
+    });
+    return { log, dir, follow, shards, indexer, search };
+  };
+
+  test("finds what the stream holds, indexed or not, numbered by stream sequence, newest first in pages", async () => {
+    const { log, follow, shards, indexer, search } = await setup(400);
+    await append(log, 0, 1000);
+    await indexer.catchUp();
+    expect(shards.count()).toBe(1000);
+    // Past the index: read from the stream itself.
+    await append(log, 1000, 1010);
+    const all = async (query: { userId?: string; event?: string; messageId?: string }) => {
+      const ids: string[] = [];
+      const seqs: number[] = [];
+      let before: number | undefined;
+      for (let pages = 0; pages < 500; pages++) {
+        const page = await search.search({ ...query, limit: 25, before });
+        ids.push(...page.events.map((f) => f.event.messageId));
+        seqs.push(...page.events.map((f) => f.seq));
+        if (page.before === null) return { ids, seqs };
+        before = page.before;
+      }
+      throw new Error("too many pages");
+    };
+    const expected = (pred: (i: number) => boolean) =>
+      Array.from({ length: 1010 }, (_, i) => 1009 - i).filter(pred);
+    const u3 = await all({ userId: "u3" });
+    expect(u3.ids).toEqual(expected((i) => i % 10 === 3).map((i) => `m${i}`));
+    // The stream's sequence numbers (event i is message i + 1), so a cursor means the same
+    // on every instance.
+    expect(u3.seqs).toEqual(expected((i) => i % 10 === 3).map((i) => i + 1));
+    expect((await all({ userId: "u3", event: "E0" })).ids).toEqual(
+      expected((i) => i % 10 === 3 && i % 3 === 0).map((i) => `m${i}`),
+    );
+    expect((await all({ messageId: "m1005" })).ids).toEqual(["m1005"]);
+    const found = await search.find("app", "m999");
+    expect(found?.ref).toBe("1000");
+    // The stream's own store time.
+    expect(found?.storedAt).toBeGreaterThan(Date.now() - 60_000);
+    await follow.close();
+  });
+
+  test("the indexer follows the stream (appended by anyone) and goes on from its cursor after a restart: no event twice", async () => {
+    const { log, dir, follow, shards, indexer } = await setup();
+    await append(log, 0, 500);
+    indexer.start();
+    await waitFor(() => shards.count() === 500, { what: "the indexer to follow the stream" });
+    await append(log, 500, 700);
+    await waitFor(() => shards.count() === 700, { what: "the indexer to follow new appends" });
+    await follow.close();
+    await indexer.stop();
+    shards.close();
+    await append(log, 700, 800);
+
+    const again = new IndexShards(join(dir, "index"));
+    expect(again.progress()).toEqual({ next: "700", seq: 700 });
+    const source = new NatsSearchSource(log, { follow: true });
+    const next = new SearchIndexer(again, source, { logger, batch: 300, waitMs: 200 });
+    next.start();
+    await waitFor(() => again.count() === 800, { what: "the restarted indexer to go on" });
+    const searchAgain = new EventSearch(again, new NatsSearchSource(log, { follow: false }));
+    const u1 = await searchAgain.search({ userId: "u1", limit: 200 });
+    expect(u1.events.map((f) => f.event.messageId)).toEqual(
+      Array.from({ length: 80 }, (_, k) => `m${791 - k * 10}`),
+    );
+    expect(u1.before).toBeNull();
+    await source.close();
+    await next.stop();
+    again.close();
+  });
+
+  test("shards whose messages JetStream no longer holds are dropped; purged events are never answered", async () => {
+    const { log, dir, follow, shards, indexer, search } = await setup(200);
+    await append(log, 0, 1000);
+    await indexer.catchUp();
+    expect(readdirSync(join(dir, "index")).filter((f) => f.endsWith(".db"))).toHaveLength(5);
+    // Messages 1..450 purged (as retention does).
+    await log.trimBefore("451");
+    // Gone from the stream but still in the index: checked against the stream, not answered.
+    expect((await search.search({ messageId: "m10", limit: 5 })).events).toEqual([]);
+    await indexer.dropExpired();
+    // The shards of 1..200 and 201..400 are gone; 401..600 holds messages still there.
+    expect(readdirSync(join(dir, "index")).filter((f) => f.endsWith(".db"))).toHaveLength(3);
+    expect(shards.count()).toBe(600);
+    expect((await search.search({ messageId: "m999", limit: 5 })).events).toHaveLength(1);
+    const u3 = await search.search({ userId: "u3", limit: 200 });
+    expect(u3.events).toHaveLength(55);
+    expect(u3.events.at(-1)?.event.messageId).toBe("m453");
+    await follow.close();
+  });
+
+  test("with NATS unreachable nothing is dropped on a guess, and a search fails instead of answering nothing", async () => {
+    const { log, dir, follow, indexer, search } = await setup(200);
+    await append(log, 0, 600);
+    await indexer.catchUp();
+    await follow.close();
+    await log.close();
+    await expect(indexer.dropExpired()).rejects.toThrow();
+    expect(readdirSync(join(dir, "index")).filter((f) => f.endsWith(".db"))).toHaveLength(3);
+    await expect(search.search({ userId: "u1", limit: 5 })).rejects.toThrow();
+  });
+});
