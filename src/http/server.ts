@@ -23,7 +23,11 @@ import { sdkSettingsRoutes } from "./sdk-settings.ts";
  */
 export function buildHttpApp(deps: HttpDeps) {
   const observe = requestObserver(deps);
-  return new Elysia({ precompile: true })
+  // Each route's handler and validators are compiled on its first request, not all at
+  // boot: the inspector's and admin API's dozens of routes, most never called on a
+  // given day, held ~12 MB of an idle server (bench/RESULTS.md, "Fourth session: idle
+  // RSS"); a compiled route is the same either way.
+  return new Elysia({ precompile: false })
     .onRequest(observe.begin)
     .onRequest(({ request, set }) => {
       const origin = request.headers.get("origin");
