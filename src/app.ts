@@ -23,7 +23,7 @@ import { SqlitePauseStore } from "./delivery/paused.ts";
 import { SqliteDeliveryTrace } from "./delivery/trace/sqlite.ts";
 import { deliveryChain } from "./functions/delivery-chain.ts";
 import { hideServerFromFunctions } from "./functions/harden.ts";
-import { FunctionPool } from "./functions/pool.ts";
+import type { FunctionPool } from "./functions/pool.ts";
 import type { SandboxOptions } from "./functions/sandbox/host-sandbox.ts";
 import { functionPoolOptions, hasFunctions, sandboxOptions } from "./functions/setup.ts";
 import type { HttpDeps } from "./http/deps.ts";
@@ -32,7 +32,7 @@ import { replayDedupKeys } from "./ingest/replay.ts";
 import { IngestService } from "./ingest/service.ts";
 import { FileEventLog } from "./log/file/file-log.ts";
 import { FileLogStream, positionAfter } from "./log/file-stream.ts";
-import { NatsLogStream } from "./log/nats/nats-log.ts";
+import type { NatsLogStream } from "./log/nats/nats-log.ts";
 import { natsLogOptions } from "./log/nats/options.ts";
 import type { LogStream } from "./log/stream.ts";
 import { createLogger } from "./logger.ts";
@@ -111,13 +111,11 @@ export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {})
     // Callers go through the stream (`log/stream.ts`); closing it closes the file log.
     // `log.backend: nats`: events go to the JetStream stream (SPEC 9); an instance with
     // NATS out of reach starts anyway, not ready, and answers ingest with 503.
-    const stream: LogStream =
-      config.log.backend === "nats"
-        ? await NatsLogStream.open(natsLogOptions(config.log, logger))
-        : new FileLogStream(log, new SqliteOffsetStore(db), logger);
+    const nats = config.log.backend === "nats" ? await openNatsLog(config, logger) : undefined;
+    const stream: LogStream = nats ?? new FileLogStream(log, new SqliteOffsetStore(db), logger);
     closeLog = async () => {
       await stream.close();
-      if (stream instanceof NatsLogStream) await log.close();
+      if (nats) await log.close();
     };
     const onStateError = (err: Error) => logger.error({ err }, "state persistence failed");
     dropLegacyDedupKeys(db);
@@ -136,6 +134,7 @@ export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {})
         logger.warn("could not mark the server non-dumpable: functions may read its environment");
       }
       sandbox = sandboxOptions(config, loaded.file);
+      const { FunctionPool } = await import("./functions/pool.ts");
       const pool = await FunctionPool.start(
         functionPoolOptions(config, config, functionStore, logger, sandbox, metrics),
       );
@@ -178,7 +177,7 @@ export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {})
         trace,
         deadLetters,
         // Each instance's trace holds what it delivered: the consumer knows what any did.
-        stream instanceof NatsLogStream ? (id, ref) => stream.committed(id, ref) : undefined,
+        nats ? (id, ref) => nats.committed(id, ref) : undefined,
       ),
     };
     cleanup.push(() => admin.live.close());
@@ -189,9 +188,7 @@ export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {})
       // follows the whole stream (every instance's events) on a connection of its own.
       const indexDir = join(dataDir, "index");
       const writer = await IndexWriterThread.start({
-        ...(stream instanceof NatsLogStream
-          ? { nats: config.log }
-          : { logDir: join(dataDir, "log"), log }),
+        ...(nats ? { nats: config.log } : { logDir: join(dataDir, "log"), log }),
         indexDir,
         logger,
       });
@@ -202,8 +199,8 @@ export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {})
       // became durable (NATS records carry the stream's time).
       admin.search = new EventSearch(
         shards,
-        stream instanceof NatsLogStream
-          ? new NatsSearchSource(stream, { follow: false })
+        nats
+          ? new NatsSearchSource(nats, { follow: false })
           : eventLogSource(log, writer.storedTimes),
       );
     }
@@ -330,6 +327,15 @@ export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {})
     await closeAll();
     throw err;
   }
+}
+
+/**
+ * The JetStream log, its client loaded only then: the NATS client's modules held ~2 MB
+ * of a server that logs to files (bench/RESULTS.md, "Fourth session: idle RSS").
+ */
+async function openNatsLog(config: SluiceConfig, logger: Logger): Promise<NatsLogStream> {
+  const { NatsLogStream } = await import("./log/nats/nats-log.ts");
+  return NatsLogStream.open(natsLogOptions(config.log, logger));
 }
 
 /** The data dir check's findings as warnings: what was open to other users, what still is. */
