@@ -15,7 +15,7 @@ export function DetailView({
 }) {
   const [detail, setDetail] = useState<EventDetail | null>(null);
   const [error, setError] = useState<string | null>(null);
-  /** The server has no event view (501: no search index, or the log is in NATS): why. */
+  /** The server has no event view (501: the search index is off): why. */
   const [unavailable, setUnavailable] = useState<string | null>(null);
 
   useEffect(() => {

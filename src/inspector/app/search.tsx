@@ -26,7 +26,7 @@ export function SearchView({
   const [results, setResults] = useState<StoredEvent[] | null>(null);
   const [next, setNext] = useState<string | null>(null);
   const [error, setError] = useState<{ message: string; parameter?: string } | null>(null);
-  /** The server has no search (501: the index is off, or the log is in NATS): why. */
+  /** The server has no search (501: the index is off): why. */
   const [unavailable, setUnavailable] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   const [ms, setMs] = useState<number | null>(null);
