@@ -12,7 +12,6 @@ import type { Logger } from "pino";
 import { readRecords } from "../../log/file/reader.ts";
 import { listSegments } from "../../log/file/segments.ts";
 import type { LogPosition } from "../../log/interface.ts";
-import { NatsLogStream } from "../../log/nats/nats-log.ts";
 import { natsLogOptions } from "../../log/nats/options.ts";
 import { idleThisThread } from "./idle-priority.ts";
 import type { FromIndexWriter, ToIndexWriter } from "./index-thread.ts";
@@ -133,6 +132,8 @@ async function followNats(m: Init): Promise<void> {
     warn: (fields: object, msg: string) => relay.warn({ ...fields, thread: THREAD }, msg),
     error: (fields: object, msg: string) => relay.error({ ...fields, thread: THREAD }, msg),
   };
+  // Loaded here only: a thread indexing the file log never loads the NATS client.
+  const { NatsLogStream } = await import("../../log/nats/nats-log.ts");
   const stream = await NatsLogStream.open(
     natsLogOptions(m.log.config, logger as unknown as Logger),
   );
