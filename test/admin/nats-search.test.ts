@@ -127,6 +127,28 @@ describe.skipIf(Boolean(natsMissing))("search over the NATS log", () => {
     again.close();
   });
 
+  test("a reader the server lost (its pulls go unanswered) is opened again where the index is", async () => {
+    const { log, follow, shards, indexer } = await setup();
+    await append(log, 0, 300);
+    indexer.start();
+    await waitFor(() => shards.count() === 300, { what: "the indexer to follow the stream" });
+    const { jsm } = log.use();
+    const stream = log.settings.stream;
+    // As after a NATS restart that lost it: the client makes it again on its next read.
+    for (const c of await jsm.consumers.list(stream).next()) {
+      await jsm.consumers.delete(stream, c.name);
+    }
+    await append(log, 300, 400);
+    // Its pulls get no answer (each ends at its timeout): then the stream is asked.
+    await waitFor(() => shards.count() === 400, {
+      what: "the indexer to go on",
+      timeoutMs: 30_000,
+    });
+    expect(shards.progress()).toEqual({ next: "400", seq: 400 });
+    await follow.close();
+    await indexer.stop();
+  });
+
   test("shards whose messages JetStream no longer holds are dropped; purged events are never answered", async () => {
     const { log, dir, follow, shards, indexer, search } = await setup(200);
     await append(log, 0, 1000);

@@ -50,42 +50,59 @@ export class NatsSearchSource implements SearchLogSource {
         start: after === undefined ? "oldest" : { after },
       });
       try {
-        return await this.take(reader, after, max, 0);
+        const { records, next } = await this.take(reader, after, max, 0);
+        return { records, next };
       } finally {
         await reader.close();
       }
     }
-    if (!this.reader || this.readerAt !== after) {
-      const old = this.reader;
-      this.reader = undefined;
-      await old?.close();
-      this.reader = await this.stream.reader({
-        start: after === undefined ? "oldest" : { after },
-      });
+    if (!this.reader || this.readerAt !== after) await this.reopen(after);
+    let read = await this.take(this.reader!, after, max, waitMs);
+    if (read.stale || (read.records.length === 0 && (await this.pastAfter(after)))) {
+      // The server lost the reader (idle past its inactive threshold while NATS was away,
+      // a server that lost its state): its pulls then get no answer at all, or the client
+      // made it again from where it was first opened. One opened where the index is goes on.
+      await this.reopen(after);
+      read = await this.take(this.reader!, after, max, 0);
     }
-    const read = await this.take(this.reader, after, max, waitMs);
     this.readerAt = read.next;
-    return read;
+    return { records: read.records, next: read.next };
+  }
+
+  /** Whether the stream holds messages past `after` (a read that found none is broken). */
+  private async pastAfter(after: string | undefined): Promise<boolean> {
+    if (this.closed) return false;
+    const { jsm } = this.stream.use();
+    const { state } = await jsm.streams.info(this.stream.settings.stream);
+    return state.messages > 0 && state.last_seq > Number(after ?? 0);
+  }
+
+  private async reopen(after: string | undefined): Promise<void> {
+    const old = this.reader;
+    this.reader = undefined;
+    await old?.close();
+    this.reader = await this.stream.reader({ start: after === undefined ? "oldest" : { after } });
   }
 
   /**
-   * Records past `after` from the reader. One the server made again after losing it
-   * (a restart) starts over where it was opened: what it gives again is skipped.
+   * Records past `after` from the reader. One the client made again after the server
+   * lost it starts over where it was first opened: what it gives again is skipped, and
+   * `stale` says so.
    */
   private async take(
     reader: LogReader,
     after: string | undefined,
     max: number,
     waitMs: number,
-  ): Promise<{ records: SourcedRecord[]; next: string }> {
+  ): Promise<{ records: SourcedRecord[]; next: string; stale: boolean }> {
     const floor = Number(after ?? 0);
-    for (let rounds = 0; rounds < 64; rounds++) {
-      const got: StreamRecord[] = await reader.read(max, rounds === 0 ? waitMs : 0);
-      if (got.length === 0) break;
-      const records = got.filter((r) => Number(r.cursor) > floor).map(sourced);
-      if (records.length > 0) return { records, next: records.at(-1)!.ref };
-    }
-    return { records: [], next: after ?? "0" };
+    const got: StreamRecord[] = await reader.read(max, waitMs);
+    const records = got.filter((r) => Number(r.cursor) > floor).map(sourced);
+    return {
+      records,
+      next: records.at(-1)?.ref ?? after ?? "0",
+      stale: records.length < got.length,
+    };
   }
 
   async recordAt(ref: string): Promise<SourcedRecord | undefined> {
