@@ -31,7 +31,7 @@ import { buildHttpApp } from "./http/server.ts";
 import { replayDedupKeys } from "./ingest/replay.ts";
 import { IngestService } from "./ingest/service.ts";
 import { FileEventLog } from "./log/file/file-log.ts";
-import { FileLogStream, positionAfter } from "./log/file-stream.ts";
+import { FileLogStream } from "./log/file-stream.ts";
 import type { NatsLogStream } from "./log/nats/nats-log.ts";
 import { natsLogOptions } from "./log/nats/options.ts";
 import type { LogStream } from "./log/stream.ts";
@@ -147,9 +147,6 @@ export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {})
     const delivery = new DeliveryManager({
       connections: config.connections,
       log: stream,
-      // Retention deletes segments of the file log; JetStream keeps its own limits.
-      fileLog: config.log.backend === "file" ? log : undefined,
-      db,
       dataDir,
       retention: config.log.retention,
       retentionIntervalMs: config.log.retention.intervalSeconds * 1000,
@@ -160,10 +157,11 @@ export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {})
       trace,
       paused: new SqlitePauseStore(db),
       clock: opts.clock,
+      // The dedup checkpoint holds the file log's segments it has not passed (start-up
+      // replays from it); with NATS nothing is replayed from the stream.
       extraReaders: () => {
-        const checkpoint = dedup.checkpoint();
-        const position = checkpoint === undefined ? undefined : positionAfter(checkpoint);
-        return position ? [{ id: "dedup", position }] : [];
+        const checkpoint = config.log.backend === "file" ? dedup.checkpoint() : undefined;
+        return checkpoint === undefined ? [] : [{ id: "dedup", cursor: checkpoint }];
       },
     });
     const lifecycle = { shuttingDown: false };

@@ -1,8 +1,12 @@
-import type { Database } from "bun:sqlite";
 import type { Logger } from "pino";
 import type { ConnectionConfig, EventLogConfig } from "../config/schema.ts";
-import type { EventLog, LogPosition } from "../log/interface.ts";
-import { type Backlog, BacklogCountingError, type LogStream } from "../log/stream.ts";
+import {
+  type Backlog,
+  BacklogCountingError,
+  type LogCursor,
+  type LogStream,
+  type RetentionResult,
+} from "../log/stream.ts";
 import type { ChainRunner } from "./chain.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import { ConnectionConsumer } from "./consumer.ts";
@@ -10,25 +14,20 @@ import type { DeadLetter, DeadLetterStore } from "./dead-letters/interface.ts";
 import { importLegacyDeadLetters } from "./dead-letters/legacy.ts";
 import { createDestination, type ServerSideDestination } from "./destinations/create.ts";
 import { ConnectionHealth } from "./health.ts";
-import type { Destination, OffsetStore } from "./interface.ts";
-import { SqliteOffsetStore } from "./offsets.ts";
+import type { Destination } from "./interface.ts";
 import type { PauseStore } from "./paused.ts";
 import { ConnectionPipeline } from "./pipeline.ts";
 import { type RedriveReport, type RedriveSelection, redriveDeadLetters } from "./redrive.ts";
 import { type ReplayJob, type ReplayRange, startReplay } from "./replay.ts";
 import { streamReplaySource } from "./replay-source.ts";
-import { applyRetention } from "./retention.ts";
 import { retryPolicy } from "./retry.ts";
 import { type ConnectionState, connectionState } from "./state.ts";
 import type { DeliveryTrace } from "./trace/interface.ts";
 
 export interface DeliveryOptions {
   connections: ConnectionConfig[];
-  /** The event log: each connection reads it through a durable consumer named after it. */
+  /** The event log: each connection reads it through a durable consumer named after it (retention too). */
   log: LogStream;
-  /** The embedded file log underneath, when that is the backend: retention deletes its segments. */
-  fileLog?: EventLog;
-  db: Database;
   dataDir: string;
   retention: EventLogConfig["retention"];
   chain: ChainRunner;
@@ -37,8 +36,8 @@ export interface DeliveryOptions {
   trace: DeliveryTrace;
   paused: PauseStore;
   clock?: Clock;
-  /** Other positions retention must respect (the dedup checkpoint). */
-  extraReaders?: () => { id: string; position: LogPosition }[];
+  /** Other readers retention must respect: records after their cursor are kept (the dedup checkpoint). */
+  extraReaders?: () => { id: string; cursor: LogCursor }[];
   retentionIntervalMs?: number;
   /** How often dead letters are counted again (the CLI may redrive beside the server). */
   countIntervalMs?: number;
@@ -92,11 +91,11 @@ export class DeliveryManager {
   private refreshing: Promise<void> | null = null;
   /** Backlog counts in progress a refresh is already waiting for (one refresh each when they end). */
   private readonly countsAwaited = new WeakSet<Promise<void>>();
-  private readonly offsets: OffsetStore;
   private readonly clock: Clock;
   private timers: ReturnType<typeof setInterval>[] = [];
-  /** Connections that held back a segment retention would have deleted, at the last pass. */
+  /** Connections that held back records retention would have deleted, at the last pass. */
   private holding = new Set<string>();
+  private retaining: Promise<RetentionResult | undefined> | null = null;
   /** Starts and stops of consumers, one at a time. */
   private lifecycle: Promise<unknown> = Promise.resolve();
   private readonly redriving = new Map<string, Promise<unknown>>();
@@ -104,7 +103,6 @@ export class DeliveryManager {
   private readonly replays = new Set<ReplayJob>();
 
   constructor(private readonly opts: DeliveryOptions) {
-    this.offsets = new SqliteOffsetStore(opts.db);
     this.clock = opts.clock ?? systemClock;
   }
 
@@ -114,7 +112,7 @@ export class DeliveryManager {
     await this.refreshCounts();
     for (const connection of this.opts.connections.filter(isServerSide)) this.add(connection);
     this.timers = [
-      setInterval(() => this.retain(), this.opts.retentionIntervalMs ?? 60_000),
+      setInterval(() => void this.retain(), this.opts.retentionIntervalMs ?? 60_000),
       setInterval(() => void this.refreshCounts(), this.opts.countIntervalMs ?? 5000),
       setInterval(() => void this.refreshBacklogs(), this.opts.backlogIntervalMs ?? 1000),
     ];
@@ -349,30 +347,36 @@ export class DeliveryManager {
     });
   }
 
-  /** One retention pass (also run on a timer). */
-  retain(): number[] {
-    this.holding = new Set();
-    const log = this.opts.fileLog;
-    if (!log) return []; // a distributed log keeps its own limits
+  /**
+   * One retention pass (also run on a timer; one at a time), through the log's own
+   * `retain`: the file log deletes segments, NATS purges the stream. Every configured
+   * server-side connection's consumer holds what it has not committed (paused ones
+   * too); those holding records back show as `retentionHeld`. Each instance runs it
+   * (the backends make that safe). Skipped while the log is unreachable.
+   */
+  retain(): Promise<RetentionResult | undefined> {
+    this.retaining ??= this.retainOnce().finally(() => {
+      this.retaining = null;
+    });
+    return this.retaining;
+  }
+
+  private async retainOnce(): Promise<RetentionResult | undefined> {
+    const { log, retention } = this.opts;
+    if (!log.healthy()) return undefined; // /ready says why; the next pass tries again
     try {
-      return applyRetention({
-        log,
-        retention: this.opts.retention,
-        readers: [
-          ...[...this.running.values()].flatMap((r) => {
-            const position = this.offsets.get(r.connection.id);
-            return position ? [{ id: r.connection.id, position }] : [];
-          }),
-          ...(this.opts.extraReaders?.() ?? []),
-        ],
-        logger: this.opts.logger,
-        onBehind: (ids) => {
-          this.holding = new Set(ids);
-        },
+      const result = await log.retain({
+        maxAgeMs: retention.maxAgeHours * 3_600_000,
+        maxBytes: retention.maxBytes,
+        consumers: [...this.running.keys()],
+        readers: this.opts.extraReaders?.() ?? [],
       });
+      this.holding = new Set(result.holding);
+      return result;
     } catch (err) {
+      this.holding = new Set();
       this.opts.logger.error({ err }, "retention pass failed");
-      return [];
+      return undefined;
     }
   }
 

@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
 import type { OffsetStore } from "../delivery/interface.ts";
 import { encodeFrames } from "./file/record.ts";
+import { applyFileRetention } from "./file/retention.ts";
 import { comparePositions, type EventLog, type LogPosition, type LogRecord } from "./interface.ts";
 import type {
   AppendRecord,
@@ -9,8 +10,10 @@ import type {
   LogConsumer,
   LogCursor,
   LogReader,
+  LogRetentionPolicy,
   LogStream,
   ReaderOptions,
+  RetentionResult,
   StartAt,
   StreamRecord,
 } from "./stream.ts";
@@ -127,6 +130,36 @@ export class FileLogStream implements LogStream {
       if (segment >= position.segment || segment >= current) break;
       this.log.deleteSegment(segment);
     }
+  }
+
+  /**
+   * Deletes whole segments (`log/file/retention.ts`): the oldest ones last written more
+   * than `maxAgeMs` ago, or while the log is over `maxBytes`, up to the first one a
+   * named consumer's committed offset or a reader's cursor is in (or before).
+   */
+  async retain(policy: LogRetentionPolicy): Promise<RetentionResult> {
+    const readers: { id: string; position: LogPosition }[] = [];
+    for (const name of policy.consumers) {
+      const position = this.offsets.get(name);
+      if (position) readers.push({ id: name, position });
+    }
+    for (const r of policy.readers ?? []) {
+      const position = parseCursor(r.cursor);
+      if (position) readers.push({ id: r.id, position });
+    }
+    let holding: string[] = [];
+    const { bytes } = applyFileRetention({
+      log: this.log,
+      maxAgeMs: policy.maxAgeMs,
+      maxBytes: policy.maxBytes,
+      readers,
+      logger: this.logger,
+      now: policy.now,
+      onBehind: (ids) => {
+        holding = ids;
+      },
+    });
+    return { bytes, holding };
   }
 
   async close(): Promise<void> {

@@ -129,6 +129,37 @@ export interface LogConsumer {
   close(): Promise<void>;
 }
 
+/** What one retention pass may delete (SPEC 5: by age and total size, only what every reader consumed). */
+export interface LogRetentionPolicy {
+  /** Records older than this may go. */
+  maxAgeMs: number;
+  /** The oldest records may go while the log holds more than this. */
+  maxBytes: number;
+  /**
+   * The durable consumers (by name: the connections) whose uncommitted records are never
+   * deleted. A name with no consumer in the log holds nothing; consumers not named hold
+   * nothing either (a removed connection's).
+   */
+  consumers: readonly string[];
+  /** Other readers that hold records after a cursor they read (the dedup checkpoint). */
+  readers?: readonly { id: string; cursor: LogCursor }[];
+  /** Now, in ms since the epoch (tests). */
+  now?: number;
+}
+
+/** What a retention pass did. */
+export interface RetentionResult {
+  /** Records deleted, where the backend counts them (NATS; the file log deletes segments unread). */
+  records?: number;
+  /** Bytes deleted, where the backend knows them (the file log). */
+  bytes?: number;
+  /**
+   * The consumers and readers (names, ids) that held back records the policy would
+   * have deleted: empty when none did. Reported, never skipped.
+   */
+  holding: string[];
+}
+
 /** Retention as an explicit admin operation: policies (age, size) decide outside the backend. */
 export interface LogRetention {
   /**
@@ -137,6 +168,16 @@ export interface LogRetention {
    * at the oldest retained record.
    */
   trimBefore(cursor: LogCursor): Promise<void>;
+  /**
+   * One retention pass: deletes the oldest records the policy allows (older than
+   * `maxAgeMs`, or while the log is over `maxBytes`), but never one a named consumer has
+   * not committed or a reader has not read; those that hold records back are in
+   * `holding`. Safe to run from several instances at once (each deletes only what every
+   * consumer had committed when it looked; commits never move back). A backend may keep
+   * more than the policy allows (the file log deletes whole segments; NATS cuts by size
+   * at the average stored size of a message).
+   */
+  retain(policy: LogRetentionPolicy): Promise<RetentionResult>;
 }
 
 /** A whole log backend: what the composition root builds from `log.backend`. */

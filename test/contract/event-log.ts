@@ -300,5 +300,82 @@ export function eventLogContract(name: string, backend: EventLogBackend): void {
       await log.append([rec(10)]);
       expect(numbers(await readAll(resumed, 1))).toEqual([10]);
     });
+
+    /** What a reader reads from the oldest record on (a reader holds nothing back). */
+    async function kept(log: LogStream): Promise<number[]> {
+      const c = await log.reader({ start: "oldest" });
+      const out = numbers(await readAll(c, 100));
+      await c.close();
+      return out;
+    }
+    const keepAll = { maxAgeMs: 3_600_000, maxBytes: 1024 ** 3 };
+    const keepNone = { maxAgeMs: 3_600_000, maxBytes: 0 };
+
+    test("retain: within the limits nothing goes and nobody holds anything back, even a consumer far behind", async () => {
+      const { log } = await open();
+      for (let n = 0; n < 6; n++) await log.append([rec(n)]);
+      await (await log.consumer("behind", { start: "oldest" })).close();
+      const result = await log.retain({ ...keepAll, consumers: ["behind"] });
+      expect(result.holding).toEqual([]);
+      expect(await kept(log)).toEqual(range(0, 6));
+    });
+
+    test("retain by size: the oldest records go up to the first one a named consumer has not committed; it is reported", async () => {
+      const { log } = await open();
+      const cursors: string[] = [];
+      for (let n = 0; n < 10; n++) cursors.push(...(await log.append([rec(n)])));
+      const done = await log.consumer("done", { start: "oldest" });
+      await done.commit((await readAll(done, 10))[9]!.cursor);
+      const slow = await log.consumer("slow", { start: "oldest" });
+      const read = await slow.read(6);
+      await slow.commit(read[3]!.cursor); // 4 and 5 read, not committed
+      const result = await log.retain({ ...keepNone, consumers: ["done", "slow", "never-opened"] });
+      expect(result.holding).toEqual(["slow"]);
+      // A backend may keep more (the file log: the segment the offset is in).
+      const left = await kept(log);
+      expect(left[0]).toBeGreaterThan(0);
+      expect(left[0]).toBeLessThanOrEqual(4);
+      expect(left).toEqual(range(left[0]!, 10));
+      // Nothing it has not committed is gone: 4 and 5 come again after a restart.
+      await slow.close();
+      const again = await log.consumer("slow", { start: "oldest" });
+      expect(numbers(await readAll(again, 6))).toEqual(range(4, 10));
+      await again.commit(cursors[9]!);
+      await again.close();
+      // Caught up: nothing holds now, and what is left goes (the file log keeps the
+      // segment being written).
+      expect((await log.retain({ ...keepNone, consumers: ["done", "slow"] })).holding).toEqual([]);
+      expect((await kept(log)).length).toBeLessThanOrEqual(1);
+      await log.append([rec(10)]);
+      const next = await log.consumer("slow", { start: "oldest" });
+      expect(numbers(await readAll(next, 1))).toEqual([10]);
+    });
+
+    test("retain by age: records older than maxAgeMs go, held back by a reader's cursor the same way", async () => {
+      const { log } = await open();
+      const cursors: string[] = [];
+      for (let n = 0; n < 8; n++) cursors.push(...(await log.append([rec(n)])));
+      const later = Date.now() + 2 * 3_600_000; // every record is older than an hour then
+      const result = await log.retain({
+        maxAgeMs: 3_600_000,
+        maxBytes: 1024 ** 3,
+        consumers: [],
+        readers: [{ id: "dedup", cursor: cursors[4]! }],
+        now: later,
+      });
+      expect(result.holding).toEqual(["dedup"]);
+      const left = await kept(log);
+      expect(left[0]).toBeGreaterThan(0);
+      expect(left[0]).toBeLessThanOrEqual(5);
+      expect(left).toEqual(range(left[0]!, 8));
+      const free = await log.retain({
+        maxAgeMs: 3_600_000,
+        maxBytes: 1024 ** 3,
+        consumers: [],
+        now: later,
+      });
+      expect(free.holding).toEqual([]);
+      expect((await kept(log)).length).toBeLessThanOrEqual(1);
+    });
   });
 }

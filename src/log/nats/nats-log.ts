@@ -32,11 +32,14 @@ import type {
   LogConsumer,
   LogCursor,
   LogReader,
+  LogRetentionPolicy,
   LogStream,
   ReaderOptions,
+  RetentionResult,
   StartAt,
 } from "../stream.ts";
 import { consumerBacklog, NatsLogConsumer, parseSeq, TYPE_HEADER } from "./consumer.ts";
+import { deleteRange, purgeKeepsPending, retainStream } from "./retention.ts";
 import { redactedServer } from "./servers.ts";
 
 export interface NatsLogOptions {
@@ -56,6 +59,10 @@ export interface NatsLogOptions {
   publishTimeoutMs?: number;
   /** How long `open` waits for a first connection before it returns anyway (not ready). */
   openWaitMs?: number;
+  /** Retention purges (true) or deletes one by one (false); default: by the server's version (tests). */
+  purgeKeepsPending?: boolean;
+  /** At most this many one-by-one deletes per retention pass (default 50 000). */
+  maxRetentionDeletes?: number;
   logger?: Logger;
 }
 
@@ -350,9 +357,30 @@ export class NatsLogStream implements LogStream {
     }
   }
 
+  /** A purge, or one-by-one deletes where the server's purge would forget unacked messages (see `retain`). */
   async trimBefore(cursor: LogCursor): Promise<void> {
-    const { jsm } = this.use();
-    await jsm.streams.purge(this.opts.stream, { seq: parseSeq(cursor) });
+    const { jsm, nc } = this.use();
+    const seq = parseSeq(cursor);
+    if (this.opts.purgeKeepsPending ?? purgeKeepsPending(nc.info?.version)) {
+      await jsm.streams.purge(this.opts.stream, { seq });
+      return;
+    }
+    const { state } = await jsm.streams.info(this.opts.stream);
+    await deleteRange(jsm, this.opts.stream, state.first_seq, Math.min(seq, state.last_seq + 1));
+  }
+
+  /**
+   * Removes what the policy allows below every durable consumer's ack floor
+   * (`./retention.ts`): a purge on servers whose purge keeps unacked messages pending
+   * (2.9.15 on), else one-by-one deletes.
+   */
+  async retain(policy: LogRetentionPolicy): Promise<RetentionResult> {
+    const { jsm, nc } = this.use();
+    return retainStream(jsm, this.opts.stream, policy, {
+      logger: this.opts.logger,
+      purgeKeepsPending: this.opts.purgeKeepsPending ?? purgeKeepsPending(nc.info?.version),
+      maxDeletes: this.opts.maxRetentionDeletes,
+    });
   }
 
   async close(): Promise<void> {
