@@ -2,7 +2,9 @@ import { describe, expect, test } from "bun:test";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import pino from "pino";
+import { IndexWriterThread, type NatsLog } from "../../src/admin/search/index-thread.ts";
 import { SearchIndexer } from "../../src/admin/search/indexer.ts";
+import { indexRow } from "../../src/admin/search/keys.ts";
 import { NatsSearchSource } from "../../src/admin/search/nats-source.ts";
 import { EventSearch } from "../../src/admin/search/search.ts";
 import { IndexShards } from "../../src/admin/search/shards.ts";
@@ -147,6 +149,58 @@ describe.skipIf(Boolean(natsMissing))("search over the NATS log", () => {
     expect(shards.progress()).toEqual({ next: "400", seq: 400 });
     await follow.close();
     await indexer.stop();
+  });
+
+  test("the server's writer thread follows the stream; an index the file log wrote (log.backend changed) is made again", async () => {
+    const { log, dir } = await setup();
+    await append(log, 0, 200);
+    const indexDir = join(dir, "index");
+    // What the file log's writer leaves: its positions as refs and cursor.
+    const old = new IndexShards(indexDir);
+    old.append(
+      Array.from({ length: 150 }, (_, i) => indexRow(`1:${i * 100}`, event(i))!),
+      "3:1200",
+    );
+    old.close();
+    const opts = nats.options();
+    const writer = await IndexWriterThread.start({
+      nats: {
+        backend: "nats",
+        servers: opts.servers,
+        stream: log.settings.stream,
+        subjectPrefix: log.settings.subjectPrefix,
+        replicas: 1,
+        duplicateWindowSeconds: 120,
+        ackWaitSeconds: 30,
+      } as NatsLog,
+      indexDir,
+      logger,
+    });
+    try {
+      expect(writer.storedTimes).toBeUndefined();
+      const view = new IndexShards(indexDir, { readOnly: true });
+      const search = new EventSearch(view, new NatsSearchSource(log, { follow: false }), {
+        maxTail: 0,
+      });
+      try {
+        await append(log, 200, 250);
+        const found = await waitFor(
+          async () => {
+            const page = await search.search({ userId: "u7", limit: 100 });
+            return page.events.length === 25 && page;
+          },
+          { what: "the writer thread to index the stream" },
+        );
+        expect(found.events[0]!.event.messageId).toBe("m247");
+        expect(found.events[0]!.seq).toBe(248);
+        view.refresh();
+        expect(view.progress()).toEqual({ next: "250", seq: 250 });
+      } finally {
+        view.close();
+      }
+    } finally {
+      await writer.stop();
+    }
   });
 
   test("shards whose messages JetStream no longer holds are dropped; purged events are never answered", async () => {

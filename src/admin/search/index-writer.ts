@@ -8,6 +8,7 @@
  *
  * A separate entry point: `bun build --compile` must list it (see package.json).
  */
+import { rmSync } from "node:fs";
 import type { Logger } from "pino";
 import { readRecords } from "../../log/file/reader.ts";
 import { listSegments } from "../../log/file/segments.ts";
@@ -65,6 +66,24 @@ self.onmessage = (e: MessageEvent<ToIndexWriter>) => {
 
 type Init = Extract<ToIndexWriter, { t: "init" }>;
 
+/**
+ * The index shards. An index another log backend wrote (its cursor is not one of this
+ * log's: `log.backend` changed over the same data dir) is deleted and made again from
+ * this log: its positions and numbers mean nothing here.
+ */
+function openShards(m: Init, cursor: RegExp): IndexShards {
+  const found = new IndexShards(m.indexDir, { shardEvents: m.shardEvents });
+  const { next } = found.progress();
+  if (next === undefined || cursor.test(next)) return found;
+  found.close();
+  rmSync(m.indexDir, { recursive: true, force: true });
+  relay.info(
+    { indexDir: m.indexDir },
+    "search index was written for the other log backend: deleted, made again from this log",
+  );
+  return new IndexShards(m.indexDir, { shardEvents: m.shardEvents });
+}
+
 /** The file log: read from its segment files, up to the durable end the server tells. */
 async function followFile(m: Init): Promise<void> {
   if (m.log.kind !== "file") return;
@@ -103,7 +122,7 @@ async function followFile(m: Init): Promise<void> {
       })();
     }
   };
-  shards = new IndexShards(m.indexDir, { shardEvents: m.shardEvents });
+  shards = openShards(m, /^\d+:\d+$/);
   indexer = new SearchIndexer(shards, eventLogSource(log, times), {
     logger: relay,
     batch: m.batch,
@@ -150,7 +169,7 @@ async function followNats(m: Init): Promise<void> {
       post({ t: "stopped" });
     })();
   };
-  shards = new IndexShards(m.indexDir, { shardEvents: m.shardEvents });
+  shards = openShards(m, /^\d+$/);
   indexer = new SearchIndexer(shards, source, {
     logger: relay,
     batch: m.batch,
