@@ -51,7 +51,7 @@ Commands:
   admin token list      list admin token ids
   log tail              print stored events as NDJSON
       [--from-start] [--follow|-f] [--source ID] [-n N (default 10)]
-  log verify            check every record's checksum; exit 1 on a bad record
+  log verify            check every record (checksums; NATS: each message); exit 1 on a bad one
   connections [--json]  each connection's delivery lag (events, seconds) and dead letters
   deadletters list      a connection's dead letters: --connection ID [--json]
   deadletters redrive   send them again: --connection ID (--all | --id ID[,ID…])
@@ -167,6 +167,9 @@ ${CONFIG}`,
   "log verify": `Usage: sluice log verify [--config PATH]
 
 Checks every record's length and checksum in every segment of the event log.
+With log.backend nats: reads every message of the stream and checks that it is a
+stored event of the source its subject names, with the Nats-Msg-Id and Sluice-Type
+headers sluice gives it (JetStream checks its own storage).
 Exit code 1 when a bad record is found.
 
 Options:

@@ -46,15 +46,22 @@ export async function tail(opts: {
   return 0;
 }
 
-/** `sluice log verify`: every record's checksum; 1 when one is bad. */
-export function verify(opts: { config?: string }): number {
+/**
+ * `sluice log verify`: every record's checksum (the file log), or every message of the
+ * stream (`log.backend: nats`: see `verifyNatsLog`); 1 when one is bad.
+ */
+export async function verify(opts: { config?: string }): Promise<number> {
   const { config } = loadConfig(configPath(opts.config).file);
   if (config.log.backend === "nats") {
+    const { verifyNatsLog } = await import("./log-nats.ts");
+    const { natsLogOptions } = await import("../log/nats/options.ts");
+    const nats = await verifyNatsLog(natsLogOptions(config.log));
+    for (const p of nats.problems) console.error(`stream ${nats.stream} seq ${p.seq}: ${p.reason}`);
     console.log(
-      `log.backend is nats: the records are in JetStream stream ${config.log.stream}, which checks ` +
-        "its own storage (nats stream info / nats server check); no file log to verify",
+      `stream ${nats.stream}: ${nats.messages} message(s), ${nats.bytes} bytes: ` +
+        (nats.problems.length === 0 ? "ok" : `${nats.problems.length} bad`),
     );
-    return 0;
+    return nats.problems.length === 0 ? 0 : 1;
   }
   const report = verifyLog(config.server.dataDir);
   for (const p of report.problems) {

@@ -1,5 +1,8 @@
+import { AckPolicy, DeliverPolicy } from "@nats-io/jetstream";
+import { type MsgHdrs, nanos } from "@nats-io/transport-node";
+import { TYPE_HEADER } from "../log/nats/consumer.ts";
 import type { NatsLogOptions } from "../log/nats/nats-log.ts";
-import { NatsLogStream } from "../log/nats/nats-log.ts";
+import { NatsLogStream, natsMsgId } from "../log/nats/nats-log.ts";
 import type { StartAt } from "../log/stream.ts";
 
 export interface NatsTailOptions {
@@ -60,4 +63,123 @@ export async function tailNatsLog(opts: NatsTailOptions): Promise<void> {
   } finally {
     await log.close();
   }
+}
+
+export interface NatsVerifyReport {
+  stream: string;
+  /** Messages looked at (those in the stream when the check began). */
+  messages: number;
+  bytes: number;
+  problems: { seq: number; reason: string }[];
+}
+
+const EVENT_TYPES = new Set(["track", "page", "screen", "identify", "group", "alias"]);
+
+/**
+ * `sluice log verify` with `log.backend: nats`: reads every message the stream holds
+ * when it starts (an ephemeral consumer that acks nothing: delivery is not touched) and
+ * checks what sluice's readers rely on: the subject is `<prefix>.<sourceId>`, the
+ * payload is a stored event (a JSON object with messageId, sourceId, a known type and
+ * receivedAt) of that source, its `Nats-Msg-Id` is the one sluice gives it
+ * (`natsMsgId`: a second copy of the event would otherwise not be caught by the
+ * stream's duplicate window), and its `Sluice-Type` header is the event's type (what
+ * readers filter by without parsing). JetStream checks its own storage (checksums,
+ * `nats stream info`); this checks the records in it.
+ */
+export async function verifyNatsLog(nats: NatsLogOptions): Promise<NatsVerifyReport> {
+  const log = await NatsLogStream.open({ ...nats, openWaitMs: 5_000 });
+  try {
+    if (!log.healthy()) throw new Error(`cannot read the event log: ${log.health().error}`);
+    const { jsm, js } = log.use();
+    const { state } = await jsm.streams.info(nats.stream);
+    const report: NatsVerifyReport = {
+      stream: nats.stream,
+      messages: 0,
+      bytes: state.bytes,
+      problems: [],
+    };
+    if (state.messages === 0) return report;
+    const prefix = `${nats.subjectPrefix ?? "sluice.events"}.`;
+    const name = `verify-${crypto.randomUUID()}`;
+    await jsm.consumers.add(nats.stream, {
+      name,
+      ack_policy: AckPolicy.None,
+      deliver_policy: DeliverPolicy.All,
+      inactive_threshold: nanos(60_000),
+    });
+    try {
+      const consumer = await js.consumers.get(nats.stream, name);
+      let done = false;
+      while (!done) {
+        const batch = await consumer.fetch({ max_messages: PAGE, expires: 5_000 });
+        let got = 0;
+        for await (const m of batch) {
+          got++;
+          report.messages++;
+          const reason = checkMessage(m.subject, m.headers, m.data, prefix);
+          if (reason) report.problems.push({ seq: m.seq, reason });
+          // The last one there was at the start: a batch not full would wait for its expiry.
+          if (m.seq >= state.last_seq || m.info.pending === 0) {
+            done = true;
+            break;
+          }
+        }
+        if (got === 0) done = true; // none came: the rest was removed meanwhile (retention)
+      }
+    } finally {
+      await jsm.consumers.delete(nats.stream, name).catch(() => false);
+    }
+    return report;
+  } finally {
+    await log.close();
+  }
+}
+
+const decoder = new TextDecoder();
+
+/** Why a message is not a record sluice's readers can use, or undefined when it is. */
+export function checkMessage(
+  subject: string,
+  headers: MsgHdrs | undefined,
+  data: Uint8Array,
+  prefix: string,
+): string | undefined {
+  if (!subject.startsWith(prefix)) return `subject ${subject} is not under ${prefix}`;
+  const source = subject.slice(prefix.length);
+  if (!/^[A-Za-z0-9_.-]+$/.test(source)) return `subject ${subject} names no valid sourceId`;
+  let event: unknown;
+  try {
+    event = JSON.parse(decoder.decode(data));
+  } catch {
+    return "payload is not JSON";
+  }
+  if (typeof event !== "object" || event === null || Array.isArray(event)) {
+    return "payload is not a JSON object";
+  }
+  const e = event as Record<string, unknown>;
+  if (typeof e.messageId !== "string" || e.messageId === "") return "payload has no messageId";
+  if (typeof e.sourceId !== "string") return "payload has no sourceId";
+  if (e.sourceId !== source) {
+    return `sourceId ${JSON.stringify(e.sourceId)} does not match the subject's ${JSON.stringify(source)}`;
+  }
+  if (typeof e.type !== "string" || !EVENT_TYPES.has(e.type)) {
+    return `type ${JSON.stringify(e.type)} is not an event type`;
+  }
+  if (typeof e.receivedAt !== "string" || Number.isNaN(Date.parse(e.receivedAt))) {
+    return "payload has no receivedAt time";
+  }
+  const msgId = headers?.get("Nats-Msg-Id") ?? "";
+  const want = natsMsgId(e.sourceId, e.messageId);
+  if (msgId !== want) {
+    return msgId === ""
+      ? `no Nats-Msg-Id header (want ${JSON.stringify(want)})`
+      : `Nats-Msg-Id ${JSON.stringify(msgId)} does not match the messageId (want ${JSON.stringify(want)})`;
+  }
+  const type = headers?.get(TYPE_HEADER) ?? "";
+  if (type !== e.type) {
+    return type === ""
+      ? `no ${TYPE_HEADER} header`
+      : `${TYPE_HEADER} header ${JSON.stringify(type)} is not the event's type ${JSON.stringify(e.type)}`;
+  }
+  return undefined;
 }
