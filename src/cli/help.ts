@@ -156,7 +156,7 @@ See sluice log <subcommand> --help.`,
 
 Prints stored events as NDJSON, one per line: the last N (default 10), or all of
 them with --from-start; --follow keeps printing new ones. Reads the data dir of the
-config; works while the server runs.
+config (with log.backend nats: the stream); works while the server runs.
 
 Options:
   --from-start          every stored event, oldest first

@@ -40,7 +40,8 @@ export type DedupConfig = Static<typeof DedupConfig>;
 /**
  * The event log (SPEC 5, 9): `file` (default) is the embedded log in the data dir,
  * `nats` a NATS JetStream stream shared by every instance that points at it. The
- * segment and retention settings are the file log's; the rest are the stream's.
+ * segment setting is the file log's; retention applies to either (segments deleted,
+ * or the stream's messages removed); the rest are the stream's.
  */
 export const EventLogConfig = t.Object(
   {
@@ -79,9 +80,9 @@ export const EventLogConfig = t.Object(
     }),
     retention: t.Object(
       {
-        /** Segments older than this may be deleted once every connection consumed them. */
+        /** Events older than this may be deleted once every connection consumed them (file: whole segments). */
         maxAgeHours: t.Number({ exclusiveMinimum: 0, default: 168 }),
-        /** Oldest consumed segments are deleted while the log is larger than this. */
+        /** The oldest consumed events are deleted while the log is larger than this. */
         maxBytes: t.Integer({ minimum: 0, default: 10 * 1024 * 1024 * 1024 }),
         /** How often retention runs. */
         intervalSeconds: t.Number({ exclusiveMinimum: 0, default: 60 }),
