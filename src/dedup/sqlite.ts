@@ -172,13 +172,16 @@ export class SqliteDedupStore implements DedupStore {
         covers(JSON.parse(stored) as Geometry, windowMs) &&
         (opts.geometry === undefined || stored === JSON.stringify(opts.geometry));
       if (keep) geometry = JSON.parse(stored) as Geometry;
+      // Immediate: the write lock is taken first, waiting out busy_timeout, rather than a
+      // read snapshot upgraded later, which fails at once (SQLITE_BUSY_SNAPSHOT) when any
+      // other connection wrote in between.
       db.transaction(() => {
         if (!keep) discardKeys(db);
         setMeta(db, "version", SCHEMA_VERSION);
         setMeta(db, "hash", hash.id);
         setMeta(db, "secret", secret.toString());
         setMeta(db, "geometry", JSON.stringify(geometry));
-      })();
+      }).immediate();
 
       const clock = new SlotClock(geometry, windowMs);
       const now = (opts.now ?? Date.now)();
