@@ -1,8 +1,12 @@
 import { describe, expect, test } from "bun:test";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
-import type { NatsLogStream } from "../../src/log/nats/nats-log.ts";
-import { purgeKeepsPending } from "../../src/log/nats/retention.ts";
+import { consumerName, type NatsLogStream } from "../../src/log/nats/nats-log.ts";
+import {
+  ConsumersUnknownError,
+  purgeKeepsPending,
+  retainStream,
+} from "../../src/log/nats/retention.ts";
 import type { LogConsumer, StreamRecord } from "../../src/log/stream.ts";
 import { waitFor } from "../support/wait.ts";
 import { natsMissing as missing, natsLogHarness, numbers, rec } from "./nats-harness.ts";
@@ -215,6 +219,105 @@ describe.skipIf(Boolean(missing))("NATS log retention", () => {
       const { state } = await (await jetstreamManager(nc)).streams.info(opts.stream);
       expect(state.messages).toBe(0);
     } finally {
+      await nc.close();
+    }
+  });
+
+  test("a pass cuts nothing when a consumer could be left out: a cluster's missing or offline consumers, an info that fails", async () => {
+    const server = await start();
+    const opts = options({ purgeKeepsPending: false });
+    const log = await openLog(opts);
+    await log.append(range(0, 10).map((n) => rec(n)));
+    const web = await log.consumer("con_web", { start: "oldest", sourceId: "web" });
+    await web.commit((await drain(web)).at(-1)!.cursor);
+    // The stream's server through a proxy that changes its answers as a cluster's would.
+    const nc = await connect({ servers: server.url });
+    let mode: "missing" | "offline" | "info-error" | "none" = "missing";
+    const text = new TextDecoder();
+    nc.subscribe("$FAKE.API.>", {
+      callback: (_err, m) =>
+        void (async () => {
+          const subject = m.subject.replace("$FAKE.API", "$JS.API");
+          const reply = await nc.request(subject, m.data, { timeout: 5000 });
+          let body = JSON.parse(text.decode(reply.data)) as Record<string, unknown>;
+          if (subject.startsWith("$JS.API.CONSUMER.NAMES.")) {
+            if (mode === "missing") body.missing = ["con_other"];
+            if (mode === "offline") body.offline = { con_other: "leader unknown" };
+          }
+          if (mode === "info-error" && subject.startsWith("$JS.API.CONSUMER.INFO.")) {
+            body = {
+              type: "io.nats.jetstream.api.v1.consumer_info_response",
+              error: {
+                code: 503,
+                err_code: 10008,
+                description: "JetStream system temporarily unavailable",
+              },
+            };
+          }
+          m.respond(JSON.stringify(body));
+        })(),
+    });
+    try {
+      const jsm = await jetstreamManager(nc, { apiPrefix: "$FAKE.API" });
+      const policy = { ...roomy, maxBytes: 0, consumers: ["con_web"] };
+      for (const m of ["missing", "offline", "info-error"] as const) {
+        mode = m;
+        await expect(
+          retainStream(jsm, opts.stream, policy, { purgeKeepsPending: false }),
+        ).rejects.toBeInstanceOf(ConsumersUnknownError);
+        expect((await stateOf(log, opts.stream)).messages).toBe(10);
+      }
+      mode = "none";
+      expect(await retainStream(jsm, opts.stream, policy, { purgeKeepsPending: false })).toEqual({
+        records: 10,
+        holding: [],
+      });
+    } finally {
+      await nc.close();
+    }
+  });
+
+  test("a consumer deleted between the names and its info holds nothing (the pass goes on)", async () => {
+    const server = await start();
+    const opts = options({ purgeKeepsPending: false });
+    const log = await openLog(opts);
+    await log.append(range(0, 10).map((n) => rec(n)));
+    const web = await log.consumer("con_web", { start: "oldest", sourceId: "web" });
+    await web.commit((await drain(web)).at(-1)!.cursor);
+    const gone = await log.consumer("con_gone", { start: "oldest", sourceId: "web" });
+    await gone.read(1);
+    const nc = await connect({ servers: server.url });
+    const text = new TextDecoder();
+    nc.subscribe("$FAKE.API.>", {
+      callback: (_err, m) =>
+        void (async () => {
+          const subject = m.subject.replace("$FAKE.API", "$JS.API");
+          // Its info asked after it was deleted.
+          if (
+            subject.startsWith("$JS.API.CONSUMER.INFO.") &&
+            subject.endsWith(`.${consumerName("con_gone")}`)
+          ) {
+            await nc.request(
+              `$JS.API.CONSUMER.DELETE.${opts.stream}.${consumerName("con_gone")}`,
+              undefined,
+              {
+                timeout: 5000,
+              },
+            );
+          }
+          const reply = await nc.request(subject, m.data, { timeout: 5000 });
+          m.respond(text.decode(reply.data));
+        })(),
+    });
+    try {
+      const jsm = await jetstreamManager(nc, { apiPrefix: "$FAKE.API" });
+      const policy = { ...roomy, maxBytes: 0, consumers: ["con_web"] };
+      expect(await retainStream(jsm, opts.stream, policy, { purgeKeepsPending: false })).toEqual({
+        records: 10,
+        holding: [],
+      });
+    } finally {
+      await gone.close().catch(() => undefined);
       await nc.close();
     }
   });

@@ -1,5 +1,6 @@
 import {
   AckPolicy,
+  type ConsumerInfo,
   JetStreamApiCodes,
   JetStreamApiError,
   type JetStreamManager,
@@ -58,7 +59,9 @@ export function purgeKeepsPending(version: string | undefined): boolean {
  * run different configs for a while (a rolling deploy adds a connection), and one's
  * consumer must not lose records because another does not know it. A consumer no
  * connection names (its connection was removed) that holds records back is reported
- * by its server-side name with how to delete it.
+ * by its server-side name with how to delete it. A pass that cannot be sure it knows
+ * every consumer (a cluster's reply naming consumers whose leader did not answer, an
+ * info that fails) cuts nothing and rejects with ConsumersUnknownError.
  *
  * Safe from several instances at once: the stream's state is read before the
  * consumers' (a message stored after it is above its last sequence and never cut), ack
@@ -98,7 +101,7 @@ export async function retainStream(
   // Where each reader needs the stream kept from.
   const named = new Map(policy.consumers.map((name) => [consumerName(name), name]));
   const keepFrom: { id: string; seq: number; known: boolean }[] = [];
-  for await (const info of jsm.consumers.list(stream)) {
+  for (const info of await consumerInfos(jsm, stream)) {
     if (info.config.ack_policy === AckPolicy.None) continue; // a LogReader holds nothing
     const seq =
       info.num_pending === 0 && info.num_ack_pending === 0
@@ -147,6 +150,101 @@ export async function retainStream(
     );
   }
   return { records: deleted, holding };
+}
+
+/** A retention pass given up on: the stream's consumers could not all be known (nothing was cut). */
+export class ConsumersUnknownError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "ConsumersUnknownError";
+  }
+}
+
+/** CONSUMER.NAMES's reply (`missing`: consumers in a cluster whose leader did not answer; `offline`: newer servers). */
+interface ConsumerNamesReply {
+  total?: number;
+  offset?: number;
+  limit?: number;
+  consumers?: string[] | null;
+  missing?: string[] | null;
+  offline?: Record<string, string> | string[] | null;
+}
+
+type RawRequest = (subject: string, data?: unknown) => Promise<unknown>;
+
+/** The API request the client's managers make (it throws JetStreamApiError for an error reply). */
+function rawRequest(jsm: JetStreamManager): { request: RawRequest; prefix: string } {
+  const api = jsm as unknown as {
+    _request: (subject: string, data?: unknown) => Promise<unknown>;
+    prefix: string;
+  };
+  return { request: (subject, data) => api._request(subject, data ?? null), prefix: api.prefix };
+}
+
+/** Every consumer name of the stream, page by page; throws when the server says it could not list them all. */
+async function consumerNames(
+  jsm: JetStreamManager,
+  stream: string,
+): Promise<{ names: string[]; pages: number }> {
+  const { request, prefix } = rawRequest(jsm);
+  const names: string[] = [];
+  let total: number | undefined;
+  for (let pages = 1; ; pages++) {
+    const reply = (await request(`${prefix}.CONSUMER.NAMES.${stream}`, {
+      offset: names.length,
+    })) as ConsumerNamesReply;
+    const missing = [
+      ...(reply.missing ?? []),
+      ...(Array.isArray(reply.offline) ? reply.offline : Object.keys(reply.offline ?? {})),
+    ];
+    if (missing.length > 0) {
+      throw new ConsumersUnknownError(
+        `retention pass skipped: consumers of stream ${stream} did not answer (${missing.join(", ")})`,
+      );
+    }
+    const page = reply.consumers ?? [];
+    if (total !== undefined && reply.total !== total) {
+      throw new ConsumersUnknownError(
+        `retention pass skipped: the consumers of stream ${stream} changed while listed`,
+      );
+    }
+    total = reply.total ?? 0;
+    names.push(...page);
+    if (page.length === 0 || names.length >= total) return { names, pages };
+  }
+}
+
+/**
+ * Each consumer's info, or ConsumersUnknownError (and the pass cuts nothing) where one
+ * might be left out: a cluster's reply naming consumers whose leader did not answer
+ * (the client's lister drops that), a consumer's info failing for any reason but its
+ * being gone, or (more than one page of names) the names changing while paged by
+ * offset, which could skip one.
+ */
+async function consumerInfos(jsm: JetStreamManager, stream: string): Promise<ConsumerInfo[]> {
+  const { names, pages } = await consumerNames(jsm, stream);
+  const infos: ConsumerInfo[] = [];
+  for (const name of names) {
+    try {
+      infos.push(await jsm.consumers.info(stream, name));
+    } catch (err) {
+      if (isApiError(err, JetStreamApiCodes.ConsumerNotFound)) continue; // deleted meanwhile
+      throw new ConsumersUnknownError(
+        `retention pass skipped: consumer ${name} of stream ${stream} could not be asked`,
+        { cause: err },
+      );
+    }
+  }
+  // Paged: a consumer deleted between pages moves a later one onto a page already read.
+  if (pages > 1) {
+    const again = new Set((await consumerNames(jsm, stream)).names);
+    if (names.length !== again.size || names.some((n) => !again.has(n))) {
+      throw new ConsumersUnknownError(
+        `retention pass skipped: the consumers of stream ${stream} changed while listed`,
+      );
+    }
+  }
+  return infos;
 }
 
 /**
