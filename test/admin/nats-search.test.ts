@@ -203,6 +203,71 @@ describe.skipIf(Boolean(natsMissing))("search over the NATS log", () => {
     }
   });
 
+  test("a stream deleted and created again (sequences from 1 again) makes the writer thread's index again, running or at its start", async () => {
+    const { log, dir } = await setup();
+    await append(log, 0, 300);
+    const indexDir = join(dir, "index");
+    const opts = nats.options();
+    const config = {
+      backend: "nats",
+      servers: opts.servers,
+      stream: log.settings.stream,
+      subjectPrefix: log.settings.subjectPrefix,
+      replicas: 1,
+      duplicateWindowSeconds: 120,
+      ackWaitSeconds: 30,
+    } as NatsLog;
+    const { jsm } = log.use();
+    const recreate = async () => {
+      const { config: sc } = await jsm.streams.info(log.settings.stream);
+      await jsm.streams.delete(log.settings.stream);
+      await jsm.streams.add(sc);
+    };
+    const view = new IndexShards(indexDir, { readOnly: true });
+    const search = new EventSearch(view, new NatsSearchSource(log, { follow: false }), {
+      maxTail: 0,
+    });
+    const indexed = (prefix: string, n: number) =>
+      waitFor(
+        async () => {
+          view.refresh();
+          if (view.count() !== n) return false;
+          const page = await search.search({ limit: 1000 });
+          const ids = page.events.map((f) => f.event.messageId);
+          return ids.length === n && ids.every((id) => id.startsWith(prefix)) && page;
+        },
+        { what: `the index to hold the ${n} ${prefix} events only`, timeoutMs: 30_000 },
+      );
+    try {
+      let writer = await IndexWriterThread.start({ nats: config, indexDir, logger });
+      try {
+        await indexed("m", 300);
+        // While it runs.
+        await recreate();
+        await append(log, 0, 40, "n");
+        const page = await indexed("n", 40);
+        expect(page.events[0]!.seq).toBe(40);
+        expect(page.events[0]!.event.messageId).toBe("n39");
+      } finally {
+        await writer.stop();
+      }
+      // While it is stopped: at its start it finds another stream behind its progress.
+      await recreate();
+      await append(log, 0, 25, "p");
+      writer = await IndexWriterThread.start({ nats: config, indexDir, logger });
+      try {
+        await indexed("p", 25);
+        view.refresh();
+        expect(view.progress()).toEqual({ next: "25", seq: 25 });
+        expect(view.count()).toBe(25);
+      } finally {
+        await writer.stop();
+      }
+    } finally {
+      view.close();
+    }
+  });
+
   test("shards whose messages JetStream no longer holds are dropped; purged events are never answered", async () => {
     const { log, dir, follow, shards, indexer, search } = await setup(200);
     await append(log, 0, 1000);

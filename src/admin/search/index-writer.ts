@@ -8,7 +8,8 @@
  *
  * A separate entry point: `bun build --compile` must list it (see package.json).
  */
-import { rmSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import type { Logger } from "pino";
 import { readRecords } from "../../log/file/reader.ts";
 import { listSegments } from "../../log/file/segments.ts";
@@ -18,7 +19,7 @@ import { idleThisThread } from "./idle-priority.ts";
 import type { FromIndexWriter, ToIndexWriter } from "./index-thread.ts";
 import { type IndexerLogger, SearchIndexer } from "./indexer.ts";
 import { eventLogSource } from "./log-source.ts";
-import { NatsSearchSource } from "./nats-source.ts";
+import { NatsSearchSource, type StreamIdentity } from "./nats-source.ts";
 import { IndexShards } from "./shards.ts";
 import { StoredTimes } from "./stored-times.ts";
 
@@ -156,7 +157,11 @@ async function followNats(m: Init): Promise<void> {
   const stream = await NatsLogStream.open(
     natsLogOptions(m.log.config, logger as unknown as Logger),
   );
-  const source = new NatsSearchSource(stream, { follow: true });
+  shards = openShards(m, /^\d+$/);
+  const source = new NatsSearchSource(stream, {
+    follow: true,
+    identity: streamIdentity(m.indexDir, () => shards!),
+  });
   self.onmessage = (next: MessageEvent<ToIndexWriter>) => {
     if (next.data.t !== "stop") return;
     void (async () => {
@@ -169,7 +174,6 @@ async function followNats(m: Init): Promise<void> {
       post({ t: "stopped" });
     })();
   };
-  shards = openShards(m, /^\d+$/);
   indexer = new SearchIndexer(shards, source, {
     logger: relay,
     batch: m.batch,
@@ -179,4 +183,35 @@ async function followNats(m: Init): Promise<void> {
   });
   indexer.start();
   post({ t: "ready", priority });
+}
+
+/** The file beside the shards that names the stream the index was written from. */
+const IDENTITY_FILE = "nats-stream.json";
+
+/**
+ * Which stream (its `created` time) the index was written from, kept in the index
+ * directory. A reset deletes the shards (searches' read-only views let go of them at
+ * their next refresh) and names the new stream: the index is made again from its
+ * first message.
+ */
+function streamIdentity(indexDir: string, shards: () => IndexShards): StreamIdentity {
+  const file = join(indexDir, IDENTITY_FILE);
+  let saved: string | undefined;
+  try {
+    const v = JSON.parse(readFileSync(file, "utf8")) as { created?: unknown };
+    if (typeof v.created === "string") saved = v.created;
+  } catch {}
+  const save = (created: string) => {
+    writeFileSync(file, `${JSON.stringify({ created })}\n`);
+    saved = created;
+  };
+  return {
+    saved: () => saved,
+    save,
+    reset(created, why) {
+      shards().clear();
+      save(created);
+      relay.info({ indexDir, why }, "search index deleted, made again from the stream's start");
+    },
+  };
 }

@@ -3,6 +3,27 @@ import type { LogReader, StreamRecord } from "../../log/stream.ts";
 import type { SearchLogSource, SourcedRecord } from "./log-source.ts";
 
 const SEQ = /^\d{1,15}$/;
+/**
+ * How long a follow read pauses when a reader opened again still gives nothing past the
+ * index (at most its `waitMs`): no loop of consumers made and deleted without a pause.
+ */
+const REOPEN_PAUSE_MS = 1000;
+
+/**
+ * Which stream the index was written from (its `created` time), kept with the index:
+ * a stream deleted and created again numbers its messages from 1 again, so the index's
+ * progress means nothing in it.
+ */
+export interface StreamIdentity {
+  saved(): string | undefined;
+  save(created: string): void;
+  /**
+   * The stream is not the one the index was written from (`created` differs, or it ends
+   * before the index's progress): the index is made again from its beginning, and
+   * `created` saved with it.
+   */
+  reset(created: string, why: string): void;
+}
 
 /**
  * The search index's view of the NATS log (SPEC 9: "the inspector reads the stream"): a
@@ -22,10 +43,11 @@ export class NatsSearchSource implements SearchLogSource {
   /** The `next` the open reader continues from. */
   private readerAt: string | undefined;
   private closed = false;
+  private wake: (() => void) | undefined;
 
   constructor(
     private readonly stream: NatsLogStream,
-    private readonly opts: { follow: boolean },
+    private readonly opts: { follow: boolean; identity?: StreamIdentity },
   ) {}
 
   async read(
@@ -56,25 +78,74 @@ export class NatsSearchSource implements SearchLogSource {
         await reader.close();
       }
     }
-    if (!this.reader || this.readerAt !== after) await this.reopen(after);
-    let read = await this.take(this.reader!, after, max, waitMs);
-    if (read.stale || (read.records.length === 0 && (await this.pastAfter(after)))) {
-      // The server lost the reader (idle past its inactive threshold while NATS was away,
-      // a server that lost its state): its pulls then get no answer at all, or the client
-      // made it again from where it was first opened. One opened where the index is goes on.
+    if (!this.reader || this.readerAt !== after) {
+      if ((await this.check(after)).reset) return this.restart();
       await this.reopen(after);
-      read = await this.take(this.reader!, after, max, 0);
+    }
+    let read = await this.take(this.reader!, after, max, waitMs);
+    if (read.stale || read.records.length === 0) {
+      const state = await this.check(after);
+      if (state.reset) return this.restart();
+      if (read.stale || state.past) {
+        // The server lost the reader (idle past its inactive threshold while NATS was
+        // away, a server that lost its state): its pulls then get no answer at all, or
+        // the client made it again from where it was first opened. One opened where the
+        // index is goes on.
+        await this.reopen(after);
+        read = await this.take(this.reader!, after, max, 0);
+        if (read.records.length === 0) await this.pause(Math.min(waitMs, REOPEN_PAUSE_MS));
+      }
     }
     this.readerAt = read.next;
     return { records: read.records, next: read.next };
   }
 
-  /** Whether the stream holds messages past `after` (a read that found none is broken). */
-  private async pastAfter(after: string | undefined): Promise<boolean> {
-    if (this.closed) return false;
+  /**
+   * One stream info: whether the stream holds messages past `after`, and (with an
+   * identity) whether it is still the stream the index was written from. One that is
+   * not (deleted and created again, or ending before the index's progress) resets the
+   * index.
+   */
+  private async check(after: string | undefined): Promise<{ past: boolean; reset: boolean }> {
+    if (this.closed) return { past: false, reset: false };
     const { jsm } = this.stream.use();
-    const { state } = await jsm.streams.info(this.stream.settings.stream);
-    return state.messages > 0 && state.last_seq > Number(after ?? 0);
+    const info = await jsm.streams.info(this.stream.settings.stream);
+    const { state } = info;
+    const floor = Number(after ?? 0);
+    const id = this.opts.identity;
+    if (id) {
+      const saved = id.saved();
+      if (saved !== undefined && saved !== info.created) {
+        id.reset(info.created, "the stream was deleted and created again");
+        return { past: false, reset: true };
+      }
+      if (state.last_seq < floor) {
+        id.reset(info.created, "the stream ends before the index's progress");
+        return { past: false, reset: true };
+      }
+      if (saved === undefined) id.save(info.created);
+    }
+    return { past: state.messages > 0 && state.last_seq > floor, reset: false };
+  }
+
+  /** After a reset: the next read starts from the stream's beginning (the index's new progress). */
+  private async restart(): Promise<{ records: SourcedRecord[]; next: string }> {
+    const old = this.reader;
+    this.reader = undefined;
+    this.readerAt = undefined;
+    await old?.close();
+    return { records: [], next: "0" };
+  }
+
+  private pause(ms: number): Promise<void> {
+    if (this.closed || ms <= 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
   }
 
   private async reopen(after: string | undefined): Promise<void> {
@@ -119,6 +190,7 @@ export class NatsSearchSource implements SearchLogSource {
   /** Closes the open reader (a read waiting in it ends). */
   async close(): Promise<void> {
     this.closed = true;
+    this.wake?.();
     const reader = this.reader;
     this.reader = undefined;
     await reader?.close();

@@ -1,5 +1,5 @@
 import { Database, type Statement } from "bun:sqlite";
-import { mkdirSync, readdirSync, rmSync } from "node:fs";
+import { mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { IndexRow } from "./keys.ts";
 
@@ -31,6 +31,8 @@ interface Shard {
   db: Database;
   /** Whether its events table has the `stored` column (shards written before it lack it). */
   stored: boolean;
+  /** Its file's inode (a read-only view): a shard deleted and made again under the same name is another file. */
+  ino?: number;
   /** Absent in a read-only view. */
   writes?: {
     insertEvent: Statement;
@@ -89,7 +91,8 @@ export class IndexShards {
     const found = new Set(this.found());
     const kept: Shard[] = [];
     for (const shard of this.shards) {
-      if (!found.has(shard.lo)) {
+      if (!found.has(shard.lo) || this.inode(shard.lo) !== shard.ino) {
+        // Dropped, or the index was made again (`clear`) and this name is a new file.
         shard.db.close();
         continue;
       }
@@ -114,6 +117,29 @@ export class IndexShards {
       .filter((m): m is RegExpExecArray => m !== null)
       .map((m) => Number(m[1]))
       .sort((a, b) => a - b);
+  }
+
+  private inode(lo: number): number | undefined {
+    try {
+      return statSync(join(this.dir, fileName(lo))).ino;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Deletes every shard: the index starts again from the log's beginning (the log it
+   * was written from is not there any more: a NATS stream deleted and created again).
+   */
+  clear(): void {
+    if (this.readOnly) throw new Error("a read-only view of the search index");
+    for (const shard of this.shards) {
+      shard.db.close();
+      for (const suffix of ["", "-wal", "-shm"]) {
+        rmSync(join(this.dir, `${fileName(shard.lo)}${suffix}`), { force: true });
+      }
+    }
+    this.shards = [];
   }
 
   /** Where indexing goes on: the log's continuation token and the last sequence number. */
@@ -313,11 +339,13 @@ export class IndexShards {
   /** A shard the writer has committed rows to, opened read-only; else undefined. */
   private openReadOnly(lo: number): Shard | undefined {
     let db: Database | undefined;
+    // Before the open: a file made again meanwhile reads as changed at the next refresh.
+    const ino = this.inode(lo);
     try {
       db = new Database(join(this.dir, fileName(lo)), { readonly: true, safeIntegers: true });
       db.exec("PRAGMA busy_timeout = 1000; PRAGMA cache_size = -16000;");
       if (db.query("SELECT 1 FROM progress WHERE id = 1").get() === null) throw new Error("empty");
-      return { lo, db, stored: hasStoredColumn(db) };
+      return { lo, db, stored: hasStoredColumn(db), ino };
     } catch {
       db?.close();
       return undefined;
