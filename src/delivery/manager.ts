@@ -7,6 +7,7 @@ import {
   type LogStream,
   type RetentionResult,
 } from "../log/stream.ts";
+import { StorageUnavailableError } from "../storage/unavailable.ts";
 import type { ChainRunner } from "./chain.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import { ConnectionConsumer } from "./consumer.ts";
@@ -352,7 +353,9 @@ export class DeliveryManager {
    * `retain`: the file log deletes segments, NATS purges the stream. Every configured
    * server-side connection's consumer holds what it has not committed (paused ones
    * too); those holding records back show as `retentionHeld`. Each instance runs it
-   * (the backends make that safe). Skipped while the log is unreachable.
+   * (the backends make that safe). Skipped while the log is unreachable (NATS away:
+   * StorageUnavailableError); the file log's runs while its appends fail, since a full
+   * disk is what it frees.
    */
   retain(): Promise<RetentionResult | undefined> {
     this.retaining ??= this.retainOnce().finally(() => {
@@ -363,7 +366,6 @@ export class DeliveryManager {
 
   private async retainOnce(): Promise<RetentionResult | undefined> {
     const { log, retention } = this.opts;
-    if (!log.healthy()) return undefined; // /ready says why; the next pass tries again
     try {
       const result = await log.retain({
         maxAgeMs: retention.maxAgeHours * 3_600_000,
@@ -374,6 +376,9 @@ export class DeliveryManager {
       this.holding = new Set(result.holding);
       return result;
     } catch (err) {
+      // The log unreachable (NATS away): /ready says why; the next pass tries again. The
+      // file log's retain works while its appends fail (a full disk is what it frees).
+      if (err instanceof StorageUnavailableError) return undefined;
       this.holding = new Set();
       this.opts.logger.error({ err }, "retention pass failed");
       return undefined;

@@ -1,6 +1,7 @@
 import { afterEach, expect, test } from "bun:test";
-import { existsSync, readdirSync, readFileSync, truncateSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, truncateSync } from "node:fs";
 import { join } from "node:path";
+import { segmentPath } from "../../src/log/file/segments.ts";
 import { startTestServer, storedEvents, type TestServer } from "../support/server.ts";
 import { waitFor } from "../support/wait.ts";
 import { type Receiver, startReceiver } from "./receiver.ts";
@@ -144,3 +145,58 @@ test("after a corrupt tail is cut back below a connection's offset, new events s
       .map((e) => e.messageId),
   ).toEqual(Array.from({ length: 5 }, (_, i) => `after-${i}`));
 });
+
+test("retention frees consumed segments while appends fail (a full disk: the log unhealthy)", async () => {
+  r = startReceiver(Array(1000).fill(500)); // the receiver is down for now
+  s = await startTestServer({
+    config: {
+      log: {
+        segmentBytes: 4096,
+        retention: { maxAgeHours: 1000, maxBytes: 0, intervalSeconds: 0.1 },
+      },
+      connections: [
+        {
+          id: "con_hook",
+          source: "web",
+          destination: {
+            type: "webhook",
+            url: r.url,
+            batchSize: 50,
+            maxWaitMs: 10,
+            retryBaseMs: 10,
+            maxAttempts: 1_000_000,
+          },
+        },
+      ],
+    },
+  });
+  await sendMany(s, "r", 40);
+  const logDir = join(s.dataDir, "log");
+  // Segment files (not the folder below).
+  const numbers = () =>
+    segments(s!.dataDir)
+      .filter((f) => statSync(join(logDir, f)).isFile())
+      .map((f) => Number.parseInt(f, 10));
+  // The next segment cannot be created (a folder where it goes): once the current one
+  // is full, appends fail and keep failing.
+  mkdirSync(segmentPath(logDir, Math.max(...numbers()) + 1));
+  let acked = 40;
+  for (let i = 0; i < 200; i++) {
+    const status = (
+      await s.post(
+        "/v1/track",
+        { event: "e", userId: "u", messageId: `f-${i}`, properties: { pad: "x".repeat(200) } },
+        { "x-write-key": s.keys.server },
+      )
+    ).status;
+    if (status !== 200) break;
+    acked++;
+  }
+  expect((await fetch(`${s.url}/ready`)).status).toBe(503);
+  expect(numbers().length).toBeGreaterThan(1);
+  r.script.length = 0; // the receiver is back
+  await r.waitFor(acked);
+  // Every segment but the one being written goes, with the log still failing.
+  await until(() => numbers().length === 1);
+  expect((await fetch(`${s.url}/ready`)).status).toBe(503);
+}, 20_000);
