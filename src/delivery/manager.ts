@@ -378,8 +378,9 @@ export class DeliveryManager {
     } catch (err) {
       // The log unreachable (NATS away): /ready says why; the next pass tries again. The
       // file log's retain works while its appends fail (a full disk is what it frees).
+      // `holding` stays as the last pass that worked left it: a failed pass says
+      // nothing about who holds records back.
       if (err instanceof StorageUnavailableError) return undefined;
-      this.holding = new Set();
       this.opts.logger.error({ err }, "retention pass failed");
       return undefined;
     }

@@ -4,6 +4,7 @@ import { connect } from "@nats-io/transport-node";
 import { consumerName, type NatsLogStream } from "../../src/log/nats/nats-log.ts";
 import {
   ConsumersUnknownError,
+  deleteRange,
   purgeKeepsPending,
   retainStream,
 } from "../../src/log/nats/retention.ts";
@@ -320,5 +321,26 @@ describe.skipIf(Boolean(missing))("NATS log retention", () => {
       await gone.close().catch(() => undefined);
       await nc.close();
     }
+  });
+});
+
+describe.skipIf(Boolean(missing))("NATS one-by-one deletes", () => {
+  const { start, options, openLog } = natsLogHarness("del");
+
+  test("a message already deleted (in the stream's delete map, or below its first) counts nothing and fails nothing", async () => {
+    await start();
+    const opts = options({ purgeKeepsPending: false });
+    const log = await openLog(opts);
+    await log.append(range(0, 10).map((n) => rec(n)));
+    const { jsm } = log.use();
+    // Deleted by hand (another instance's pass, an operator) with messages before it:
+    // in the delete map, the server answers 10043 "sequence 4 not found".
+    expect(await jsm.streams.deleteMessage(opts.stream, 4, false)).toBe(true);
+    expect(await deleteRange(jsm, opts.stream, 3, 7)).toBe(3);
+    // Below the first sequence (10057 "no message found"), and from it on.
+    expect(await deleteRange(jsm, opts.stream, 1, 3)).toBe(2);
+    expect(await deleteRange(jsm, opts.stream, 1, 9)).toBe(2);
+    const { state } = await jsm.streams.info(opts.stream);
+    expect([state.first_seq, state.messages]).toEqual([9, 2]);
   });
 });

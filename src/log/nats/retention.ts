@@ -268,8 +268,9 @@ export async function deleteRange(
         // no_erase: the data is dropped, not overwritten first.
         if (await jsm.streams.deleteMessage(stream, seq, false)) deleted++;
       } catch (err) {
-        // Gone already (10057 "no message found" from STREAM.MSG.DELETE).
-        if (!isApiError(err, JetStreamApiCodes.NoMessageFound) && !isGone(err)) throw err;
+        // Gone already: 10057 "no message found" below the first sequence, 10043
+        // "sequence N not found" for one deleted after it (in a block's delete map).
+        if (!isApiError(err, SEQUENCE_NOT_FOUND) && !isGone(err)) throw err;
       }
     }
   };
@@ -339,6 +340,13 @@ async function messageFrom(
   return null;
 }
 
+/** STREAM.MSG.DELETE of a sequence already deleted (the client's codes do not name it). */
+const SEQUENCE_NOT_FOUND = 10043;
+
+/** A delete's "no message found" (10057 on 2.9; 10037 is the name the client's codes have). */
 function isGone(err: unknown): boolean {
-  return err instanceof JetStreamApiError && /no message found/i.test(err.message);
+  return (
+    err instanceof JetStreamApiError &&
+    (err.code === JetStreamApiCodes.NoMessageFound || /no message found/i.test(err.message))
+  );
 }
