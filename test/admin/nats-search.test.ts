@@ -100,6 +100,34 @@ describe.skipIf(Boolean(natsMissing))("search over the NATS log", () => {
     await follow.close();
   });
 
+  test("far behind the index, a search reads the newest events past it (not the oldest) and pages on through the rest", async () => {
+    const { log, follow, shards, indexer } = await setup(40);
+    await append(log, 0, 100);
+    await indexer.catchUp();
+    await append(log, 100, 200);
+    const search = new EventSearch(shards, new NatsSearchSource(log, { follow: false }), {
+      chunk: 20,
+      maxScan: 100,
+      maxTail: 30,
+    });
+    // Just acknowledged, 100 past the index: found.
+    expect((await search.find("web", "m198"))?.seq).toBe(199);
+    const first = await search.search({ limit: 1000 });
+    // The newest 30, and a cursor (not complete): the next page goes on below them.
+    expect(first.events.map((f) => f.seq)).toEqual(Array.from({ length: 30 }, (_, k) => 200 - k));
+    expect(first.before).toBe(171);
+    const ids: string[] = [];
+    let before: number | undefined;
+    for (let pages = 0; pages < 100; pages++) {
+      const page = await search.search({ userId: "u4", limit: 7, before });
+      ids.push(...page.events.map((f) => f.event.messageId));
+      if (page.before === null) break;
+      before = page.before;
+    }
+    expect(ids).toEqual(Array.from({ length: 20 }, (_, k) => `m${194 - k * 10}`));
+    await follow.close();
+  });
+
   test("the indexer follows the stream (appended by anyone) and goes on from its cursor after a restart: no event twice", async () => {
     const { log, dir, follow, shards, indexer } = await setup();
     await append(log, 0, 500);

@@ -89,6 +89,40 @@ test("the index finds what a full scan finds, across shards, with small scan chu
   expect((await search.find("web", "m2998"))?.event.userId).toBe("u8");
 });
 
+test("far behind the index, a search of the file log finds the newest events past it and pages on through the rest", async () => {
+  const { shards, source, indexer, log } = await setup(100);
+  await indexer.catchUp();
+  const encoder = new TextEncoder();
+  await log.append(
+    Array.from({ length: 100 }, (_, k) =>
+      encoder.encode(
+        JSON.stringify({
+          type: "track",
+          event: "Late",
+          userId: `u${(100 + k) % 10}`,
+          messageId: `m${100 + k}`,
+          sourceId: "web",
+          receivedAt: new Date().toISOString(),
+        }),
+      ),
+    ),
+  );
+  const search = new EventSearch(shards, source, { chunk: 20, maxScan: 100, maxTail: 30 });
+  expect((await search.find("web", "m199"))?.seq).toBe(200);
+  const first = await search.search({ limit: 1000 });
+  expect(first.events.map((f) => f.seq)).toEqual(Array.from({ length: 30 }, (_, k) => 200 - k));
+  expect(first.before).toBe(171);
+  const ids: string[] = [];
+  let before: number | undefined;
+  for (let pages = 0; pages < 100; pages++) {
+    const page = await search.search({ userId: "u4", limit: 7, before });
+    ids.push(...page.events.map((f) => f.event.messageId));
+    if (page.before === null) break;
+    before = page.before;
+  }
+  expect(ids).toEqual(Array.from({ length: 20 }, (_, k) => `m${194 - k * 10}`));
+});
+
 test("events past the index are found from the log, with the order they will have", async () => {
   const { shards, source, indexer, log, t0 } = await setup(1000);
   await indexer.catchUp();

@@ -48,6 +48,12 @@ export interface SearchLogSource {
    * the log with reads that wait (`waitMs`).
    */
   onAppend?(listener: () => void): () => void;
+  /**
+   * The number (`seq`) of the newest record the log holds, where the log numbers its
+   * records and can be read from any number (NATS: the stream's last sequence): a
+   * search then reads only the newest part of what the index has not reached yet.
+   */
+  lastSeq?(): Promise<number>;
 }
 
 const REF = /^(\d{1,12}):(\d{1,15})$/;

@@ -176,6 +176,12 @@ export class NatsSearchSource implements SearchLogSource {
     };
   }
 
+  async lastSeq(): Promise<number> {
+    const { jsm } = this.stream.use();
+    const { state } = await jsm.streams.info(this.stream.settings.stream);
+    return state.last_seq;
+  }
+
   async recordAt(ref: string): Promise<SourcedRecord | undefined> {
     if (!SEQ.test(ref)) return undefined;
     // Unreachable NATS throws (StorageUnavailableError): never "not held" on a guess.

@@ -80,9 +80,15 @@ export class EventSearch {
     this.shards.refresh();
     const progress = this.shards.progress();
     // Newest first: the records past the index come before anything indexed.
-    for (const f of (await this.tail(progress)).reverse()) {
-      if (f.seq < below && matches(f.event, q)) found.push(f);
+    const tail = await this.tail(progress, below);
+    for (const f of tail.found.reverse()) {
+      if (matches(f.event, q)) found.push(f);
       if (found.length > q.limit) break;
+    }
+    if (tail.skippedBelow !== undefined && found.length <= q.limit) {
+      // Older records past the index were not read (too many): the next page goes on
+      // below the oldest one read, so the page never claims to be complete.
+      return { events: found, before: tail.skippedBelow };
     }
     let at = Math.min(below, progress.seq + 1);
     const filter = toFilter(q);
@@ -129,22 +135,59 @@ export class EventSearch {
     return (await this.search({ source: sourceId, messageId, limit: 1 })).events[0];
   }
 
-  /** Records the index has not reached yet, oldest first, with the sequence numbers they will get. */
-  private async tail(progress: { next: string | undefined; seq: number }): Promise<FoundEvent[]> {
-    const out: FoundEvent[] = [];
+  /**
+   * Records the index has not reached yet with sequence numbers below `below`, oldest
+   * first, with the numbers they will get: the newest `maxTail` of them (an event is
+   * found as soon as it is acknowledged, however far behind the index is). A log that
+   * numbers its records (NATS) is read from `maxTail` below its end; the file log is read
+   * from the index on, keeping only the newest records (unparsed until then). Older
+   * records left unread: `skippedBelow` is where the next page goes on.
+   */
+  private async tail(
+    progress: { next: string | undefined; seq: number },
+    below: number,
+  ): Promise<{ found: FoundEvent[]; skippedBelow?: number }> {
+    // Every record past the index numbers above it.
+    if (this.maxTail <= 0 || below <= progress.seq + 1) return { found: [] };
     let from = progress.next;
     let seq = progress.seq;
-    while (out.length < this.maxTail) {
-      const read = await this.log.read(from, Math.min(2000, this.maxTail - out.length));
-      if (read.records.length === 0) break;
-      for (const r of read.records) {
-        const event = parse(r.payload);
-        seq = r.seq ?? seq + 1;
-        if (event) out.push({ event, ref: r.ref, seq, storedAt: r.storedAt ?? null });
+    let skippedBelow: number | undefined;
+    if (this.log.lastSeq) {
+      const top = Math.min(below - 1, await this.log.lastSeq());
+      if (top <= progress.seq) return { found: [] };
+      const start = Math.max(progress.seq, top - this.maxTail);
+      if (start > progress.seq) {
+        from = String(start);
+        seq = start;
+        skippedBelow = start + 1;
       }
+    }
+    const kept: { r: SourcedRecord; seq: number }[] = [];
+    for (;;) {
+      const read = await this.log.read(from, 2000);
+      if (read.records.length === 0) break;
+      let done = false;
+      for (const r of read.records) {
+        seq = r.seq ?? seq + 1;
+        if (seq >= below) {
+          done = true;
+          break;
+        }
+        kept.push({ r, seq });
+      }
+      if (kept.length > this.maxTail) {
+        kept.splice(0, kept.length - this.maxTail);
+        skippedBelow = kept[0]!.seq;
+      }
+      if (done) break;
       from = read.next;
     }
-    return out;
+    const found: FoundEvent[] = [];
+    for (const { r, seq } of kept) {
+      const event = parse(r.payload);
+      if (event) found.push({ event, ref: r.ref, seq, storedAt: r.storedAt ?? null });
+    }
+    return { found, skippedBelow };
   }
 }
 
