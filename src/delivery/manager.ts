@@ -80,6 +80,8 @@ interface Running {
  */
 export class DeliveryManager {
   private readonly running = new Map<string, Running>();
+  /** Connections whose consumer is being stopped (a reload, a removal): they hold retention until it has. */
+  private readonly stopping = new Set<string>();
   /** Kept across a connection's restarts (pause, reload). */
   private readonly health = new Map<string, ConnectionHealth>();
   private paused = new Set<string>();
@@ -350,9 +352,10 @@ export class DeliveryManager {
 
   /**
    * One retention pass (also run on a timer; one at a time), through the log's own
-   * `retain`: the file log deletes segments, NATS purges the stream. Every configured
+   * `retain`: the file log deletes segments, NATS purges the stream. Every running
    * server-side connection's consumer holds what it has not committed (paused ones
-   * too); those holding records back show as `retentionHeld`. Each instance runs it
+   * too, and one being stopped for a reload until it has); those holding records back
+   * show as `retentionHeld`. Each instance runs it
    * (the backends make that safe). Skipped while the log is unreachable (NATS away:
    * StorageUnavailableError); the file log's runs while its appends fail, since a full
    * disk is what it frees.
@@ -370,7 +373,9 @@ export class DeliveryManager {
       const result = await log.retain({
         maxAgeMs: retention.maxAgeHours * 3_600_000,
         maxBytes: retention.maxBytes,
-        consumers: [...this.running.keys()],
+        // Running ones and those still stopping (a reload of a lagging connection
+        // takes it out of `running` before its consumer has stopped).
+        consumers: [...new Set([...this.running.keys(), ...this.stopping])],
         readers: this.opts.extraReaders?.() ?? [],
       });
       this.holding = new Set(result.holding);
@@ -454,10 +459,16 @@ export class DeliveryManager {
   }
 
   private async remove(r: Running): Promise<void> {
-    this.running.delete(r.connection.id);
-    const stopped = r.consumer?.stop();
-    await r.destination.close();
-    await stopped;
+    const { id } = r.connection;
+    this.stopping.add(id);
+    this.running.delete(id);
+    try {
+      const stopped = r.consumer?.stop();
+      await r.destination.close();
+      await stopped;
+    } finally {
+      this.stopping.delete(id);
+    }
   }
 
   private serially(fn: () => Promise<void>): Promise<void> {
