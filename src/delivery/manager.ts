@@ -405,6 +405,8 @@ export class DeliveryManager {
     });
     await Promise.all(this.redriving.values());
     await Promise.all([...this.replays].map((j) => j.done.catch(() => {})));
+    // A retention pass in flight ends before the log is closed (its errors are logged).
+    while (this.retaining) await this.retaining.catch(() => undefined);
   }
 
   private get(connectionId: string): Running {

@@ -126,3 +126,30 @@ test("a failed retention pass keeps what the last one found held (retention_held
     await m.stop();
   }
 });
+
+test("stop waits for a retention pass in flight (the log is closed after it)", async () => {
+  const f = fakeLog();
+  const m = manager(f.log, [hook(10)]);
+  await m.start();
+  let finish = () => {};
+  f.failRetain(
+    () =>
+      new Promise((resolve) => {
+        finish = () => resolve({ records: 1, holding: [] });
+      }),
+  );
+  const pass = m.retain();
+  await waitFor(() => f.policies.length === 1, { what: "the pass to start" });
+  let stopped = false;
+  f.release();
+  const stopping = m.stop().then(() => {
+    stopped = true;
+  });
+  // Not stopped a while later (a check that something does not happen: nothing to wait on).
+  await Bun.sleep(50);
+  expect(stopped).toBe(false);
+  finish();
+  await stopping;
+  expect(stopped).toBe(true);
+  expect(await pass).toEqual({ records: 1, holding: [] });
+});
