@@ -150,4 +150,18 @@ describe.skipIf(Boolean(missing))("NATS JetStream event log", () => {
     const c = await log.consumer("after-outage", { start: "oldest" });
     expect(numbers(await c.read(10))).toEqual([1, 3]);
   });
+
+  test("a consumer or reader the server refuses is closed, not kept by the log", async () => {
+    await start();
+    const log = await openLog(options());
+    const open = () => (log as unknown as { consumers: Set<unknown> }).consumers.size;
+    await log.consumer("con_x", { start: "oldest", sourceId: "web" });
+    expect(open()).toBe(1);
+    // Another source for the same consumer: refused by ensure().
+    await expect(log.consumer("con_x", { start: "oldest", sourceId: "app" })).rejects.toThrow();
+    expect(open()).toBe(1);
+    // A reader the server refuses (a source name no subject may hold).
+    await expect(log.reader({ start: "oldest", sourceId: "a b" })).rejects.toThrow();
+    expect(open()).toBe(1);
+  });
 });

@@ -303,7 +303,7 @@ export class NatsLogStream implements LogStream {
     this.consumers.add(consumer);
     consumer.onClose = () => this.consumers.delete(consumer);
     // Created on the server now when NATS is there, else on its first read.
-    if (this.healthy()) await consumer.ensure();
+    if (this.healthy()) await ensured(consumer);
     return consumer;
   }
 
@@ -324,7 +324,7 @@ export class NatsLogStream implements LogStream {
     );
     this.consumers.add(reader);
     reader.onClose = () => this.consumers.delete(reader);
-    if (this.healthy()) await reader.ensure();
+    if (this.healthy()) await ensured(reader);
     return reader;
   }
 
@@ -629,6 +629,16 @@ async function ensureStream(
     return `stream ${opts.stream} is not usable: ${blocking.join("; ")}`;
   }
   return undefined;
+}
+
+/** Creates `c` on the server; closed (and so forgotten by the log) when that fails. */
+async function ensured(c: NatsLogConsumer): Promise<void> {
+  try {
+    await c.ensure();
+  } catch (err) {
+    await c.close().catch(() => undefined);
+    throw err;
+  }
 }
 
 export function isApiError(err: unknown, code: number): boolean {
