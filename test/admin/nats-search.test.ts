@@ -169,7 +169,8 @@ describe.skipIf(Boolean(natsMissing))("search over the NATS log", () => {
       await jsm.consumers.delete(stream, c.name);
     }
     await append(log, 300, 400);
-    // Its pulls get no answer (each ends at its timeout): then the stream is asked.
+    // Its pulls get no answer (each ends at its timeout): then the reader asks the server
+    // for its consumer, and makes it again after the last record it returned.
     await waitFor(() => shards.count() === 400, {
       what: "the indexer to go on",
       timeoutMs: 30_000,

@@ -1,8 +1,12 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
+import { DeliverPolicy, type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { consumerName, type NatsLogOptions } from "../../src/log/nats/nats-log.ts";
-import { LogConsumerConflictError } from "../../src/log/stream.ts";
+import {
+  LogConsumerConflictError,
+  type LogReader,
+  type StreamRecord,
+} from "../../src/log/stream.ts";
 import { waitFor } from "../support/wait.ts";
 import { natsMissing as missing, natsLogHarness, numbers, rec } from "./nats-harness.ts";
 
@@ -112,5 +116,87 @@ describe.skipIf(Boolean(missing))("NATS log consumer: commits, close, existing c
       (err: unknown) => err,
     );
     expect(all).toBeInstanceOf(LogConsumerConflictError);
+  });
+
+  /** Reads (waiting up to 500 ms each) until `n` records came, or the timeout. */
+  const readUntil = async (c: LogReader, n: number) => {
+    const got: StreamRecord[] = [];
+    await waitFor(
+      async () => {
+        got.push(...(await c.read(10, 500)));
+        return got.length >= n;
+      },
+      { timeoutMs: 25_000, what: `${n} records` },
+    );
+    return got;
+  };
+
+  test("a durable consumer the server lost (nats consumer rm): its pulls go unanswered, so it is made again after the ack floor last seen, and what it held unacked comes again", async () => {
+    await start();
+    const opts = options();
+    const writer = await openLog(opts);
+    await writer.append([rec(1), rec(2), rec(3), rec(4)]);
+    const log = await openLog(opts);
+    const c = await log.consumer("gone", { start: "oldest" });
+    const first = await c.read(2);
+    expect(numbers(first)).toEqual([1, 2]);
+    await c.commit(first.at(-1)!.cursor);
+    // What delivery asks every second: the consumer's ack floor (2) is seen.
+    await log.backlog("gone");
+    // Read, not committed: the destination had not accepted it yet.
+    const held = await c.read(1);
+    expect(numbers(held)).toEqual([3]);
+    await jsm.consumers.delete(opts.stream, consumerName("gone"));
+    await writer.append([rec(5)]);
+    // Not 1 and 2 again (committed), nor 3 lost (read, never acked).
+    expect(numbers(await readUntil(c, 3))).toEqual([3, 4, 5]);
+    // The old consumer's message is not acked by a commit (it is read again above).
+    await c.commit(held[0]!.cursor);
+    const now = await info(opts, "gone");
+    expect(now.config.deliver_policy).toBe(DeliverPolicy.StartSequence);
+    expect(now.config.opt_start_seq).toBe(3);
+  });
+
+  test("a durable consumer that starts at now, lost before it acked anything: made again where it started, so what came meanwhile is not skipped", async () => {
+    await start();
+    const opts = options();
+    const writer = await openLog(opts);
+    await writer.append([rec(1), rec(2)]);
+    const c = await (await openLog(opts)).consumer("fresh", { start: "now" });
+    await writer.append([rec(3)]);
+    await jsm.consumers.delete(opts.stream, consumerName("fresh"));
+    await writer.append([rec(4)]);
+    expect(numbers(await readUntil(c, 2))).toEqual([3, 4]);
+  });
+
+  test("a durable consumer another instance made again meanwhile is used as it is (its ack floor kept)", async () => {
+    await start();
+    const opts = options();
+    const writer = await openLog(opts);
+    await writer.append([rec(1), rec(2), rec(3)]);
+    const c = await (await openLog(opts)).consumer("again", { start: "oldest" });
+    expect(numbers(await c.read(1))).toEqual([1]);
+    await jsm.consumers.delete(opts.stream, consumerName("again"));
+    // Made again by another instance, which read and committed 1 and 2.
+    const other = await (await openLog(opts)).consumer("again", { start: "oldest" });
+    const two = await other.read(2);
+    await other.commit(two.at(-1)!.cursor);
+    expect(numbers(await readUntil(c, 1))).toEqual([3]);
+  });
+
+  test("a reader the server lost (idle past its inactive threshold) goes on after the last record it returned", async () => {
+    await start();
+    const opts = options();
+    const writer = await openLog(opts);
+    await writer.append([rec(1), rec(2)]);
+    const reader = await writer.reader({ start: "oldest" });
+    expect(numbers(await reader.read(10))).toEqual([1, 2]);
+    const names = (await jsm.consumers.list(opts.stream).next()).map((c) => c.name);
+    expect(names).toHaveLength(1);
+    await jsm.consumers.delete(opts.stream, names[0]!);
+    await writer.append([rec(3)]);
+    // A read without waiting (replays, `log tail`) finds it too, not an early end.
+    expect(numbers(await reader.read(10, 0))).toEqual([3]);
+    await reader.close();
   });
 });

@@ -87,9 +87,9 @@ export class NatsSearchSource implements SearchLogSource {
       const state = await this.check(after);
       if (state.reset) return this.restart();
       if (read.stale || state.past) {
-        // The server lost the reader (idle past its inactive threshold while NATS was
-        // away, a server that lost its state): its pulls then get no answer at all, or
-        // the client made it again from where it was first opened. One opened where the
+        // A reader that gave records at or before the index, or nothing though the
+        // stream holds more (one the server lost is made again by the reader itself, after
+        // the last record it returned: this is the safety net). One opened where the
         // index is goes on.
         await this.reopen(after);
         read = await this.take(this.reader!, after, max, 0);

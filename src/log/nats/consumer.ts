@@ -1,6 +1,7 @@
 import {
   AckPolicy,
   type ConsumerConfig,
+  type ConsumerInfo,
   JetStreamApiCodes,
   type JetStreamManager,
 } from "@nats-io/jetstream";
@@ -12,6 +13,7 @@ import {
   type LogConsumer,
   LogConsumerConflictError,
   type LogCursor,
+  type StartAt,
   type StreamRecord,
 } from "../stream.ts";
 import {
@@ -47,8 +49,9 @@ interface Held {
  * `ack_wait`.
  *
  * The consumer is made on the server when first needed (NATS may be down when it is
- * opened) and again if the server lost it. While NATS is unreachable `read` waits up
- * to its `waitMs` and returns nothing; `commit` and `lag` throw StorageUnavailableError.
+ * opened) and again if the server lost it (`recover`). While NATS is unreachable `read`
+ * waits up to its `waitMs` and returns nothing; `commit` and `lag` throw
+ * StorageUnavailableError.
  */
 export class NatsLogConsumer implements LogConsumer {
   /** Messages received and neither acked nor nak'ed, by sequence (told "still working" on). */
@@ -61,6 +64,14 @@ export class NatsLogConsumer implements LogConsumer {
   private progressTimer: ReturnType<typeof setInterval> | undefined;
   private closed = false;
   private created = false;
+  /** Where a consumer made again because the server lost it starts (else `opts.start`). */
+  private restartAt: StartAt | undefined;
+  /** The newest sequence `read` returned (a reader) or `commit` acked (a durable consumer). */
+  private lastSeq: number | undefined;
+  /** A durable consumer's ack floor as last seen on the server (every record up to it acked). */
+  private floorSeen: number | undefined;
+  /** A `recover` in progress (reads at once share it). */
+  private recovering: Promise<boolean> | undefined;
   private readonly durable: string;
   onClose?: () => void;
 
@@ -87,27 +98,51 @@ export class NatsLogConsumer implements LogConsumer {
     if (this.created) return;
     const { jsm } = this.stream.use();
     const { stream } = this.stream.settings;
+    const start = this.restartAt ?? this.opts.start;
     const wanted: Partial<ConsumerConfig> = this.ephemeral
       ? {
           name: this.durable,
           ack_policy: AckPolicy.None,
           inactive_threshold: nanos(5 * 60_000),
           ...(this.opts.sourceId === undefined ? {} : { filter_subject: this.filter }),
-          ...deliverFrom(this.opts.start),
+          ...deliverFrom(start),
         }
-      : consumerConfig(this.durable, this.opts, this.stream.settings);
-    let have: ConsumerConfig;
+      : consumerConfig(this.durable, { ...this.opts, start }, this.stream.settings);
+    let have: ConsumerInfo;
     try {
-      have = (await jsm.consumers.info(stream, this.durable)).config;
+      have = await jsm.consumers.info(stream, this.durable);
     } catch (err) {
       if (!isApiError(err, JetStreamApiCodes.ConsumerNotFound)) throw err;
-      // Two instances creating it at once: the server accepts the same config twice.
-      await jsm.consumers.add(stream, wanted);
-      this.created = true;
-      return;
+      try {
+        // Two instances creating it at once: the server accepts the same config twice.
+        this.sawInfo(await jsm.consumers.add(stream, wanted));
+        this.created = true;
+        return;
+      } catch (addErr) {
+        // Made meanwhile with another start (two instances making a lost one again):
+        // that one is used, like any existing consumer.
+        have = await jsm.consumers.info(stream, this.durable).catch(() => {
+          throw addErr;
+        });
+      }
     }
-    if (!this.ephemeral) await this.reconcile(have, wanted);
+    this.sawInfo(have);
+    if (!this.ephemeral) await this.reconcile(have.config, wanted);
     this.created = true;
+  }
+
+  /**
+   * Learns the durable consumer's ack floor from the server's info (`ensure`, `lag`,
+   * `backlog`, and the stream's `backlog` and `committed`, which delivery asks every
+   * second): where `recover` makes it again if the server loses it. Before any ack the
+   * floor is what the consumer started after (its `delivered` before any delivery).
+   */
+  sawInfo(info: ConsumerInfo): void {
+    if (this.ephemeral || info.name !== this.durable) return;
+    let floor: number | undefined;
+    if (info.ack_floor.consumer_seq > 0) floor = info.ack_floor.stream_seq;
+    else if (info.delivered.consumer_seq === 0) floor = info.delivered.stream_seq;
+    if (floor !== undefined) this.floorSeen = Math.max(this.floorSeen ?? 0, floor);
   }
 
   /** Brings an existing durable consumer's settings to `wanted`, or refuses a different filter. */
@@ -157,13 +192,13 @@ export class NatsLogConsumer implements LogConsumer {
     }
     await this.ensure();
     if (this.closed) return [];
-    let msgs = await this.pull({ batch: max, no_wait: true }, 0);
+    let msgs = await this.pullOrRecover({ batch: max, no_wait: true }, 0);
     if (msgs.length === 0 && waitMs > 0 && !this.closed) {
       // Wait for the first message only (a batch of one ends with it), then take what
       // else is there at once.
-      msgs = await this.pull({ batch: 1, expires: waitMs * 1_000_000 }, waitMs);
+      msgs = await this.pullOrRecover({ batch: 1, expires: waitMs * 1_000_000 }, waitMs);
       if (msgs.length > 0 && max > 1 && !this.closed)
-        msgs.push(...(await this.pull({ batch: max - 1, no_wait: true }, 0)));
+        msgs.push(...(await this.pull({ batch: max - 1, no_wait: true }, 0)).msgs);
     }
     if (this.closed) {
       // Closed meanwhile: nobody will read these, so the next reader gets them now.
@@ -172,7 +207,80 @@ export class NatsLogConsumer implements LogConsumer {
     }
     const records = msgs.map((m) => this.toRecord(m));
     if (!this.ephemeral) for (const r of records) this.returned.push(Number(r.cursor));
+    else if (records.length > 0) this.lastSeq = Number(records.at(-1)!.cursor);
     return records;
+  }
+
+  /**
+   * A pull, and if the server did not answer it at all (no message, no status: what
+   * nats-server 2.9 does for a consumer it no longer has) or said the consumer is gone,
+   * `recover`, then the same pull once more if the consumer was made again. A healthy
+   * consumer always answers (messages, or a status at its end), so this costs nothing
+   * while it is there.
+   */
+  private async pullOrRecover(
+    request: { batch: number; no_wait?: boolean; expires?: number },
+    waitMs: number,
+  ): Promise<Msg[]> {
+    const { msgs, lost } = await this.pull(request, waitMs);
+    if (!lost || this.closed || !this.stream.healthy()) return msgs;
+    try {
+      if (!(await this.recover()) || this.closed) return msgs;
+    } catch (err) {
+      if (!this.stream.healthy()) return msgs; // NATS went away meanwhile: as any read then
+      throw err;
+    }
+    // Made again: no wait this time (the caller's wait is spent).
+    return (await this.pull({ batch: request.batch, no_wait: true }, 0)).msgs;
+  }
+
+  /**
+   * Whether the server still has the consumer (one info); if not, makes it again and
+   * returns true. A reader goes on after the last record it returned. A durable
+   * consumer's ack floor went with it: the new one starts after the floor last seen
+   * (records acked since come once more: at least once; not after what this instance
+   * committed, which would lose records other instances read below it and never ack
+   * now), or at the first record this instance read and did not commit if lower (its
+   * old ack subjects are dead: it comes again). A stream that no longer holds that
+   * point (deleted and made again) is read from its oldest record. A consumer another
+   * instance made again meanwhile is used as it is.
+   */
+  private recover(): Promise<boolean> {
+    this.recovering ??= (async () => {
+      const { jsm } = this.stream.use();
+      const { stream, logger } = this.stream.settings;
+      try {
+        await jsm.consumers.info(stream, this.durable);
+        return false; // there: slow, or a connection that dropped the request
+      } catch (err) {
+        if (!isApiError(err, JetStreamApiCodes.ConsumerNotFound)) return false;
+      }
+      let after = this.lastSeq;
+      if (!this.ephemeral) {
+        after = this.floorSeen ?? this.lastSeq;
+        for (const seq of this.held.keys()) after = Math.min(after ?? seq - 1, seq - 1);
+        this.held.clear();
+        this.returned = [];
+        this.floorSeen = undefined; // the new consumer's, from its first info
+      }
+      let start: StartAt = this.opts.start;
+      if (after !== undefined) {
+        const { state } = await jsm.streams.info(stream);
+        start = after > state.last_seq ? "oldest" : { after: String(after) };
+      }
+      this.restartAt = start;
+      this.created = false;
+      await this.ensure();
+      logger?.warn(
+        { consumer: this.durable, stream, start },
+        `nats consumer ${this.durable} was gone from the server (deleted, or idle past its ` +
+          `inactive threshold): made again, starting ${typeof start === "object" ? `after ${start.after}` : `at the ${start}`}`,
+      );
+      return true;
+    })().finally(() => {
+      this.recovering = undefined;
+    });
+    return this.recovering;
   }
 
   /**
@@ -187,15 +295,18 @@ export class NatsLogConsumer implements LogConsumer {
     const done = this.returned.splice(0, end + 1);
     const { nc } = this.stream.use();
     const acks: Promise<unknown>[] = [];
+    let newest = 0;
     for (const seq of done) {
       const h = this.held.get(seq);
       if (!h) continue; // returned twice (redelivered while held): acked once
       this.held.delete(seq);
+      newest = Math.max(newest, seq);
       // A request, not a plain publish: the server answers once the ack is recorded.
       acks.push(nc.request(h.reply, "+ACK", { timeout: PULL_GRACE_MS }));
     }
     try {
       await Promise.all(acks);
+      if (newest > 0) this.lastSeq = Math.max(this.lastSeq ?? 0, newest);
     } catch (err) {
       // Unacked messages come again after ack_wait (at least once).
       throw new StorageUnavailableError("nats", `ack failed: ${(err as Error).message}`, {
@@ -205,16 +316,34 @@ export class NatsLogConsumer implements LogConsumer {
   }
 
   async lag(): Promise<number> {
-    await this.ensure();
-    const { jsm } = this.stream.use();
-    const info = await jsm.consumers.info(this.stream.settings.stream, this.durable);
+    const info = await this.ifThere(() => {
+      const { jsm } = this.stream.use();
+      return jsm.consumers.info(this.stream.settings.stream, this.durable);
+    });
+    this.sawInfo(info);
     return info.num_pending + info.num_ack_pending;
   }
 
   async backlog(): Promise<Backlog> {
+    return this.ifThere(() => {
+      const { jsm } = this.stream.use();
+      return consumerBacklog(jsm, this.stream.settings.stream, this.durable, this.filter, (info) =>
+        this.sawInfo(info),
+      );
+    });
+  }
+
+  /** `ask` of the consumer; once more after `recover` if the server lost it. */
+  private async ifThere<T>(ask: () => Promise<T>): Promise<T> {
     await this.ensure();
-    const { jsm } = this.stream.use();
-    return consumerBacklog(jsm, this.stream.settings.stream, this.durable, this.filter);
+    try {
+      return await ask();
+    } catch (err) {
+      if (!isApiError(err, JetStreamApiCodes.ConsumerNotFound) || !(await this.recover())) {
+        throw err;
+      }
+      return ask();
+    }
   }
 
   /** The subjects this consumer reads. */
@@ -279,15 +408,21 @@ export class NatsLogConsumer implements LogConsumer {
     this.progressTimer.unref?.();
   }
 
-  /** One pull request; resolves with its messages when the server ends it (a status) or it is full. */
+  /**
+   * One pull request; resolves with its messages when the server ends it (a status) or
+   * it is full. `lost`: no message and no answer within the wait and `PULL_GRACE_MS`
+   * (nats-server 2.9 does not answer pulls to a consumer it no longer has), or a status
+   * that says the consumer is gone (503 no responders, 409 consumer deleted).
+   */
   private async pull(
     request: { batch: number; no_wait?: boolean; expires?: number },
     waitMs: number,
-  ): Promise<Msg[]> {
+  ): Promise<{ msgs: Msg[]; lost: boolean }> {
     const { nc } = this.stream.use();
     const { stream } = this.stream.settings;
     const inbox = createInbox();
     const sub = nc.subscribe(inbox);
+    let answered = false;
     const timer = setTimeout(() => sub.unsubscribe(), waitMs + PULL_GRACE_MS);
     const msgs: Msg[] = [];
     try {
@@ -295,12 +430,16 @@ export class NatsLogConsumer implements LogConsumer {
         reply: inbox,
       });
       for await (const m of sub) {
-        // 404 no messages, 408 request expired, 409 limits: the request is over. 503: no
-        // responders (the consumer is gone: made again on the next read).
+        // 404 no messages, 408 request expired, 409 limits: the request is over.
         if (!m.reply) {
-          if (m.headers?.code === 503) this.created = false;
+          const code = m.headers?.code;
+          const gone =
+            code === 503 ||
+            (code === 409 && /consumer deleted/i.test(m.headers?.description ?? ""));
+          answered = !gone;
           break;
         }
+        answered = true;
         msgs.push(m);
         if (msgs.length >= request.batch) break;
       }
@@ -308,7 +447,7 @@ export class NatsLogConsumer implements LogConsumer {
       clearTimeout(timer);
       sub.unsubscribe();
     }
-    return msgs;
+    return { msgs, lost: !answered && msgs.length === 0 };
   }
 
   private toRecord(m: Msg): StreamRecord {
@@ -359,8 +498,11 @@ export async function consumerBacklog(
   stream: string,
   durable: string,
   filter: string,
+  /** Given the consumer's info (its ack floor, for the readers of it). */
+  onInfo?: (info: ConsumerInfo) => void,
 ): Promise<Backlog> {
   const info = await jsm.consumers.info(stream, durable);
+  onInfo?.(info);
   const records = info.num_pending + info.num_ack_pending;
   if (records === 0) return { records };
   const prefix = filter.endsWith(".>") ? filter.slice(0, -1) : undefined;

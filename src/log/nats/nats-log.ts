@@ -1,6 +1,7 @@
 import {
   AckPolicy,
   type ConsumerConfig,
+  type ConsumerInfo,
   DeliverPolicy,
   JetStreamApiCodes,
   JetStreamApiError,
@@ -333,7 +334,9 @@ export class NatsLogStream implements LogStream {
     const prefix = this.opts.subjectPrefix;
     const filter = sourceId === undefined ? `${prefix}.>` : `${prefix}.${sourceId}`;
     try {
-      return await consumerBacklog(jsm, this.opts.stream, consumerName(name), filter);
+      return await consumerBacklog(jsm, this.opts.stream, consumerName(name), filter, (info) =>
+        this.sawInfo(info),
+      );
     } catch (err) {
       if (isApiError(err, JetStreamApiCodes.ConsumerNotFound)) return undefined;
       throw err;
@@ -350,11 +353,17 @@ export class NatsLogStream implements LogStream {
     const { jsm } = this.use();
     try {
       const info = await jsm.consumers.info(this.opts.stream, consumerName(name));
+      this.sawInfo(info);
       return info.ack_floor.stream_seq >= parseSeq(cursor);
     } catch (err) {
       if (isApiError(err, JetStreamApiCodes.ConsumerNotFound)) return undefined;
       throw err;
     }
+  }
+
+  /** Tells this instance's readers of the consumer its ack floor (see `NatsLogConsumer.sawInfo`). */
+  private sawInfo(info: ConsumerInfo): void {
+    for (const c of this.consumers) c.sawInfo(info);
   }
 
   /** A purge, or one-by-one deletes where the server's purge would forget unacked messages (see `retain`). */
