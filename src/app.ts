@@ -90,33 +90,42 @@ export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {})
   };
 
   try {
+    const onNats = config.log.backend === "nats";
+    /** The NATS stream's size as the last scrape read it. */
+    let streamBytes: number | undefined;
     const metrics = new SluiceMetrics({
       version: VERSION,
-      segments: () => log.segments(),
+      ...(onNats ? { streamBytes: () => streamBytes } : { segments: () => log!.segments() }),
       dedup: () => dedup.stats(),
     });
     metrics.declareSources(config.sources.map((s) => s.id));
-    const log = await FileEventLog.open({
-      dir: join(dataDir, "log"),
-      segmentBytes: config.log.segmentBytes,
-      logger,
-      onFlush: metrics.logFlushed,
-      onCorrupt: metrics.logCorrupt,
-      onWriteFailure: metrics.logWriteFailed,
-    });
-    let closeLog = () => log.close();
+    // The file log only with `log.backend: file` (its segments in `<dataDir>/log`).
+    const log = onNats
+      ? undefined
+      : await FileEventLog.open({
+          dir: join(dataDir, "log"),
+          segmentBytes: config.log.segmentBytes,
+          logger,
+          onFlush: metrics.logFlushed,
+          onCorrupt: metrics.logCorrupt,
+          onWriteFailure: metrics.logWriteFailed,
+        });
+    let closeLog = () => log?.close();
     cleanup.push(() => closeLog());
     const db = openStateDb(dataDir);
     cleanup.push(() => db.close());
     // Callers go through the stream (`log/stream.ts`); closing it closes the file log.
     // `log.backend: nats`: events go to the JetStream stream (SPEC 9); an instance with
-    // NATS out of reach starts anyway, not ready, and answers ingest with 503.
-    const nats = config.log.backend === "nats" ? await openNatsLog(config, logger) : undefined;
-    const stream: LogStream = nats ?? new FileLogStream(log, new SqliteOffsetStore(db), logger);
-    closeLog = async () => {
-      await stream.close();
-      if (nats) await log.close();
-    };
+    // NATS out of reach starts anyway, not ready, and answers ingest with 503. Its
+    // `sluice_log_*` metrics describe the stream (publish-ack time as flush latency).
+    const nats = onNats ? await openNatsLog(config, logger, metrics) : undefined;
+    const stream: LogStream = nats ?? new FileLogStream(log!, new SqliteOffsetStore(db), logger);
+    closeLog = () => stream.close();
+    if (nats) {
+      metrics.beforeScrape(async () => {
+        streamBytes = (await nats.use().jsm.streams.info(nats.settings.stream)).state.bytes;
+      });
+    }
     const onStateError = (err: Error) => logger.error({ err }, "state persistence failed");
     dropLegacyDedupKeys(db);
     const shared = await openSharedState(config, { dataDir, db, logger, onStateError });
@@ -186,7 +195,7 @@ export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {})
       // follows the whole stream (every instance's events) on a connection of its own.
       const indexDir = join(dataDir, "index");
       const writer = await IndexWriterThread.start({
-        ...(nats ? { nats: config.log } : { logDir: join(dataDir, "log"), log }),
+        ...(nats ? { nats: config.log } : { logDir: join(dataDir, "log"), log: log! }),
         indexDir,
         logger,
       });
@@ -199,7 +208,7 @@ export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {})
         shards,
         nats
           ? new NatsSearchSource(nats, { follow: false })
-          : eventLogSource(log, writer.storedTimes),
+          : eventLogSource(log!, writer.storedTimes),
       );
     }
     metrics.liveClients(() => ({
@@ -331,9 +340,17 @@ export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {})
  * The JetStream log, its client loaded only then: the NATS client's modules held ~2 MB
  * of a server that logs to files (bench/RESULTS.md, "Fourth session: idle RSS").
  */
-async function openNatsLog(config: SluiceConfig, logger: Logger): Promise<NatsLogStream> {
+async function openNatsLog(
+  config: SluiceConfig,
+  logger: Logger,
+  metrics: SluiceMetrics,
+): Promise<NatsLogStream> {
   const { NatsLogStream } = await import("./log/nats/nats-log.ts");
-  return NatsLogStream.open(natsLogOptions(config.log, logger));
+  return NatsLogStream.open({
+    ...natsLogOptions(config.log, logger),
+    onFlush: metrics.logFlushed,
+    onWriteFailure: metrics.logWriteFailed,
+  });
 }
 
 /** The data dir check's findings as warnings: what was open to other users, what still is. */

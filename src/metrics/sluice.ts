@@ -30,6 +30,11 @@ export interface SluiceMetricsOptions {
   refreshDeadlineMs?: number;
   /** The event log's segments, read at each scrape (log size and segment count). */
   segments?: () => SegmentInfo[];
+  /**
+   * The log is a NATS stream (SPEC 9): its size in bytes as last read (undefined: not
+   * read yet, no series), instead of `segments` (no segment count then).
+   */
+  streamBytes?: () => number | undefined;
   /** The dedup store's keys and memory, read at each scrape. */
   dedup?: () => DedupStats;
 }
@@ -86,12 +91,15 @@ export class SluiceMetrics implements FunctionMetrics {
   readonly flushSeconds = this.registry.register(
     new Histogram(
       "sluice_log_flush_duration_seconds",
-      "Event log group commits: write and fdatasync time.",
+      "Event log group commits: write and fdatasync time (NATS: one append's publishes until their last ack).",
       FLUSH_SECONDS,
     ),
   );
   readonly flushedRecords = this.registry.register(
-    new Counter("sluice_log_flushed_records_total", "Records made durable in the event log."),
+    new Counter(
+      "sluice_log_flushed_records_total",
+      "Records made durable in the event log (NATS: publish acks).",
+    ),
   );
   readonly logCorruptRecords = this.registry.register(
     new Counter(
@@ -102,7 +110,7 @@ export class SluiceMetrics implements FunctionMetrics {
   readonly logWriteFailures = this.registry.register(
     new Counter(
       "sluice_log_write_failures_total",
-      "Event log appends that failed (disk full, permissions, a vanished segment file).",
+      "Event log appends that failed (disk full, permissions, a vanished segment file; NATS: unreachable, a publish refused or not acked in time).",
     ),
   );
   readonly functionRuns = this.registry.register(
@@ -137,18 +145,32 @@ export class SluiceMetrics implements FunctionMetrics {
     // Shown as 0 from the start, so an alert can watch them.
     this.logCorruptRecords.inc(0);
     this.logWriteFailures.inc(0);
-    this.registry.register(
-      new Gauge("sluice_log_bytes", "Total size of the event log's segment files.", () =>
-        segments().reduce((n, s) => n + s.bytes, 0),
-      ),
-    );
-    this.registry.register(
-      new Gauge(
-        "sluice_log_segments",
-        "Number of event log segment files.",
-        () => segments().length,
-      ),
-    );
+    const streamBytes = opts.streamBytes;
+    if (streamBytes) {
+      this.registry.register(
+        new Gauge(
+          "sluice_log_bytes",
+          "Size of the event log's NATS stream (nats stream info).",
+          () => {
+            const bytes = streamBytes();
+            return bytes === undefined ? [] : bytes;
+          },
+        ),
+      );
+    } else {
+      this.registry.register(
+        new Gauge("sluice_log_bytes", "Total size of the event log's segment files.", () =>
+          segments().reduce((n, s) => n + s.bytes, 0),
+        ),
+      );
+      this.registry.register(
+        new Gauge(
+          "sluice_log_segments",
+          "Number of event log segment files.",
+          () => segments().length,
+        ),
+      );
+    }
     const dedup = opts.dedup;
     if (dedup) {
       this.registry.register(

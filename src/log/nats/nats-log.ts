@@ -65,6 +65,10 @@ export interface NatsLogOptions {
   /** At most this many one-by-one deletes per retention pass (default 50 000). */
   maxRetentionDeletes?: number;
   logger?: Logger;
+  /** An append whose publish acks all came: seconds from its first publish to its last ack (`/metrics`). */
+  onFlush?: (seconds: number, records: number) => void;
+  /** An append that failed (NATS unusable, a publish refused or not acked in time). */
+  onWriteFailure?: (error: Error) => void;
 }
 
 const DEFAULTS = {
@@ -208,8 +212,10 @@ export class NatsLogStream implements LogStream {
     try {
       nc = this.use().nc;
     } catch (err) {
+      this.opts.onWriteFailure?.(err as Error);
       return Promise.reject(err);
     }
+    const started = performance.now();
     const { promise, resolve, reject } = Promise.withResolvers<LogCursor[]>();
     const cursors: LogCursor[] = new Array(records.length);
     const tokens: string[] = new Array(records.length);
@@ -222,8 +228,13 @@ export class NatsLogStream implements LogStream {
       for (const t of tokens) this.acks.delete(t);
       // Stored or not, the client is not told so: its retry (same Nats-Msg-Id) is
       // stored once either way while the duplicate window lasts.
-      if (err) reject(err);
-      else resolve(cursors);
+      if (err) {
+        this.opts.onWriteFailure?.(err);
+        reject(err);
+      } else {
+        this.opts.onFlush?.((performance.now() - started) / 1000, records.length);
+        resolve(cursors);
+      }
     };
     const timer = setTimeout(
       () =>
