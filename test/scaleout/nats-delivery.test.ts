@@ -1,4 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
+import { consumerName } from "../../src/log/nats/nats-log.ts";
 import { runCli } from "../support/server.ts";
 import { waitFor } from "../support/wait.ts";
 import { type Cluster, startCluster } from "./cluster.ts";
@@ -147,6 +150,43 @@ describe.skipIf(Boolean(serversMissing))("three instances deliver from one NATS 
     // More than one instance delivered (the consumer is shared, not owned by one).
     expect(new Set(ours.map((d) => d.instance)).size).toBeGreaterThan(1);
   }, 60_000);
+
+  test("a connection's consumer deleted on the server while they run (nats consumer rm): made again, and delivery goes on; what was delivered and seen acked is not sent again", async () => {
+    await send("before-rm", 30);
+    await waitFor(() => deliveredIds("before-rm").size === 30, {
+      timeoutMs: 30_000,
+      what: () => `30 delivered (got ${deliveredIds("before-rm").size})`,
+    });
+    // Every instance has seen the consumer's ack floor past them (its backlog 0).
+    for (const i of [0, 1, 2]) {
+      await waitFor(
+        async () =>
+          (await (await fetch(`${cluster.url(i)}/metrics`)).text()).includes(
+            'sluice_connection_lag_events{connection="con_hook"} 0',
+          ),
+        { timeoutMs: 15_000, what: `con_hook's backlog 0 on instance ${i}` },
+      );
+    }
+    const sentBefore = hook.deliveries.length;
+    const nc = await connect({ servers: nats.url });
+    try {
+      const jsm = await jetstreamManager(nc);
+      await jsm.consumers.delete(cluster.stream, consumerName("con_hook"));
+    } finally {
+      await nc.close();
+    }
+    await send("after-rm", 30);
+    // Their pulls go unanswered: each read then asks for the consumer (after its wait + 5 s).
+    await waitFor(() => deliveredIds("after-rm").size === 30, {
+      timeoutMs: 40_000,
+      what: () => `30 delivered after the rm (got ${deliveredIds("after-rm").size})`,
+    });
+    const again = hook.deliveries.slice(sentBefore).flatMap((d) => d.ids);
+    expect(again.filter((id) => !id.startsWith("after-rm"))).toEqual([]);
+    expect(cluster.output(0) + cluster.output(1) + cluster.output(2)).toContain(
+      "was gone from the server",
+    );
+  }, 90_000);
 
   test("dead letters are shared: batches refused on whichever instance are listed by sluice deadletters from any instance's config", async () => {
     for (let n = 0; n < 3; n++) {
