@@ -85,7 +85,7 @@ export class IngestService {
    * write's outcome. A map per source rather than one keyed by `source + id`: building
    * that string three times per event was 9% of a batch's CPU.
    */
-  private readonly inFlight = new Map<string, Map<string, Promise<unknown>>>();
+  private readonly inFlight = new Map<string, Map<string, Claim>>();
 
   constructor(private readonly deps: IngestDeps) {}
 
@@ -151,9 +151,8 @@ export class IngestService {
     // Claim each messageId before anything async: a concurrent request with the same
     // id then waits for this one's outcome instead of racing it to the store.
     const claimed: number[] = [];
-    const waitFor: Promise<unknown>[] = [];
-    const claim = Promise.withResolvers<void>();
-    claim.promise.catch(() => {}); // waiters handle it; an unawaited rejection is no crash
+    const waitFor: Claim[] = [];
+    const claim = new Claim();
     let claims = this.inFlight.get(sourceId);
     if (claims === undefined) {
       claims = new Map();
@@ -163,16 +162,18 @@ export class IngestService {
     for (let i = 0; i < events.length; i++) {
       const id = events[i]!.messageId;
       const pending = claims.get(id);
-      if (pending === claim.promise)
+      if (pending === claim)
         duplicates++; // twice in this request
       else if (pending) {
         duplicates++;
         if (waitFor[waitFor.length - 1] !== pending) waitFor.push(pending);
       } else {
-        claims.set(id, claim.promise);
+        claims.set(id, claim);
         claimed.push(i);
       }
     }
+    // Taken now, while the claims are unsettled (they are settled and dropped together).
+    const outcomes = waitFor.length > 0 ? waitFor.map((c) => c.outcome()) : undefined;
 
     let fresh: number[] = [];
     try {
@@ -213,9 +214,9 @@ export class IngestService {
     }
     // A duplicate of an event another request is writing is acknowledged only once
     // that write is durable; if it failed, this request fails too and is retried.
-    if (waitFor.length > 0) {
+    if (outcomes !== undefined) {
       try {
-        await Promise.all(waitFor);
+        await Promise.all(outcomes);
       } catch (err) {
         throw new StorageError(err);
       }
@@ -227,6 +228,33 @@ export class IngestService {
       watcher.observe(watched(input, events, fresh, rejected, watcher.watching));
     }
     return result;
+  }
+}
+
+/**
+ * A request's claim on the messageIds it is writing. Its promise (the write's outcome)
+ * is made only when another request waits for it: most claims are never waited for,
+ * and a promise, its resolvers and a catch handler per request were work for nothing.
+ */
+class Claim {
+  private settle: PromiseWithResolvers<void> | undefined;
+
+  /** Settles once the claiming request's write did (rejects if it failed). */
+  outcome(): Promise<void> {
+    if (this.settle === undefined) {
+      this.settle = Promise.withResolvers<void>();
+      // Waiters handle it; an unawaited rejection is no crash.
+      this.settle.promise.catch(() => {});
+    }
+    return this.settle.promise;
+  }
+
+  resolve(): void {
+    this.settle?.resolve();
+  }
+
+  reject(err: unknown): void {
+    this.settle?.reject(err);
   }
 }
 

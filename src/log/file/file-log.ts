@@ -90,6 +90,8 @@ export class FileEventLog implements EventLog {
   private handle!: FileHandle;
   /** The open segment's inode: a file vanished or replaced under it is a storage failure. */
   private file = { dev: 0, ino: 0 };
+  /** The current segment's path (checked after each group commit: `checkFile`). */
+  private filePath = "";
   private segment = 0;
   /** Bytes of the current segment that are durable. */
   private size = 0;
@@ -139,7 +141,8 @@ export class FileEventLog implements EventLog {
       for (const c of recovered.corrupt) log.reportCorrupt({ segment: last, ...c });
       log.size = recovered.validEnd;
       log.zeroed = recovered.validEnd; // what lies past it may be unwritten reservation
-      log.handle = await open(segmentPath(opts.dir, last), SEGMENT_REOPEN);
+      log.filePath = segmentPath(opts.dir, last);
+      log.handle = await open(log.filePath, SEGMENT_REOPEN);
       log.file = await identity(log.handle);
       // Zeros past the records (preallocated before a crash) are still free to write on.
       log.allocated = (await log.handle.stat()).size;
@@ -364,7 +367,7 @@ export class FileEventLog implements EventLog {
 
   /** Throws when the current segment's path no longer names the file being written. */
   private checkFile(): void {
-    const path = segmentPath(this.opts.dir, this.segment);
+    const path = this.filePath;
     let st: { dev: number; ino: number } | undefined;
     try {
       st = statSync(path);
@@ -457,7 +460,8 @@ export class FileEventLog implements EventLog {
    * go: if it cannot be (EACCES, ENOSPC), the log keeps its state and retries later.
    */
   private async startSegment(n: number): Promise<void> {
-    const handle = await open(segmentPath(this.opts.dir, n), SEGMENT_NEW);
+    const path = segmentPath(this.opts.dir, n);
+    const handle = await open(path, SEGMENT_NEW);
     let file: { dev: number; ino: number };
     let allocated = 0;
     try {
@@ -471,7 +475,7 @@ export class FileEventLog implements EventLog {
     } catch (err) {
       await handle.close().catch(() => {});
       // Nothing is in it: a retry must not leave one empty segment per failed try.
-      await unlink(segmentPath(this.opts.dir, n)).catch(() => {});
+      await unlink(path).catch(() => {});
       throw err;
     }
     // Zeros still being written into the full segment: done before it is cut and closed.
@@ -480,6 +484,7 @@ export class FileEventLog implements EventLog {
     const [previousSize, previousAllocated] = [this.size, this.allocated];
     this.handle = handle;
     this.file = file;
+    this.filePath = path;
     this.segment = n;
     this.size = 0;
     this.allocated = allocated;
