@@ -57,11 +57,16 @@ export async function verify(opts: { config?: string }): Promise<number> {
     const { natsLogOptions } = await import("../log/nats/options.ts");
     const nats = await verifyNatsLog(natsLogOptions(config.log));
     for (const p of nats.problems) console.error(`stream ${nats.stream} seq ${p.seq}: ${p.reason}`);
+    if (nats.incomplete) console.error(`stream ${nats.stream}: incomplete: ${nats.incomplete}`);
+    const verdict = [
+      ...(nats.problems.length > 0 ? [`${nats.problems.length} bad`] : []),
+      ...(nats.incomplete ? ["incomplete"] : []),
+    ];
     console.log(
       `stream ${nats.stream}: ${nats.messages} message(s), ${nats.bytes} bytes: ` +
-        (nats.problems.length === 0 ? "ok" : `${nats.problems.length} bad`),
+        (verdict.length === 0 ? "ok" : verdict.join(", ")),
     );
-    return nats.problems.length === 0 ? 0 : 1;
+    return verdict.length === 0 ? 0 : 1;
   }
   const report = verifyLog(config.server.dataDir);
   for (const p of report.problems) {

@@ -1,5 +1,12 @@
-import { AckPolicy, DeliverPolicy } from "@nats-io/jetstream";
+import {
+  AckPolicy,
+  type Consumer,
+  DeliverPolicy,
+  type FetchOptions,
+  type JsMsg,
+} from "@nats-io/jetstream";
 import { type MsgHdrs, nanos } from "@nats-io/transport-node";
+import { EVENT_TYPES } from "../events/schema.ts";
 import { TYPE_HEADER } from "../log/nats/consumer.ts";
 import type { NatsLogOptions } from "../log/nats/nats-log.ts";
 import { NatsLogStream, natsMsgId } from "../log/nats/nats-log.ts";
@@ -71,9 +78,18 @@ export interface NatsVerifyReport {
   messages: number;
   bytes: number;
   problems: { seq: number; reason: string }[];
+  /** Why not every message was checked (the server stopped giving them), or undefined. */
+  incomplete?: string;
 }
 
-const EVENT_TYPES = new Set(["track", "page", "screen", "identify", "group", "alias"]);
+const EVENT_TYPE_SET = new Set<string>(EVENT_TYPES);
+/** Empty fetches in a row, with messages still to check in the stream, before giving up. */
+const EMPTY_FETCHES = 3;
+
+export interface NatsVerifyHooks {
+  /** How a page is fetched (tests: a server that gives nothing). */
+  fetch?: (consumer: Consumer, opts: FetchOptions) => Promise<AsyncIterable<JsMsg>>;
+}
 
 /**
  * `sluice log verify` with `log.backend: nats`: reads every message the stream holds
@@ -86,7 +102,11 @@ const EVENT_TYPES = new Set(["track", "page", "screen", "identify", "group", "al
  * readers filter by without parsing). JetStream checks its own storage (checksums,
  * `nats stream info`); this checks the records in it.
  */
-export async function verifyNatsLog(nats: NatsLogOptions): Promise<NatsVerifyReport> {
+export async function verifyNatsLog(
+  nats: NatsLogOptions,
+  hooks: NatsVerifyHooks = {},
+): Promise<NatsVerifyReport> {
+  const fetch = hooks.fetch ?? ((c: Consumer, o: FetchOptions) => c.fetch(o));
   const log = await NatsLogStream.open({ ...nats, openWaitMs: 5_000 });
   try {
     if (!log.healthy()) throw new Error(`cannot read the event log: ${log.health().error}`);
@@ -110,11 +130,14 @@ export async function verifyNatsLog(nats: NatsLogOptions): Promise<NatsVerifyRep
     try {
       const consumer = await js.consumers.get(nats.stream, name);
       let done = false;
+      let lastSeen = state.first_seq - 1;
+      let empty = 0;
       while (!done) {
-        const batch = await consumer.fetch({ max_messages: PAGE, expires: 5_000 });
+        const batch = await fetch(consumer, { max_messages: PAGE, expires: 5_000 });
         let got = 0;
         for await (const m of batch) {
           got++;
+          lastSeen = m.seq;
           report.messages++;
           const reason = checkMessage(m.subject, m.headers, m.data, prefix);
           if (reason) report.problems.push({ seq: m.seq, reason });
@@ -124,7 +147,21 @@ export async function verifyNatsLog(nats: NatsLogOptions): Promise<NatsVerifyRep
             break;
           }
         }
-        if (got === 0) done = true; // none came: the rest was removed meanwhile (retention)
+        if (got > 0) {
+          empty = 0;
+          continue;
+        }
+        // None came: the rest removed meanwhile (retention) ends the check; messages
+        // still there after what was seen are asked again, then reported unchecked.
+        const now = (await jsm.streams.info(nats.stream)).state;
+        const from = Math.max(lastSeen + 1, now.first_seq);
+        if (now.messages === 0 || from > state.last_seq) break;
+        if (++empty >= EMPTY_FETCHES) {
+          report.incomplete =
+            `the server gave no messages after seq ${lastSeen} in ${EMPTY_FETCHES} fetches; ` +
+            `seq ${from} to ${state.last_seq} not checked`;
+          done = true;
+        }
       }
     } finally {
       await jsm.consumers.delete(nats.stream, name).catch(() => false);
@@ -162,7 +199,7 @@ export function checkMessage(
   if (e.sourceId !== source) {
     return `sourceId ${JSON.stringify(e.sourceId)} does not match the subject's ${JSON.stringify(source)}`;
   }
-  if (typeof e.type !== "string" || !EVENT_TYPES.has(e.type)) {
+  if (typeof e.type !== "string" || !EVENT_TYPE_SET.has(e.type)) {
     return `type ${JSON.stringify(e.type)} is not an event type`;
   }
   if (typeof e.receivedAt !== "string" || Number.isNaN(Date.parse(e.receivedAt))) {
