@@ -24,10 +24,13 @@ export class ManagerControl implements DeliveryControl {
     private readonly deadLetters: DeadLetterStore,
     /**
      * With a log shared by instances (NATS): whether connection `id` has committed the
-     * record at `ref` (its consumer's ack floor), whoever delivered it. This instance's
-     * trace only holds what this instance did.
+     * record at `ref` (its consumer's ack floor), whoever delivered it, or started after
+     * it (never received it). This instance's trace only holds what this instance did.
      */
-    private readonly committed?: (id: string, ref: string) => Promise<boolean | undefined>,
+    private readonly committed?: (
+      id: string,
+      ref: string,
+    ) => Promise<"committed" | "before_start" | "pending" | undefined>,
   ) {}
 
   connections(): ConnectionView[] {
@@ -86,12 +89,14 @@ export class ManagerControl implements DeliveryControl {
         ),
       ),
     );
-    // Pending here, but past the connection's ack floor: another instance handled it.
+    // Pending here, but past the connection's ack floor: another instance handled it;
+    // older than the connection's consumer: it never received it.
     await Promise.all(
       paths.map(async (path) => {
         if (path.status !== "pending" || !this.committed) return;
-        const done = await this.committed(path.connectionId, event.ref).catch(() => undefined);
-        if (done) path.status = "acked";
+        const state = await this.committed(path.connectionId, event.ref).catch(() => undefined);
+        if (state === "committed") path.status = "acked";
+        else if (state === "before_start") path.status = "before_start";
       }),
     );
     return paths;

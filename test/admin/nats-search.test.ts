@@ -297,6 +297,33 @@ describe.skipIf(Boolean(natsMissing))("search over the NATS log", () => {
     }
   });
 
+  test("the event view's consumer state: acked past the ack floor, before_start for what a connection started after (start now, or a later sequence)", async () => {
+    const { log } = await setup();
+    await append(log, 0, 10);
+    const now = await log.consumer("c-now", { start: "now" });
+    const after = await log.consumer("c-after", { start: { after: "8" } });
+    const all = await log.consumer("c-all", { start: "oldest" });
+    await append(log, 10, 15);
+    const read = await waitFor(
+      async () => {
+        const got = await now.read(10, 200);
+        return got.length > 0 && got;
+      },
+      { what: "the start-now consumer to read" },
+    );
+    expect(read[0]!.cursor).toBe("11");
+    await now.commit(read.at(-1)!.cursor);
+    // Its ack floor is at (or past) 10 from its creation: still never received.
+    expect(await log.committed("c-now", "3")).toBe("before_start");
+    expect(await log.committed("c-now", "10")).toBe("before_start");
+    expect(await log.committed("c-now", read.at(-1)!.cursor)).toBe("committed");
+    expect(await log.committed("c-after", "5")).toBe("before_start");
+    expect(await log.committed("c-after", "9")).toBe("pending");
+    expect(await log.committed("c-all", "3")).toBe("pending");
+    expect(await log.committed("c-none", "3")).toBeUndefined();
+    for (const c of [now, after, all]) await c.close();
+  });
+
   test("shards whose messages JetStream no longer holds are dropped; purged events are never answered", async () => {
     const { log, dir, follow, shards, indexer, search } = await setup(200);
     await append(log, 0, 1000);

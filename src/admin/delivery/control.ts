@@ -95,10 +95,11 @@ export const ConnectionPathView = t.Object({
       t.Literal("dead_letter"),
       t.Literal("dropped"),
       t.Literal("acked"),
+      t.Literal("before_start"),
     ],
     {
       description:
-        "delivered: the destination confirmed it; pending: not yet; dead_letter: refused for good; dropped: a function dropped it; acked (log.backend nats): the connection's consumer acknowledged it, but another instance handled it (delivered, dead-lettered or dropped there) and its attempts are in that instance's trace",
+        "delivered: the destination confirmed it; pending: not yet; dead_letter: refused for good; dropped: a function dropped it; acked (log.backend nats): the connection's consumer acknowledged it, but another instance handled it (delivered, dead-lettered or dropped there) and its attempts are in that instance's trace; before_start (log.backend nats): the connection started after the event was stored (created with start \"now\", or from a later position) and never received it",
     },
   ),
   functions: t.Array(FunctionRunView),

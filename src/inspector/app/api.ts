@@ -102,7 +102,7 @@ export interface FunctionRun {
 export interface ConnectionPath {
   connectionId: string;
   destination: { type: string };
-  status: "delivered" | "pending" | "dead_letter" | "dropped" | "acked";
+  status: "delivered" | "pending" | "dead_letter" | "dropped" | "acked" | "before_start";
   functions: FunctionRun[];
   attempts: {
     at: string;

@@ -43,6 +43,7 @@ export const STATUS_LABEL: Record<string, string> = {
   dead_letter: "dead letter",
   dropped: "dropped by a function",
   acked: "done by another instance",
+  before_start: "before the connection started",
   running: "running",
   retrying: "retrying",
   paused: "paused",

@@ -355,21 +355,44 @@ export class NatsLogStream implements LogStream {
   }
 
   /**
-   * Whether the durable consumer `name` has committed the record at `cursor`: its ack
-   * floor (every record up to it acked, by whichever instance read it) is at or past
-   * it. Undefined when the consumer does not exist (yet). A record acked past the floor
-   * (others before it still out) counts as not yet.
+   * Where the record at `cursor` stands for the durable consumer `name`: `committed`
+   * when its ack floor (every record up to it acked, by whichever instance read it) is at
+   * or past it; `before_start` when the consumer started after it (created with start
+   * `now`, or from a later sequence or time): the connection never received it, and its
+   * ack floor says nothing about it; else `pending` (a record acked past the floor,
+   * others before it still out, counts as pending). Undefined when the consumer does
+   * not exist (yet).
    */
-  async committed(name: string, cursor: LogCursor): Promise<boolean | undefined> {
+  async committed(name: string, cursor: LogCursor): Promise<CommitState | undefined> {
     const { jsm } = this.use();
+    const seq = parseSeq(cursor);
+    let info: Awaited<ReturnType<typeof jsm.consumers.info>>;
     try {
-      const info = await jsm.consumers.info(this.opts.stream, consumerName(name));
+      info = await jsm.consumers.info(this.opts.stream, consumerName(name));
       this.sawInfo(info);
-      return info.ack_floor.stream_seq >= parseSeq(cursor);
     } catch (err) {
       if (isApiError(err, JetStreamApiCodes.ConsumerNotFound)) return undefined;
       throw err;
     }
+    const { config } = info;
+    if (config.deliver_policy === DeliverPolicy.StartSequence) {
+      if (seq < (config.opt_start_seq ?? 0)) return "before_start";
+    } else if (
+      config.deliver_policy === DeliverPolicy.New ||
+      config.deliver_policy === DeliverPolicy.StartTime
+    ) {
+      // Started at the stream's end when it was made (or at a time): a message stored
+      // before then was never delivered to it.
+      const from = Date.parse(
+        config.deliver_policy === DeliverPolicy.New ? info.created : (config.opt_start_time ?? ""),
+      );
+      const m = await jsm.streams.getMessage(this.opts.stream, { seq }).catch((err) => {
+        if (isApiError(err, JetStreamApiCodes.NoMessageFound)) return null;
+        throw err;
+      });
+      if (m && m.time.getTime() < from) return "before_start";
+    }
+    return info.ack_floor.stream_seq >= seq ? "committed" : "pending";
   }
 
   /** Tells this instance's readers of the consumer its ack floor (see `NatsLogConsumer.sawInfo`). */
@@ -660,6 +683,9 @@ async function ensured(c: NatsLogConsumer): Promise<void> {
     throw err;
   }
 }
+
+/** Where a stored record stands for a durable consumer (`NatsLogStream.committed`). */
+export type CommitState = "committed" | "before_start" | "pending";
 
 export function isApiError(err: unknown, code: number): boolean {
   return err instanceof JetStreamApiError && err.code === code;
