@@ -73,6 +73,13 @@ export const EventLogConfig = t.Object(
     duplicateWindowSeconds: t.Integer({ minimum: 120, maximum: 86_400, default: 120 }),
     /** How long a delivering instance holds a batch before another one gets it (instance death). */
     ackWaitSeconds: t.Integer({ minimum: 5, maximum: 3600, default: 30 }),
+    /**
+     * How retention removes the stream's messages: `auto` purges when the server the
+     * instance is connected to is 2.9.15 or later (else deletes one by one); `never`
+     * always deletes one by one (a cluster whose stream leader may be older: a
+     * rolling upgrade from before 2.9.15).
+     */
+    retentionPurge: t.Union([t.Literal("auto"), t.Literal("never")], { default: "auto" }),
     segmentBytes: t.Integer({
       minimum: 4096,
       maximum: 1024 * 1024 * 1024,

@@ -1,7 +1,9 @@
 import { describe, expect, test } from "bun:test";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
+import { parseConfig } from "../../src/config/load.ts";
 import { consumerName, type NatsLogStream } from "../../src/log/nats/nats-log.ts";
+import { natsLogOptions } from "../../src/log/nats/options.ts";
 import {
   ConsumersUnknownError,
   deleteRange,
@@ -36,6 +38,18 @@ test("purgeKeepsPending: a purge keeps unacked messages above its cut from nats-
   expect(purgeKeepsPending("2.10.0")).toBe(true);
   expect(purgeKeepsPending("v2.12.1")).toBe(true);
   expect(purgeKeepsPending(undefined)).toBe(false);
+});
+
+test("log.retentionPurge: `never` deletes one by one whatever the server; `auto` decides by its version", () => {
+  const purgeOf = (log: Record<string, unknown>) =>
+    natsLogOptions(
+      parseConfig({ sources: [], log: { backend: "nats", ...log } }, "/tmp/sluice.yaml", {}).config
+        .log,
+    ).purgeKeepsPending;
+  expect(purgeOf({})).toBeUndefined();
+  expect(purgeOf({ retentionPurge: "auto" })).toBeUndefined();
+  expect(purgeOf({ retentionPurge: "never" })).toBe(false);
+  expect(() => purgeOf({ retentionPurge: "always" })).toThrow();
 });
 
 // Each test runs twice: removing by purge (what servers from 2.9.15 on get) and one by

@@ -14,6 +14,8 @@ export function natsLogOptions(log: SluiceConfig["log"], logger?: Logger): NatsL
     replicas: log.replicas,
     duplicateWindowMs: log.duplicateWindowSeconds * 1000,
     ackWaitMs: log.ackWaitSeconds * 1000,
+    // `auto`: by the version of the server this instance is connected to.
+    ...(log.retentionPurge === "never" ? { purgeKeepsPending: false } : {}),
     logger,
   };
 }
