@@ -490,8 +490,9 @@ export function parseAckSubject(reply: string): { seq: number; receivedAt: numbe
 
 /**
  * A consumer's backlog from the server's counters (pending and read-not-acked), and the
- * store time of the first record past its ack floor that its filter matches (a few
- * looked at: `next_by_subj` needs direct gets, which the stream does not enable).
+ * store time of the first record past its ack floor that its filter matches (the
+ * first 32 past it looked at, one by one; `next_by_subj` on STREAM.MSG.GET, which
+ * nats-server 2.9 has without direct gets and retention uses, would find it at once).
  */
 export async function consumerBacklog(
   jsm: JetStreamManager,
