@@ -8,7 +8,9 @@ import { indexRow } from "../../src/admin/search/keys.ts";
 import { NatsSearchSource } from "../../src/admin/search/nats-source.ts";
 import { EventSearch } from "../../src/admin/search/search.ts";
 import { IndexShards } from "../../src/admin/search/shards.ts";
+import { errorHandler } from "../../src/http/errors.ts";
 import type { NatsLogStream } from "../../src/log/nats/nats-log.ts";
+import { StorageUnavailableError } from "../../src/storage/unavailable.ts";
 import { natsLogHarness, natsMissing } from "../log/nats-harness.ts";
 import { tempDirs } from "../support/process.ts";
 import { waitFor } from "../support/wait.ts";
@@ -26,6 +28,19 @@ function event(i: number, prefix = "m") {
     sourceId: i % 2 === 0 ? "web" : "app",
     receivedAt: new Date(t0 + i * 1000).toISOString(),
   };
+}
+
+/** What the HTTP layer answers for `err` (status, headers), as a route that threw it would. */
+function httpError(err: unknown): { status: number; headers: Headers } {
+  const set = { status: 200 as number | string, headers: {} as Record<string, string> };
+  errorHandler({ logger, lifecycle: { shuttingDown: false } } as never)({
+    error: err,
+    code: "UNKNOWN",
+    set,
+    request: new Request("http://localhost/admin/api/events"),
+    route: "/admin/api/events",
+  } as never);
+  return { status: Number(set.status), headers: new Headers(set.headers) };
 }
 
 async function append(log: NatsLogStream, from: number, to: number, prefix = "m") {
@@ -344,14 +359,48 @@ describe.skipIf(Boolean(natsMissing))("search over the NATS log", () => {
     await follow.close();
   });
 
-  test("with NATS unreachable nothing is dropped on a guess, and a search fails instead of answering nothing", async () => {
+  test("with NATS stopped nothing is dropped on a guess, and a search fails as storage unavailable (503) instead of answering nothing", async () => {
     const { log, dir, follow, indexer, search } = await setup(200);
     await append(log, 0, 600);
     await indexer.catchUp();
     await follow.close();
-    await log.close();
-    await expect(indexer.dropExpired()).rejects.toThrow();
+    await (await nats.start()).stop();
+    await waitFor(() => !log.healthy(), { what: "the log to see NATS gone" });
+    const dropped = await indexer.dropExpired().catch((err: unknown) => err);
+    expect(dropped).toBeInstanceOf(StorageUnavailableError);
     expect(readdirSync(join(dir, "index")).filter((f) => f.endsWith(".db"))).toHaveLength(3);
-    await expect(search.search({ userId: "u1", limit: 5 })).rejects.toThrow();
+    const failed = await search.search({ userId: "u1", limit: 5 }).catch((err: unknown) => err);
+    expect(failed).toBeInstanceOf(StorageUnavailableError);
+    expect(httpError(failed).status).toBe(503);
+    // Last in this describe: the server stays stopped (the harness cleans it up).
   });
 });
+
+describe.skipIf(Boolean(natsMissing))(
+  "search over the NATS log: a server that does not answer",
+  () => {
+    const nats = natsLogHarness("nstall");
+    const tmp = tempDirs();
+
+    test("a request timeout while the link still reads healthy is storage unavailable (503 with Retry-After), not a client error", async () => {
+      const server = await nats.start();
+      const log = await nats.openLog(nats.options({ openWaitMs: 10_000, publishTimeoutMs: 1000 }));
+      await append(log, 0, 50);
+      const shards = new IndexShards(join(tmp("nats-stall"), "index"));
+      const search = new EventSearch(shards, new NatsSearchSource(log, { follow: false }));
+      try {
+        process.kill(server.pid!, "SIGSTOP");
+        const failed = await search.search({ userId: "u1", limit: 5 }).catch((err: unknown) => err);
+        // The client noticed nothing yet: its request timed out.
+        expect(log.healthy()).toBe(true);
+        expect(failed).toBeInstanceOf(StorageUnavailableError);
+        const res = httpError(failed);
+        expect(res.status).toBe(503);
+        expect(res.headers.get("retry-after")).not.toBeNull();
+      } finally {
+        process.kill(server.pid!, "SIGCONT");
+        shards.close();
+      }
+    });
+  },
+);

@@ -64,20 +64,7 @@ export class NatsSearchSource implements SearchLogSource {
       await this.stream.whenHealthy(waitMs);
       return nothing;
     }
-    if (!this.opts.follow) {
-      const { jsm } = this.stream.use();
-      const { state } = await jsm.streams.info(this.stream.settings.stream);
-      if (state.messages === 0 || state.last_seq <= Number(after ?? 0)) return nothing;
-      const reader = await this.stream.reader({
-        start: after === undefined ? "oldest" : { after },
-      });
-      try {
-        const { records, next } = await this.take(reader, after, max, 0);
-        return { records, next };
-      } finally {
-        await reader.close();
-      }
-    }
+    if (!this.opts.follow) return this.readOnce(after, max);
     if (!this.reader || this.readerAt !== after) {
       if ((await this.check(after)).reset) return this.restart();
       await this.reopen(after);
@@ -98,6 +85,34 @@ export class NatsSearchSource implements SearchLogSource {
     }
     this.readerAt = read.next;
     return { records: read.records, next: read.next };
+  }
+
+  /**
+   * A search's read (not follow): one stream info, then a reader only when the stream
+   * holds something past `after`. NATS not answering (a request timeout while the link
+   * still reads healthy) is StorageUnavailableError: the search answers 503.
+   */
+  private async readOnce(
+    after: string | undefined,
+    max: number,
+  ): Promise<{ records: SourcedRecord[]; next: string }> {
+    const nothing = { records: [], next: after ?? "0" };
+    try {
+      const { jsm } = this.stream.use();
+      const { state } = await jsm.streams.info(this.stream.settings.stream);
+      if (state.messages === 0 || state.last_seq <= Number(after ?? 0)) return nothing;
+      const reader = await this.stream.reader({
+        start: after === undefined ? "oldest" : { after },
+      });
+      try {
+        const { records, next } = await this.take(reader, after, max, 0);
+        return { records, next };
+      } finally {
+        await reader.close();
+      }
+    } catch (err) {
+      throw this.stream.unreachable(err);
+    }
   }
 
   /**
@@ -178,8 +193,12 @@ export class NatsSearchSource implements SearchLogSource {
 
   async lastSeq(): Promise<number> {
     const { jsm } = this.stream.use();
-    const { state } = await jsm.streams.info(this.stream.settings.stream);
-    return state.last_seq;
+    try {
+      const { state } = await jsm.streams.info(this.stream.settings.stream);
+      return state.last_seq;
+    } catch (err) {
+      throw this.stream.unreachable(err);
+    }
   }
 
   async recordAt(ref: string): Promise<SourcedRecord | undefined> {
@@ -187,7 +206,9 @@ export class NatsSearchSource implements SearchLogSource {
     // Unreachable NATS throws (StorageUnavailableError): never "not held" on a guess.
     const { jsm } = this.stream.use();
     const { stream, subjectPrefix } = this.stream.settings;
-    const m = await jsm.streams.getMessage(stream, { seq: Number(ref) });
+    const m = await jsm.streams
+      .getMessage(stream, { seq: Number(ref) })
+      .catch((err) => Promise.reject(this.stream.unreachable(err)));
     // Gone: retention (limits, or a purge) deleted it.
     if (!m?.subject.startsWith(`${subjectPrefix}.`)) return undefined;
     return { ref, payload: m.data, storedAt: m.time.getTime(), seq: m.seq };

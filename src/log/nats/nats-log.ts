@@ -14,14 +14,20 @@ import {
   type StreamConfig,
 } from "@nats-io/jetstream";
 import {
+  ClosedConnectionError,
+  ConnectionError,
   connect,
   createInbox,
+  DrainingConnectionError,
   headers,
   type Msg,
   type MsgHdrs,
   millis,
   type NatsConnection,
+  NoRespondersError,
   nanos,
+  RequestError,
+  TimeoutError,
 } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import type { BackendHealth } from "../../state/redis.ts";
@@ -443,6 +449,23 @@ export class NatsLogStream implements LogStream {
   use(): Link {
     if (!this.healthy() || !this.link) throw new StorageUnavailableError("nats", this.problem);
     return this.link;
+  }
+
+  /**
+   * `err` as StorageUnavailableError when it says NATS did not answer (a request timed
+   * out, no responders, the connection closed or failed) while the link may still read
+   * healthy: callers answer 503 with Retry-After, as while it is down. Others as they are.
+   */
+  unreachable(err: unknown): unknown {
+    const noAnswer =
+      err instanceof TimeoutError ||
+      err instanceof RequestError ||
+      err instanceof NoRespondersError ||
+      err instanceof ClosedConnectionError ||
+      err instanceof DrainingConnectionError ||
+      err instanceof ConnectionError;
+    if (!noAnswer) return err;
+    return new StorageUnavailableError("nats", (err as Error).message, { cause: err });
   }
 
   /** Server-side settings consumers are created with. */
