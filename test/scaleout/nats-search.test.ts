@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { readdirSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { IndexShards } from "../../src/admin/search/shards.ts";
 import { waitFor } from "../support/wait.ts";
@@ -137,11 +138,33 @@ describe.skipIf(Boolean(serversMissing))("inspector search on NATS JetStream", (
         200,
       );
     }
-    // Indexed by instance 1 before it dies (found with nothing read past the index).
-    await waitFor(async () => (await search(1, "userId=again&limit=50")).events.length === 5, {
-      what: "instance 1 to index the first five",
-    });
+    // Indexed by instance 1 before it dies: its index itself (not a search, which also
+    // reads what the index has not reached) is at or past the fifth.
+    const indexDir = join(dirname(cluster.configFile(1)), "data", "index");
+    const fifth = (await cluster.stored()).findIndex((s) => s.messageId === "s-restart-4") + 1;
+    expect(fifth).toBeGreaterThan(0);
+    const shardFile = () => readdirSync(indexDir).find((f) => f.endsWith(".db"))!;
+    const view = () => new IndexShards(indexDir, { readOnly: true });
+    const before = view();
+    try {
+      await waitFor(
+        () => {
+          before.refresh();
+          return before.progress().seq >= fifth;
+        },
+        { what: "instance 1 to index the first five" },
+      );
+    } finally {
+      before.close();
+    }
     await cluster.kill(1);
+    // What it committed before it died, and the file it is in.
+    const dead = view();
+    const progressAtKill = dead.progress();
+    const rowsAtKill = dead.count();
+    dead.close();
+    expect(progressAtKill.seq).toBeGreaterThanOrEqual(fifth);
+    const inode = statSync(join(indexDir, shardFile())).ino;
     for (let n = 5; n < 10; n++) {
       expect((await cluster.track(0, key, `s-restart-${n}`, { userId: "again" })).status).toBe(200);
     }
@@ -151,11 +174,11 @@ describe.skipIf(Boolean(serversMissing))("inspector search on NATS JetStream", (
       Array.from({ length: 10 }, (_, n) => `s-restart-${9 - n}`),
     );
     expect(found.next).toBeNull();
-    // Its index holds each message of the stream once, numbered by stream sequence.
+    // Its index holds each message of the stream once, numbered by stream sequence: it
+    // went on from its cursor in the same shard file (a rebuild deletes and makes it
+    // again), adding only what came after it.
     const stream = await cluster.stored();
-    const index = new IndexShards(join(dirname(cluster.configFile(1)), "data", "index"), {
-      readOnly: true,
-    });
+    const index = view();
     try {
       await waitFor(
         () => {
@@ -165,6 +188,8 @@ describe.skipIf(Boolean(serversMissing))("inspector search on NATS JetStream", (
         { what: "instance 1 to index the whole stream" },
       );
       expect(index.count()).toBe(stream.length);
+      expect(index.count() - rowsAtKill).toBe(stream.length - progressAtKill.seq);
+      expect(statSync(join(indexDir, shardFile())).ino).toBe(inode);
     } finally {
       index.close();
     }
