@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { readdirSync, statSync } from "node:fs";
+import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { IndexShards } from "../../src/admin/search/shards.ts";
 import { waitFor } from "../support/wait.ts";
@@ -193,5 +193,33 @@ describe.skipIf(Boolean(serversMissing))("inspector search on NATS JetStream", (
     } finally {
       index.close();
     }
+  }, 60_000);
+  test("a connection made later (start now) shows an older event as before_start, not acked", async () => {
+    const key = cluster.keys.other;
+    expect((await cluster.track(0, key, "s-early")).status).toBe(200);
+    // Instance 1 restarted with one more connection, which starts at the stream's end.
+    await cluster.kill(1);
+    const file = cluster.configFile(1);
+    const config = JSON.parse(readFileSync(file, "utf8")) as {
+      connections: Record<string, unknown>[];
+    };
+    config.connections.push({
+      id: "con_late",
+      source: "other",
+      start: "now",
+      destination: { type: "file", path: "./late.ndjson" },
+    });
+    writeFileSync(file, JSON.stringify(config));
+    await cluster.restart(1);
+    const early = await detail(1, "other", "s-early");
+    expect(early.status).toBe(200);
+    const late = (v: Detail) => v.path.connections.find((c) => c.connectionId === "con_late");
+    expect(late(early.body)?.status).toBe("before_start");
+    // One stored after it started is delivered by it (only instance 1 has it).
+    expect((await cluster.track(0, key, "s-after-late")).status).toBe(200);
+    await waitFor(
+      async () => late((await detail(1, "other", "s-after-late")).body)?.status === "delivered",
+      { what: "the late connection to deliver what came after it", timeoutMs: 20_000 },
+    );
   }, 60_000);
 });
