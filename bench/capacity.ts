@@ -11,6 +11,7 @@
  *   bun bench/capacity.ts [--keys 50000000] [--seconds 30] [--rounds 2] [--connections 16]
  *   bun bench/capacity.ts --fill-only DIR [--keys 50000000]   # fill DIR once, then stop
  *   bun bench/capacity.ts --reuse DIR [--seconds 30] [--rounds 2] # measure on a copy of DIR
+ *   bun bench/capacity.ts --reuse DIR --only restart [--seconds 30]  # the restarts alone
  *   ... [--entry OTHER/src/main.ts]   # the servers run another checkout (before/after)
  *
  * Filling 50M keys takes 11 minutes on a quiet machine: `--fill-only DIR` writes the
@@ -41,6 +42,8 @@ const path = (name: string) => {
 const FILL_ONLY = path("fill-only");
 const ENTRY = path("entry");
 const REUSE = path("reuse");
+/** `--only restart`: with --reuse, the restarts alone (see below). */
+const ONLY = argv.includes("--only") ? argv[argv.indexOf("--only") + 1] : undefined;
 let KEYS = opt("keys", 50_000_000);
 const SECONDS = opt("seconds", 30);
 const ROUNDS = opt("rounds", 2);
@@ -198,8 +201,15 @@ async function load(server: BenchServer, tag: string): Promise<Load> {
 async function copyFilled(dataDir: string): Promise<void> {
   const started = performance.now();
   for (const name of readdirSync(REUSE!)) {
-    if (!name.startsWith("dedup.db")) continue;
-    const cp = Bun.spawnSync(["cp", "--reflink=auto", join(REUSE!, name), join(dataDir, name)]);
+    // dedup.db (and its WAL) and the filter copies' folder, dedup-filter/.
+    if (!name.startsWith("dedup.db") && name !== "dedup-filter") continue;
+    const cp = Bun.spawnSync([
+      "cp",
+      "-r",
+      "--reflink=auto",
+      join(REUSE!, name),
+      join(dataDir, name),
+    ]);
     if (cp.exitCode !== 0) throw new Error(`copying ${name}: ${cp.stderr.toString()}`);
   }
   log(`copied ${REUSE}/dedup.db in ${fmt((performance.now() - started) / 1000, 1)} s`);
@@ -235,6 +245,27 @@ if (REUSE) {
 } else {
   log(`filling a window of ${fmt(KEYS)} keys through the dedup store (not HTTP)`);
 }
+if (REUSE && ONLY === "restart") {
+  // A start on the copy (for a checkout whose format differs from the fill's, its
+  // upgrade), a clean stop and start, SECONDS of load, then kill -9 and a start.
+  let server = await startSluice({ entry: ENTRY, prepare: copyFilled });
+  try {
+    log(`first start on the copy: answered in ${fmt(server.startMs / 1000, 2)} s`);
+    server = await server.stopAndRestart();
+    log(`restart after a clean stop: answered in ${fmt(server.startMs / 1000, 2)} s`);
+    const l = await load(server, `capr${Date.now().toString(36)}`);
+    log(`load: ${fmt(l.eventsPerSec)} events/s for ${SECONDS} s`);
+    server = await server.killAndRestart();
+    log(
+      `restart after kill -9 under load: answered in ${fmt(server.startMs / 1000, 2)} s; ` +
+        `idle RSS ${fmt(server.idleRssMb)} MB`,
+    );
+  } finally {
+    await server.stop();
+  }
+  process.exit(0);
+}
+
 let full = await startSluice({
   entry: ENTRY,
   prepare: async (dataDir) => {

@@ -19,8 +19,9 @@ const SECONDS = i >= 0 ? Number(process.argv[i + 1]) : 40;
 
 async function copy(dataDir: string) {
   for (const name of readdirSync(dir)) {
-    if (!name.startsWith("dedup.db")) continue;
-    const cp = Bun.spawnSync(["cp", "--reflink=auto", join(dir, name), join(dataDir, name)]);
+    // dedup.db (and its WAL) and the filter copies' folder, dedup-filter/.
+    if (!name.startsWith("dedup.db") && name !== "dedup-filter") continue;
+    const cp = Bun.spawnSync(["cp", "-r", "--reflink=auto", join(dir, name), join(dataDir, name)]);
     if (cp.exitCode !== 0) throw new Error(cp.stderr.toString());
   }
 }

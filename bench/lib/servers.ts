@@ -23,6 +23,8 @@ export interface BenchServer {
   stop(): Promise<void>;
   /** Kills the process (-9) and starts it again on the same config and data (capacity). */
   killAndRestart(): Promise<BenchServer>;
+  /** Stops the process cleanly (SIGTERM) and starts it again on the same data (capacity). */
+  stopAndRestart(): Promise<BenchServer>;
 }
 
 export interface BenchKeys {
@@ -94,6 +96,10 @@ async function launch(
     async killAndRestart() {
       proc.kill(9);
       await proc.exited;
+      return launch(kind, cmd, dir, keys, opts, port, env);
+    },
+    async stopAndRestart() {
+      await stopProcess(proc, 120_000);
       return launch(kind, cmd, dir, keys, opts, port, env);
     },
   };

@@ -8,6 +8,7 @@ import {
   Placement,
   SEGMENTS,
 } from "./filter.ts";
+import { readFilterCopy } from "./filter-file.ts";
 import { type SlotRange, slotOfTag, TAGS } from "./geometry.ts";
 import { hashesTable, hashesTables, keysTable } from "./schema.ts";
 
@@ -67,19 +68,53 @@ export interface LoadedFilter {
   covered: number[];
   /** Keys re-read from disk because no copy covered them. */
   reread: number;
+  /** Segments loaded from a copy in dedup.db's `filter` table (written before the files). */
+  fromTable: number;
+  /** Segment files that could not be used, with the reason (the segment fell back). */
+  rejected: string[];
+  /** The slots at start (see `loadFilter`'s `rangeAfter`). */
+  range: SlotRange;
+  /** Where the time went, in ms: reading copies, re-reading runs, rebuilding segments. */
+  ms: { copies: number; reread: number; rebuild: number };
+}
+
+/** Where the stored copies of the filter are (filter-file.ts). */
+export interface FilterFiles {
+  dir: string;
+  generation: number;
 }
 
 /**
- * Loads each segment's stored copy, then adds the keys of runs written after the copy
- * (a crash between copies). A segment whose copy is missing, or too small for what has
- * to be added, is rebuilt from its rows on disk instead.
+ * Loads each segment's stored copy (its file, else a copy in dedup.db's `filter` table
+ * as stores before the files kept them), then adds the keys of runs written after the
+ * copy (a crash between copies). A segment whose copy is missing, unusable, or too small
+ * for what has to be added, is rebuilt from its rows on disk instead.
+ *
+ * `rangeAfter` gives the live slots once the copies are read, from the last slot any of
+ * them covers: new keys must go to a later slot (a copy may cover more runs than
+ * dedup.db holds if the database lost its last commits and the copy did not).
  */
-export function loadFilter(db: Database, range: SlotRange): LoadedFilter {
+export function loadFilter(
+  db: Database,
+  files: FilterFiles,
+  rangeAfter: (lastCovered: number) => SlotRange,
+): LoadedFilter {
+  const t0 = performance.now();
   const segments: FilterSegment[] = [];
   const covered: number[] = [];
+  const rejected: string[] = [];
+  let fromTable = 0;
   for (let s = 0; s < SEGMENTS; s++) {
-    segments.push(FilterSegment.allocate(MIN_BUCKETS));
-    covered.push(-1);
+    const copy = readFilterCopy(files.dir, s, files.generation);
+    if (copy && "table" in copy) {
+      copy.table.stash = copy.stash;
+      segments.push(copy.table);
+      covered.push(copy.covered);
+    } else {
+      if (copy) rejected.push(`segment ${s}: ${copy.rejected}`);
+      segments.push(FilterSegment.allocate(MIN_BUCKETS));
+      covered.push(-1);
+    }
   }
   // One stored copy at a time: `.all()` would hold every copy (the filter's size again)
   // beside the tables they are copied into.
@@ -95,7 +130,12 @@ export function loadFilter(db: Database, range: SlotRange): LoadedFilter {
   >("SELECT seg, buckets, covered, entries, stash FROM filter");
   for (const row of rows.iterate()) {
     const s = row.seg;
-    if (s < 0 || s >= SEGMENTS || row.entries.byteLength !== row.buckets * BUCKET_ENTRIES * 4) {
+    if (
+      s < 0 ||
+      s >= SEGMENTS ||
+      covered[s]! >= 0 ||
+      row.entries.byteLength !== row.buckets * BUCKET_ENTRIES * 4
+    ) {
       continue;
     }
     const buffer = new SharedArrayBuffer(row.entries.byteLength);
@@ -108,7 +148,10 @@ export function loadFilter(db: Database, range: SlotRange): LoadedFilter {
     }
     segments[s] = table;
     covered[s] = row.covered;
+    fromTable++;
   }
+  const range = rangeAfter(Math.max(-1, ...covered));
+  const t1 = performance.now();
 
   // Keys written after each segment's copy (a crash between copies) go in directly; a
   // segment left too full by them, or with no copy at all, is rebuilt from its rows.
@@ -122,6 +165,7 @@ export function loadFilter(db: Database, range: SlotRange): LoadedFilter {
     const from = Math.max(range.first - 1, Math.min(...withCopy));
     reread += rereadRuns(db, from, segments, covered, range);
   }
+  const t2 = performance.now();
   for (let s = 0; s < SEGMENTS; s++) {
     const table = segments[s]!;
     const overfull = table.used > table.capacity * MAX_LOAD || table.stash.length > 32;
@@ -132,7 +176,16 @@ export function loadFilter(db: Database, range: SlotRange): LoadedFilter {
     segments[s] = fresh;
     covered[s] = -1;
   }
-  return { segments, covered, reread };
+  const t3 = performance.now();
+  return {
+    segments,
+    covered,
+    reread,
+    fromTable,
+    rejected,
+    range,
+    ms: { copies: t1 - t0, reread: t2 - t1, rebuild: t3 - t2 },
+  };
 }
 
 /**
@@ -163,6 +216,8 @@ function rereadRuns(
       "SELECT slot, slice FROM runs WHERE slot > ? ORDER BY slot",
     )
     .all(from);
+  /** Runs read from their blobs: added segment by segment below. */
+  const sorted: { slot: number; tag: number; hashes: Float64Array; ends: number[] }[] = [];
   for (const { slot, slice } of runs) {
     const tag = slot & (TAGS - 1);
     let blob: Uint8Array | undefined;
@@ -178,7 +233,7 @@ function rereadRuns(
     }
     if (blob) {
       const hashes = new Float64Array(blob.buffer, blob.byteOffset, blob.byteLength / 8);
-      for (let i = 0; i < hashes.length; i++) add(hashes[i]!, slot, tag);
+      sorted.push({ slot, tag, hashes, ends: segmentEnds(hashes) });
       continue;
     }
     let select = rowsOf.get(slice);
@@ -188,5 +243,40 @@ function rereadRuns(
     }
     for (const row of select.iterate(slot)) add(row.h, slot, tag);
   }
+  // A blob's hashes are sorted, so each segment's keys are one stretch of it. Taken
+  // segment by segment, the inserts of all runs stay within one segment's table (a few
+  // MB, which the caches hold) instead of landing all over the whole filter.
+  for (let s = 0; s < SEGMENTS; s++) {
+    const c = covered[s]!;
+    if (c < 0) continue;
+    const table = segments[s]!;
+    for (const run of sorted) {
+      if (run.slot <= c) continue;
+      const { hashes, tag } = run;
+      const end = run.ends[s]!;
+      for (let i = s === 0 ? 0 : run.ends[s - 1]!; i < end; i++) {
+        const h = hashes[i]!;
+        table.insert(p.of(h), h, tag, range);
+      }
+      n += end - (s === 0 ? 0 : run.ends[s - 1]!);
+    }
+  }
   return n;
+}
+
+/** Per segment, where its stretch of the sorted `hashes` ends (binary searches). */
+function segmentEnds(hashes: Float64Array): number[] {
+  const ends: number[] = [];
+  let lo = 0;
+  for (let s = 0; s < SEGMENTS; s++) {
+    const limit = (s + 1) * TWO_POW_47;
+    let hi = hashes.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (hashes[mid]! < limit) lo = mid + 1;
+      else hi = mid;
+    }
+    ends.push(lo);
+  }
+  return ends;
 }

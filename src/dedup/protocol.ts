@@ -4,11 +4,16 @@ import type { Geometry, SlotRange } from "./geometry.ts";
 /** What the writer thread is started with (its `workerData`). */
 export interface WriterInit {
   path: string;
+  /** Where the filter's copies go (filter-file.ts), and the generation they carry. */
+  filterDir: string;
+  generation: number;
   geometry: Geometry;
   /** The filter's segments as the main thread loaded them. */
   segments: SharedArrayBuffer[];
   /** Per segment, the last slot its stored copy covers (-1: none). */
   covered: number[];
+  /** Some segments came from copies in dedup.db's `filter` table: copy them to files. */
+  fromTable: boolean;
   /** Keys written since the segments' copies (they were re-read at start). */
   keysSinceSnapshot: number;
   /** Keys in live runs on disk (sizes the snapshot interval). */

@@ -13,10 +13,11 @@ import { Database } from "bun:sqlite";
  *   blob): what a restart after a crash re-reads for the runs its filter copies do not
  *   cover, a tenth of the bytes of the keys themselves. Dropped with `keys_<slice>`.
  * - `runs`: one row per run written (its slot, slice and key count).
- * - `filter`: the latest copy of each filter segment and the last slot it covers, so a
- *   restart loads the filter instead of re-reading every key (with its stash at a clean
- *   stop).
- * - `meta`: the hash secret, the slot geometry and the log checkpoint.
+ * - `filter`: where stores before `<dataDir>/dedup-filter/` (filter-file.ts) kept the
+ *   latest copy of each filter segment and the last slot it covers. Loaded when a
+ *   segment has no usable file, and each row deleted once its file is written.
+ * - `meta`: the hash secret, the slot geometry, the log checkpoint and the generation
+ *   the filter files must carry (a new one whenever the keys are discarded).
  */
 export const SCHEMA_VERSION = "2";
 

@@ -11,6 +11,7 @@ import {
   SEGMENTS,
   TARGET_LOAD,
 } from "./filter.ts";
+import { filterDir, newGeneration } from "./filter-file.ts";
 import { GcPacer } from "./gc.ts";
 import { covers, type Geometry, geometryFor, SlotClock, type SlotRange, TAGS } from "./geometry.ts";
 import { type KeyHash, keyedHash, newSecret } from "./hash.ts";
@@ -41,7 +42,7 @@ export interface SqliteDedupOptions {
   /** Slot and slice lengths; default from the window (geometry.ts). */
   geometry?: Geometry;
   /**
-   * The filter is copied to disk once the keys written since the last copy reach 1/8 of
+   * The filter is copied to disk once the keys written since the last copy reach 1/16 of
    * the window's keys, but at most once per this many keys (default 50,000).
    */
   snapshotMinKeys?: number;
@@ -60,6 +61,15 @@ const MAX_RESIZING = 4;
 const LOAD_JITTER = 0.15;
 /** A full sweep of the filter (clearing expired entries) takes at most this share of the window. */
 const SWEEP_SHARE = 1 / 4;
+
+/** How the store was opened: see LoadedFilter. */
+export interface OpenReport {
+  reread: number;
+  fromTable: number;
+  rejected: string[];
+  /** ms reading the filter copies, re-reading runs, rebuilding segments, and the whole open. */
+  ms: { copies: number; reread: number; rebuild: number; total: number };
+}
 
 type LookupParams = [number, number, string, string];
 
@@ -89,6 +99,8 @@ interface Segment {
  * connection; every write is the writer thread's (dedup-writer.ts).
  */
 export class SqliteDedupStore implements DedupStore {
+  /** What the last open found and where its time went (benches, logs). */
+  readonly opened: OpenReport;
   private readonly segments: Segment[];
   /** Per segment, the lowest slot with a key in a stash (shared with the writer; see snapshot). */
   private readonly stashFloor: Float64Array;
@@ -123,8 +135,14 @@ export class SqliteDedupStore implements DedupStore {
     private readonly clock: SlotClock,
     private readonly hash: KeyHash,
     private readonly opts: SqliteDedupOptions,
-    state: { segments: FilterSegment[]; stashFloor: Float64Array; range: SlotRange },
+    state: {
+      segments: FilterSegment[];
+      stashFloor: Float64Array;
+      range: SlotRange;
+      opened: OpenReport;
+    },
   ) {
+    this.opened = state.opened;
     this.now = opts.now ?? Date.now;
     this.segments = state.segments.map((table) => ({ table }));
     this.stashFloor = state.stashFloor;
@@ -156,6 +174,7 @@ export class SqliteDedupStore implements DedupStore {
    * fits in, are discarded: start-up then rebuilds them from the event log.
    */
   static async open(dataDir: string, opts: SqliteDedupOptions): Promise<SqliteDedupStore> {
+    const opening = performance.now();
     const path = join(dataDir, "dedup.db");
     const db = openDedupDb(path, "reader");
     try {
@@ -172,11 +191,18 @@ export class SqliteDedupStore implements DedupStore {
         covers(JSON.parse(stored) as Geometry, windowMs) &&
         (opts.geometry === undefined || stored === JSON.stringify(opts.geometry));
       if (keep) geometry = JSON.parse(stored) as Geometry;
+      // The filter files of another generation (keys discarded since) are not loaded.
+      let generation = 0;
       // Immediate: the write lock is taken first, waiting out busy_timeout, rather than a
       // read snapshot upgraded later, which fails at once (SQLITE_BUSY_SNAPSHOT) when any
       // other connection wrote in between.
       db.transaction(() => {
         if (!keep) discardKeys(db);
+        generation = Number(getMeta(db, "filterGeneration"));
+        if (!keep || !Number.isSafeInteger(generation)) {
+          generation = newGeneration();
+          setMeta(db, "filterGeneration", String(generation));
+        }
         setMeta(db, "version", SCHEMA_VERSION);
         setMeta(db, "hash", hash.id);
         setMeta(db, "secret", secret.toString());
@@ -188,12 +214,16 @@ export class SqliteDedupStore implements DedupStore {
       const last = db
         .query<{ slot: number | null }, []>("SELECT max(slot) AS slot FROM runs")
         .get();
-      // New keys go to a slot after every run on disk, even when the previous process
-      // stopped (or crashed) within the current slot: a run is written once, so a stored
-      // filter copy that covers a slot holds all its keys. Appending to a run it claimed
-      // would leave the new keys out of the filter after a crash (seen as new: stored twice).
-      const range = clock.range(now, Math.max(clock.slotAt(now), (last?.slot ?? -1) + 1));
-      const loaded = loadFilter(db, range);
+      // New keys go to a slot after every run on disk, and after every slot a filter copy
+      // covers, even when the previous process stopped (or crashed) within the current
+      // slot: a run is written once, so a stored filter copy that covers a slot holds all
+      // its keys. Appending to a run it claimed would leave the new keys out of the
+      // filter after a crash (seen as new: stored twice).
+      const files = { dir: filterDir(dataDir), generation };
+      const loaded = loadFilter(db, files, (lastCovered) =>
+        clock.range(now, Math.max(clock.slotAt(now), (last?.slot ?? -1) + 1, lastCovered + 1)),
+      );
+      const range = loaded.range;
       const stashFloor = new Float64Array(new SharedArrayBuffer(SEGMENTS * 8));
       for (let s = 0; s < SEGMENTS; s++) {
         stashFloor[s] = lowestSlot(loaded.segments[s]!.stash, range);
@@ -213,9 +243,12 @@ export class SqliteDedupStore implements DedupStore {
           stashFloor: stashFloor.buffer,
           init: {
             path,
+            filterDir: files.dir,
+            generation,
             geometry,
             segments: loaded.segments.map((s) => s.buffer),
             covered: loaded.covered,
+            fromTable: loaded.fromTable > 0,
             keysSinceSnapshot: loaded.reread,
             liveKeys: live?.n ?? 0,
             snapshotMinKeys: opts.snapshotMinKeys ?? 50_000,
@@ -229,10 +262,12 @@ export class SqliteDedupStore implements DedupStore {
         throw err;
       }
       writer.unref();
+      const { reread, fromTable, rejected, ms } = loaded;
       return new SqliteDedupStore(db, writer, clock, hash, opts, {
         segments: loaded.segments,
         stashFloor,
         range,
+        opened: { reread, fromTable, rejected, ms: { ...ms, total: performance.now() - opening } },
       });
     } catch (err) {
       db.close();
