@@ -68,7 +68,11 @@ function live(entry: number, range: SlotRange): boolean {
 
 /** One segment's table of buckets. Each thread holds its own object over the shared buffer. */
 export class FilterSegment {
-  readonly entries: Uint32Array;
+  /**
+   * Int32, not Uint32: an entry with its top bit set would be a double in the engine
+   * (half of them, by fingerprint), and every scan of a bucket would slow down for it.
+   */
+  readonly entries: Int32Array;
   readonly buckets: number;
   /**
    * Keys that found no place in either bucket, as [hash, tag] pairs, matched by their
@@ -82,7 +86,7 @@ export class FilterSegment {
     readonly buffer: SharedArrayBuffer,
     used = 0,
   ) {
-    this.entries = new Uint32Array(buffer);
+    this.entries = new Int32Array(buffer);
     this.buckets = this.entries.length / BUCKET_ENTRIES;
     this.used = used;
   }
@@ -121,7 +125,7 @@ export class FilterSegment {
    */
   insert(p: Placement, h: number, tag: number, range: SlotRange): void {
     const e = this.entries;
-    const entry = ((p.fp << 16) | tag) >>> 0;
+    const entry = (p.fp << 16) | tag;
     const b1 = this.first(p.x1);
     const b2 = this.first(p.x2);
     for (;;) {
