@@ -131,28 +131,40 @@ export class FilterSegment {
     for (;;) {
       let free1 = -1;
       let free2 = -1;
+      // What each free place held when seen (0, or an expired entry): the swap below
+      // expects exactly that. Reading it again just before the swap would take a live
+      // entry the other thread wrote there meanwhile for free, and overwrite its key.
+      let old1 = 0;
+      let old2 = 0;
       let live1 = 0;
       let live2 = 0;
       for (let i = b1; i < b1 + BUCKET_ENTRIES; i++) {
         const v = e[i]!;
         if (v === entry) return; // already recorded
         if (v !== 0 && live(v, range)) live1++;
-        else if (free1 < 0) free1 = i;
+        else if (free1 < 0) {
+          free1 = i;
+          old1 = v;
+        }
       }
       if (b2 !== b1) {
         for (let i = b2; i < b2 + BUCKET_ENTRIES; i++) {
           const v = e[i]!;
           if (v === entry) return;
           if (v !== 0 && live(v, range)) live2++;
-          else if (free2 < 0) free2 = i;
+          else if (free2 < 0) {
+            free2 = i;
+            old2 = v;
+          }
         }
       }
-      const at = free1 >= 0 && (free2 < 0 || live1 <= live2) ? free1 : free2;
+      const first = free1 >= 0 && (free2 < 0 || live1 <= live2);
+      const at = first ? free1 : free2;
       if (at < 0) {
         this.stash.push(h, tag);
         return;
       }
-      const old = e[at]!;
+      const old = first ? old1 : old2;
       if (Atomics.compareExchange(e, at, old, entry) === old) {
         if (old === 0) this.used++;
         return;
