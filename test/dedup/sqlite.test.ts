@@ -52,10 +52,14 @@ async function close(store: SqliteDedupStore) {
   await store.close();
 }
 
-/** What dedup.db holds, read through a connection of the test's own. */
+/**
+ * What dedup.db holds, read through a connection of the test's own, in one read
+ * transaction: the writer may drop a table between the listing and the counts.
+ */
 function onDisk(dir: string) {
   const db = new Database(join(dir, "dedup.db"), { readonly: true });
   try {
+    db.exec("BEGIN");
     const tables = db
       .query<{ name: string }, []>(
         "SELECT name FROM sqlite_schema WHERE type = 'table' AND name GLOB 'keys_*' ORDER BY name",
@@ -66,6 +70,7 @@ function onDisk(dir: string) {
     for (const t of tables) {
       rows += db.query<{ n: number }, []>(`SELECT count(*) AS n FROM ${t}`).get()!.n;
     }
+    db.exec("COMMIT");
     return { tables, rows };
   } finally {
     db.close();
