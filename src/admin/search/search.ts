@@ -140,7 +140,8 @@ export class EventSearch {
    * first, with the numbers they will get: the newest `maxTail` of them (an event is
    * found as soon as it is acknowledged, however far behind the index is). A log that
    * numbers its records (NATS) is read from `maxTail` below its end; the file log is read
-   * from the index on, keeping only the newest records (unparsed until then). Older
+   * from the index on, keeping only the newest records (unparsed until then; the event
+   * loop is let go between batches). Older
    * records left unread: `skippedBelow` is where the next page goes on.
    */
   private async tail(
@@ -179,13 +180,17 @@ export class EventSearch {
         kept.splice(0, kept.length - this.maxTail);
         skippedBelow = kept[0]!.seq;
       }
+      // The file log is read on this event loop: requests go on between batches.
+      await new Promise((resolve) => setImmediate(resolve));
       if (done) break;
       from = read.next;
     }
     const found: FoundEvent[] = [];
-    for (const { r, seq } of kept) {
+    for (let i = 0; i < kept.length; i++) {
+      const { r, seq } = kept[i]!;
       const event = parse(r.payload);
       if (event) found.push({ event, ref: r.ref, seq, storedAt: r.storedAt ?? null });
+      if (i % 2000 === 1999) await new Promise((resolve) => setImmediate(resolve));
     }
     return { found, skippedBelow };
   }
