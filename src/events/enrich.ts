@@ -30,7 +30,10 @@ export interface Enrichment {
   receivedAt: string;
   /** The batch's sentAt as an instant (undefined if absent or not a date). */
   batchSentAt?: number;
-  /** A browser key's context for events without a context of their own. */
+  /**
+   * A browser key's context for events without a context of their own: made by the
+   * first such event (most single events bring a context, and never need it).
+   */
   browserContext?: Json;
 }
 
@@ -39,11 +42,25 @@ export function enrichmentFor(input: EnrichInput): Enrichment {
   const batchSentAt = input.batch?.sentAt;
   return {
     input,
-    receivedAt: new Date(input.receivedAt).toISOString(),
+    receivedAt: isoTime(input.receivedAt),
     batchSentAt: batchSentAt === undefined ? undefined : parseIsoTime(batchSentAt),
-    browserContext:
-      input.keyType === "browser" ? browserContext(input.batch?.context, input) : undefined,
+    browserContext: undefined,
   };
+}
+
+let lastMs = Number.NaN;
+let lastIso = "";
+
+/**
+ * `new Date(ms).toISOString()`, remembering the last one: the requests read in one
+ * turn of the event loop mostly share their millisecond.
+ */
+function isoTime(ms: number): string {
+  if (ms !== lastMs) {
+    lastIso = new Date(ms).toISOString();
+    lastMs = ms;
+  }
+  return lastIso;
 }
 
 /**
@@ -79,10 +96,12 @@ export function enrichEvent(event: Json, request: Enrichment | EnrichInput): Sto
 
   const own = obj(out.context);
   if (input.keyType === "browser") {
-    out.context =
-      own === undefined
-        ? shared.browserContext
-        : browserContext(merge(input.batch?.context, own), input);
+    if (own === undefined) {
+      shared.browserContext ??= browserContext(input.batch?.context, input);
+      out.context = shared.browserContext;
+    } else {
+      out.context = browserContext(merge(input.batch?.context, own), input);
+    }
   } else {
     const context = merge(input.batch?.context, own);
     if (context !== undefined) out.context = context;
