@@ -32,6 +32,22 @@ const ev = (messageId: string, userId: string, event = "Clicked", extra = {}) =>
   ...extra,
 });
 
+/** Waits until the index writer has indexed `n` events of the data dir's log. */
+async function indexed(s: TestServer, n: number): Promise<void> {
+  const view = new IndexShards(join(s.dataDir, "index"), { readOnly: true });
+  try {
+    await waitFor(
+      () => {
+        view.refresh();
+        return view.progress().seq >= n;
+      },
+      { what: `${n} events indexed` },
+    );
+  } finally {
+    view.close();
+  }
+}
+
 describe("GET /admin/api/events", () => {
   test("finds events by messageId, userId, anonymousId and event name, newest first", async () => {
     server = await startAdminServer();
@@ -42,7 +58,7 @@ describe("GET /admin/api/events", () => {
     await server.post("/v1/track", ev("m5", "carol"), { "x-write-key": server.keys.other });
     // Found at once (not yet indexed) and after the index caught up alike.
     for (const round of ["fresh", "indexed"]) {
-      if (round === "indexed") await Bun.sleep(400);
+      if (round === "indexed") await indexed(server!, 5);
       const ids = async (q: string) => (await search(server!, q)).events.map((e) => e.messageId);
       expect(await ids("messageId=m2")).toEqual(["m2"]);
       expect(await ids("userId=alice")).toEqual(["m3", "m1"]);
@@ -185,22 +201,6 @@ describe("the path's storedAt", () => {
       received: Date.parse(path.receivedAt),
       stored: path.storedAt === null ? null : Date.parse(path.storedAt),
     };
-  };
-
-  /** Waits until the index writer has indexed `n` events of the data dir's log. */
-  const indexed = async (s: TestServer, n: number) => {
-    const view = new IndexShards(join(s.dataDir, "index"), { readOnly: true });
-    try {
-      await waitFor(
-        () => {
-          view.refresh();
-          return view.progress().seq >= n;
-        },
-        { what: `${n} events indexed` },
-      );
-    } finally {
-      view.close();
-    }
   };
 
   test("is when the record became durable: after receipt, before the answer, for single events and batches", async () => {
