@@ -70,4 +70,9 @@ try {
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
+// The stores left open have writer threads that may still write filter copies (and
+// make the folder again) until the process is gone: the folder goes once more after.
+Bun.spawn(["sh", "-c", `sleep 2; rm -rf '${dir}'`], {
+  stdio: ["ignore", "ignore", "ignore"],
+}).unref();
 process.exit(0);
