@@ -1,5 +1,6 @@
 import {
   closeSync,
+  existsSync,
   fstatSync,
   fsyncSync,
   mkdirSync,
@@ -72,7 +73,8 @@ export function writeFilterCopy(
   entries: Uint8Array,
   stash: readonly number[],
 ): void {
-  mkdirSync(dir, { recursive: true });
+  // Not recursive: a data dir removed under a store still running is not made again.
+  if (!existsSync(dir)) mkdirSync(dir);
   const stashBytes = new Uint8Array(Float64Array.from(stash).buffer);
   const header = new Uint8Array(HEADER_BYTES);
   const v = new DataView(header.buffer);
