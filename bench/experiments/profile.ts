@@ -51,7 +51,7 @@ for (let round = 0; round < rounds; round++)
         `${name}: ${Math.round(m.reqPerSec)} req/s, ${Math.round(m.eventsPerSec)} events/s, ` +
           `p50/p99 ${m.p50Ms.toFixed(2)}/${m.p99Ms.toFixed(1)} ms, server CPU ` +
           `${Math.round(m.serverCpu * 100)}% (${cpuPerEvent.toFixed(1)} µs/event), other CPU ` +
-          `${Math.round(m.otherCpu * 100)}%, errors ${m.statusErrors}/${m.socketErrors}`,
+          `${Math.round(m.otherCpu * 100)}%, peak RSS ${Math.round(m.peakRssMb)} MB, errors ${m.statusErrors}/${m.socketErrors}`,
       );
     } finally {
       await server.stop();
