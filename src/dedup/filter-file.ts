@@ -9,7 +9,7 @@ import {
   renameSync,
   writeSync,
 } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { BUCKET_ENTRIES, FilterSegment } from "./filter.ts";
 
 /**
@@ -74,7 +74,10 @@ export function writeFilterCopy(
   stash: readonly number[],
 ): void {
   // Not recursive: a data dir removed under a store still running is not made again.
-  if (!existsSync(dir)) mkdirSync(dir);
+  if (!existsSync(dir)) {
+    mkdirSync(dir);
+    syncDir(dirname(dir));
+  }
   const stashBytes = new Uint8Array(Float64Array.from(stash).buffer);
   const header = new Uint8Array(HEADER_BYTES);
   const v = new DataView(header.buffer);
@@ -100,6 +103,18 @@ export function writeFilterCopy(
     closeSync(fd);
   }
   renameSync(tmp, file);
+  // The new name is durable only once the folder is synced: without it a power loss may
+  // bring back the old copy (or none), and its segment is rebuilt from the keys (slow).
+  syncDir(dir);
+}
+
+function syncDir(dir: string): void {
+  const fd = openSync(dir, "r");
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 function writeAll(fd: number, bytes: Uint8Array): void {
@@ -138,48 +153,56 @@ export function readFilterCopy(
     return undefined;
   }
   try {
-    const size = fstatSync(fd).size;
-    const header = new Uint8Array(HEADER_BYTES);
-    if (size < HEADER_BYTES || !readAll(fd, header, 0)) return { rejected: "torn header" };
-    const v = new DataView(header.buffer);
-    if (v.getUint32(0, true) !== MAGIC || v.getUint32(4, true) !== FORMAT) {
-      return { rejected: "not a filter copy" };
-    }
-    const buckets = v.getUint32(12, true);
-    const stashPairs = v.getFloat64(40, true);
-    const entryBytes = v.getFloat64(48, true);
-    if (
-      v.getUint32(8, true) !== seg ||
-      entryBytes !== buckets * BUCKET_ENTRIES * 4 ||
-      !Number.isSafeInteger(stashPairs) ||
-      size !== HEADER_BYTES + entryBytes + stashPairs * 16
-    ) {
-      return { rejected: "torn or of another segment" };
-    }
-    if (v.getFloat64(32, true) !== generation) return { rejected: "of another generation" };
-    const buffer = new SharedArrayBuffer(entryBytes);
-    const entries = new Uint8Array(buffer);
-    const stashBytes = new Uint8Array(stashPairs * 16);
-    if (
-      !readAll(fd, entries, HEADER_BYTES) ||
-      !readAll(fd, stashBytes, HEADER_BYTES + entryBytes)
-    ) {
-      return { rejected: "torn" };
-    }
-    if (checksum(header, entries, stashBytes) !== v.getBigUint64(CHECKED, true)) {
-      return { rejected: "checksum mismatch" };
-    }
-    const used = v.getFloat64(24, true);
-    return {
-      seg,
-      buckets,
-      covered: v.getFloat64(16, true),
-      used,
-      generation,
-      table: new FilterSegment(buffer, used),
-      stash: [...new Float64Array(stashBytes.buffer)],
-    };
+    return readOpened(fd, seg, generation);
+  } catch (err) {
+    // Unreadable (EIO, a folder by that name): not used, like a torn one.
+    return { rejected: `unreadable: ${(err as Error).message}` };
   } finally {
     closeSync(fd);
   }
+}
+
+function readOpened(
+  fd: number,
+  seg: number,
+  generation: number,
+): LoadedCopy | { rejected: string } {
+  const size = fstatSync(fd).size;
+  const header = new Uint8Array(HEADER_BYTES);
+  if (size < HEADER_BYTES || !readAll(fd, header, 0)) return { rejected: "torn header" };
+  const v = new DataView(header.buffer);
+  if (v.getUint32(0, true) !== MAGIC || v.getUint32(4, true) !== FORMAT) {
+    return { rejected: "not a filter copy" };
+  }
+  const buckets = v.getUint32(12, true);
+  const stashPairs = v.getFloat64(40, true);
+  const entryBytes = v.getFloat64(48, true);
+  if (
+    v.getUint32(8, true) !== seg ||
+    entryBytes !== buckets * BUCKET_ENTRIES * 4 ||
+    !Number.isSafeInteger(stashPairs) ||
+    size !== HEADER_BYTES + entryBytes + stashPairs * 16
+  ) {
+    return { rejected: "torn or of another segment" };
+  }
+  if (v.getFloat64(32, true) !== generation) return { rejected: "of another generation" };
+  const buffer = new SharedArrayBuffer(entryBytes);
+  const entries = new Uint8Array(buffer);
+  const stashBytes = new Uint8Array(stashPairs * 16);
+  if (!readAll(fd, entries, HEADER_BYTES) || !readAll(fd, stashBytes, HEADER_BYTES + entryBytes)) {
+    return { rejected: "torn" };
+  }
+  if (checksum(header, entries, stashBytes) !== v.getBigUint64(CHECKED, true)) {
+    return { rejected: "checksum mismatch" };
+  }
+  const used = v.getFloat64(24, true);
+  return {
+    seg,
+    buckets,
+    covered: v.getFloat64(16, true),
+    used,
+    generation,
+    table: new FilterSegment(buffer, used),
+    stash: [...new Float64Array(stashBytes.buffer)],
+  };
 }

@@ -3,6 +3,7 @@ import { afterEach, expect, test } from "bun:test";
 import {
   cpSync,
   existsSync,
+  mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
@@ -164,4 +165,11 @@ test("a store whose filter copies are in dedup.db (before the files) opens from 
   const third = await open(dir);
   expect(third.opened).toMatchObject({ reread: 0, fromTable: 0, rejected: [] });
   expect((await third.seen("web", ids("a", 3000))).size).toBe(3000);
+});
+
+test("a copy that cannot be read (here a folder by its name) is rejected like a torn one, not thrown (the open goes on with the fallback)", () => {
+  const dir = tempDir();
+  mkdirSync(segmentFile(dir, 3), { recursive: true });
+  const copy = readFilterCopy(filterDir(dir), 3, 1);
+  expect(copy).toEqual({ rejected: expect.stringMatching(/^unreadable: /) });
 });
