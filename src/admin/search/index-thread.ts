@@ -146,7 +146,8 @@ export class IndexWriterThread {
               "search index writer thread failed; the index no longer follows the log until a restart",
             ),
           );
-          worker.unref();
+          // A stop asked for while it started holds it until it answers.
+          if (this.stopping === undefined) worker.unref();
           resolve();
         } else if (e.data.t === "failed") reject(new Error(e.data.message));
       };
@@ -155,6 +156,7 @@ export class IndexWriterThread {
       worker.terminate();
       this.worker = undefined;
       this.failed = true;
+      this.onStopped?.(); // a stop waiting for it: nothing left to wait for
       throw err;
     });
     const { opts } = this;
