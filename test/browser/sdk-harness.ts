@@ -8,6 +8,7 @@ import {
   type Request,
 } from "playwright-core";
 import { storedEvents, type TestServer } from "../support/server.ts";
+import { waitFor } from "../support/wait.ts";
 
 export { readmeBlock, substitute } from "../support/readme.ts";
 
@@ -185,6 +186,18 @@ export function recordRequests(page: Page | BrowserContext, origin: string): Sen
   };
   page.on("request", onRequest);
   return seen;
+}
+
+/**
+ * The recorded request `match` picks, with its full headers, once the browser has told
+ * of it: its "request" event may come after the server has stored what it carried.
+ */
+export function sentRequest(
+  requests: SentRequest[],
+  match: (r: SentRequest) => boolean,
+  what: string,
+): Promise<SentRequest> {
+  return waitFor(async () => (await withHeaders(requests)).find(match), { what });
 }
 
 /** `requests` with every recorded request's full headers in. */

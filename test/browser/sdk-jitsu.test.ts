@@ -15,6 +15,7 @@ import {
   recordRequests,
   resendFromPage,
   sentEvents,
+  sentRequest,
   startPageServer,
   storedAsSent,
   storedFromRun,
@@ -123,11 +124,13 @@ describe.skipIf(Boolean(chromiumMissing))("Jitsu in Chromium", () => {
       });
       const stored = await waitForStored(s, run, (e) => e.some((x) => x.event === "Sent Twice"));
       const first = stored.find((e) => e.event === "Sent Twice")!;
-      const original = (await withHeaders(requests)).find(
+      const original = await sentRequest(
+        requests,
         (r) => r.path === "/api/s/track" && r.body.includes(String(first.messageId)),
+        "the SDK's track request as the browser sent it",
       );
       await page.reload();
-      const again = await resendFromPage(page, s.url, original!);
+      const again = await resendFromPage(page, s.url, original);
       expect(again).toEqual({ status: 200, body: { ok: true, success: true } });
       const after = (await storedFromRun(s, run)).filter((e) => e.messageId === first.messageId);
       expect(after).toHaveLength(1);
