@@ -1,45 +1,21 @@
 import { Database } from "bun:sqlite";
-import { afterEach, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import {
   cpSync,
   existsSync,
   mkdirSync,
-  mkdtempSync,
   readdirSync,
   readFileSync,
   rmSync,
   truncateSync,
   writeFileSync,
 } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SEGMENTS } from "../../src/dedup/filter.ts";
 import { filterDir, HEADER_BYTES, readFilterCopy } from "../../src/dedup/filter-file.ts";
-import { type SqliteDedupOptions, SqliteDedupStore } from "../../src/dedup/sqlite.ts";
+import { dedupStores } from "./stores.ts";
 
-const dirs: string[] = [];
-const stores: SqliteDedupStore[] = [];
-afterEach(async () => {
-  for (const s of stores.splice(0)) await s.close();
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
-
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), "sluice-dedup-file-"));
-  dirs.push(dir);
-  return dir;
-}
-
-async function open(dir: string, opts: Partial<SqliteDedupOptions> = {}) {
-  const store = await SqliteDedupStore.open(dir, { windowSeconds: 86_400, ...opts });
-  stores.push(store);
-  return store;
-}
-
-async function close(store: SqliteDedupStore) {
-  stores.splice(stores.indexOf(store), 1);
-  await store.close();
-}
+const { tempDir, open, close } = dedupStores(86_400, "sluice-dedup-file-");
 
 const ids = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}-${i}`);
 const keys = (messageIds: string[]) =>

@@ -1,13 +1,14 @@
 import { Database } from "bun:sqlite";
-import { afterEach, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Placement } from "../../src/dedup/filter.ts";
 import type { Geometry } from "../../src/dedup/geometry.ts";
 import type { KeyHash } from "../../src/dedup/hash.ts";
-import { type SqliteDedupOptions, SqliteDedupStore } from "../../src/dedup/sqlite.ts";
+import { SqliteDedupStore } from "../../src/dedup/sqlite.ts";
 import { dedupContract } from "../contract/dedup.ts";
+import { dedupStores } from "./stores.ts";
 
 dedupContract("SQLite (dedup.db)", {
   async open(opts) {
@@ -28,29 +29,7 @@ dedupContract("SQLite (dedup.db)", {
   },
 });
 
-const dirs: string[] = [];
-const stores: SqliteDedupStore[] = [];
-afterEach(async () => {
-  for (const s of stores.splice(0)) await s.close();
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
-
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), "sluice-dedup-"));
-  dirs.push(dir);
-  return dir;
-}
-
-async function open(dir: string, opts: Partial<SqliteDedupOptions> = {}) {
-  const store = await SqliteDedupStore.open(dir, { windowSeconds: 3600, ...opts });
-  stores.push(store);
-  return store;
-}
-
-async function close(store: SqliteDedupStore) {
-  stores.splice(stores.indexOf(store), 1);
-  await store.close();
-}
+const { tempDir, open, close } = dedupStores(3600);
 
 /**
  * What dedup.db holds, read through a connection of the test's own, in one read
