@@ -184,7 +184,10 @@ export async function startSluice(loaded: LoadedConfig, opts: StartOptions = {})
         trace,
         deadLetters,
         // Each instance's trace holds what it delivered: the consumer knows what any did.
-        nats ? (id, ref) => nats.committed(id, ref) : undefined,
+        // With the file log (one instance) only a connection's start says more.
+        nats
+          ? (id, ref) => nats.committed(id, ref)
+          : async (id, ref) => (stream as FileLogStream).startState(id, ref),
       ),
     };
     cleanup.push(() => admin.live.close());

@@ -23,9 +23,10 @@ export class ManagerControl implements DeliveryControl {
     private readonly trace: DeliveryTrace,
     private readonly deadLetters: DeadLetterStore,
     /**
-     * With a log shared by instances (NATS): whether connection `id` has committed the
-     * record at `ref` (its consumer's ack floor), whoever delivered it, or started after
-     * it (never received it). This instance's trace only holds what this instance did.
+     * Whether connection `id` started after the record at `ref` (never received it)
+     * and, with a log shared by instances (NATS), whether it has committed it (its
+     * consumer's ack floor), whoever delivered it: this instance's trace only holds
+     * what this instance did.
      */
     private readonly committed?: (
       id: string,

@@ -41,7 +41,13 @@ export interface Destination {
 /** Where each connection has read the log up to (at-least-once delivery). */
 export interface OffsetStore {
   get(connectionId: string): LogPosition | undefined;
+  /** Records the offset; the first one recorded for a connection is also its start. */
   set(connectionId: string, position: LogPosition): void;
+  /**
+   * Where the connection began reading (its first offset), or undefined when not known
+   * (no offset yet, or recorded before starts were kept).
+   */
+  startOf(connectionId: string): LogPosition | undefined;
 }
 
 /** Answers and messages are cut to this many characters in logs and dead letters. */

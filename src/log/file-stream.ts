@@ -123,6 +123,21 @@ export class FileLogStream implements LogStream {
     return backlog;
   }
 
+  /**
+   * Whether connection `name` began reading after the record at `ref` (its position,
+   * `<segment>:<offset>`): `before_start` when the record lies before the connection's
+   * first offset (made with start `now`, or after a later cursor), so it never received
+   * it; else `pending`. Undefined when the connection has no offset yet, its start was
+   * recorded before starts were kept, or `ref` is not a position. (With one instance
+   * the delivery trace tells delivered from pending; this only names what it never had.)
+   */
+  startState(name: string, ref: string): "before_start" | "pending" | undefined {
+    const at = parseCursor(ref);
+    const start = this.offsets.startOf(name);
+    if (!at || !start) return undefined;
+    return comparePositions(at, start) < 0 ? "before_start" : "pending";
+  }
+
   async trimBefore(cursor: LogCursor): Promise<void> {
     const position = decodeCursor(cursor);
     const current = this.log.end().segment;

@@ -186,6 +186,44 @@ describe("GET /admin/api/events/{sourceId}/{messageId}", () => {
     expect((await adminGet(server, "/admin/api/events/other/d1")).status).toBe(404);
     expect((await fetch(`${server.url}/admin/api/events/web/d1`)).status).toBe(401);
   });
+
+  test("a connection made later with start now shows an older event as before_start, a newer one as delivered", async () => {
+    const connection = (id: string, start?: string) => ({
+      id,
+      source: "web",
+      ...(start ? { start } : {}),
+      destination: { type: "file", path: `./out/${id}.ndjson`, maxWaitMs: 20 },
+    });
+    server = await startAdminServer({ config: { connections: [connection("con_early")] } });
+    const key = { "x-write-key": server.keys.server };
+    expect((await server.post("/v1/track", ev("e1", "eve"), key)).status).toBe(200);
+    const statuses = async (messageId: string) => {
+      const res = await adminGet(server!, `/admin/api/events/web/${messageId}`);
+      expect(res.status).toBe(200);
+      const { path } = (await res.json()) as {
+        path: { connections: { connectionId: string; status: string }[] };
+      };
+      return Object.fromEntries(path.connections.map((c) => [c.connectionId, c.status]));
+    };
+    await waitFor(async () => (await statuses("e1")).con_early === "delivered", {
+      what: "e1 delivered by con_early",
+    });
+    // Restarted with one more connection, which starts at the log's end.
+    (server.config.connections as unknown[]).push(connection("con_late", "now"));
+    await server.restart();
+    expect((await server.post("/v1/track", ev("e2", "eve"), key)).status).toBe(200);
+    expect(await statuses("e1")).toEqual({ con_early: "delivered", con_late: "before_start" });
+    await waitFor(
+      async () => {
+        const now = await statuses("e2");
+        return now.con_early === "delivered" && now.con_late === "delivered";
+      },
+      { what: "e2 delivered by both connections" },
+    );
+    // Kept across a restart: the start is stored, not the first offset seen this run.
+    await server.restart();
+    expect(await statuses("e1")).toEqual({ con_early: "delivered", con_late: "before_start" });
+  });
 });
 
 describe("the path's storedAt", () => {

@@ -42,6 +42,8 @@ export interface TestServer {
   configFile: string;
   logFile: string;
   keys: TestKeys;
+  /** The config the server starts with: changes to it take effect at `restart()`. */
+  config: Record<string, unknown>;
   /** The routes the running server's HTTP app serves. */
   routes(): { method: string; path: string }[];
   /** POSTs JSON (or a raw body) with the given headers. */
