@@ -23,13 +23,26 @@ export const UNSERIALISABLE = "event cannot be serialised as JSON (nested too de
  */
 export function nestedDeeperThan(value: unknown, levels: number): boolean {
   if (typeof value !== "object" || value === null) return false;
+  return deeper(value, levels);
+}
+
+/**
+ * `nestedDeeperThan` of an object or array: values that are neither are skipped where
+ * they are read, not in a call of their own (most of an event's values are strings and
+ * numbers: the walk cost 0.4 against 0.23 µs for the bench's event).
+ */
+function deeper(value: object, levels: number): boolean {
   if (levels <= 0) return true;
   if (Array.isArray(value)) {
-    for (const v of value) if (nestedDeeperThan(v, levels - 1)) return true;
+    for (let i = 0; i < value.length; i++) {
+      const v: unknown = value[i];
+      if (typeof v === "object" && v !== null && deeper(v, levels - 1)) return true;
+    }
     return false;
   }
   for (const k in value) {
-    if (nestedDeeperThan((value as Record<string, unknown>)[k], levels - 1)) return true;
+    const v = (value as Record<string, unknown>)[k];
+    if (typeof v === "object" && v !== null && deeper(v, levels - 1)) return true;
   }
   return false;
 }
