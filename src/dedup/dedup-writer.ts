@@ -373,9 +373,12 @@ class Writer {
   }
 
   private close(stashes: number[][]): void {
+    this.commitSealed();
+    // Nothing runs after "closed": the copies a commit just queued are written below,
+    // and a failed commit is not retried (the next start replays the log tail).
     clearTimeout(this.snapshotTimer);
     clearTimeout(this.retryTimer);
-    this.commitSealed();
+    this.snapshotQueue = [];
     if (this.sealed.length === 0) {
       // A copy of every segment: the next start loads the filter and re-reads nothing.
       // The main thread's stashes, and this thread's own: a segment rebuilt here whose
@@ -384,7 +387,22 @@ class Writer {
         this.snapshot(s, [...(stashes[s] ?? []), ...this.segments[s]!.stash]);
       }
     }
-    this.db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+    try {
+      this.db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+    } catch (err) {
+      // Still closed, and "closed" still said: the store's close waits for it.
+      this.fail(`checkpointing dedup.db at close: ${(err as Error).message}`);
+    }
+    // Every prepared statement finalized first: with one left, SQLite's close is only
+    // deferred, and the connection (dedup.db, its -wal and -shm open) lives on until
+    // this thread is torn down, after "closed": it then checkpoints and deletes the
+    // -wal under whoever went on (a data dir being removed stayed half removed).
+    for (const stmts of this.inserts.values()) {
+      stmts.many.finalize();
+      stmts.one.finalize();
+      stmts.hashes.finalize();
+    }
+    this.inserts.clear();
     this.db.close();
     post({ t: "closed" });
   }

@@ -123,6 +123,8 @@ export class SqliteDedupStore implements DedupStore {
   private writerDead = false;
   private waiters: (() => void)[] = [];
   private closed: Promise<void> | undefined;
+  /** Settles once the writer thread has ended (terminated, or failed and gone). */
+  private readonly exited: Promise<void>;
   private readonly timer: ReturnType<typeof setInterval>;
   private sweepSegment = 0;
   private sweepFrom = 0;
@@ -160,6 +162,7 @@ export class SqliteDedupStore implements DedupStore {
     }
     for (const slice of keysTables(db)) this.slices.add(slice);
     writer.onmessage = (e: MessageEvent<FromWriter>) => this.onWriter(e.data);
+    this.exited = new Promise((resolve) => writer.addEventListener("close", () => resolve()));
     writer.addEventListener("error", (e) => {
       this.writerDead = true;
       this.fail(new Error(`dedup writer thread failed: ${(e as ErrorEvent).message}`));
@@ -370,9 +373,14 @@ export class SqliteDedupStore implements DedupStore {
           t: "close",
           stashes: this.segments.map((seg) => [...seg.table.stash, ...(seg.next?.stash ?? [])]),
         });
-        await closed;
+        // A thread that fails and ends instead of answering does not hold close up.
+        await Promise.race([closed, this.exited]);
       }
+      // Resolved only once the thread is gone: nothing of the store touches the data
+      // dir after close (a caller may remove it, or open the store again).
+      this.writer.ref();
       this.writer.terminate();
+      await this.exited;
       for (const stmt of this.lookups.values()) stmt.finalize();
       this.db.close();
     })();
