@@ -49,6 +49,8 @@ export interface ServerOptions {
   config?: Record<string, unknown>;
   /** Runs before the server starts, with its (empty) data dir: to fill it (bench/capacity.ts). */
   prepare?: (dataDir: string) => Promise<void>;
+  /** Gets each line the server writes to stderr as it comes, instead of the log file. */
+  onStderr?: (line: string) => void;
 }
 
 async function launch(
@@ -67,14 +69,22 @@ async function launch(
     // PORT, SLUICE_DATA_DIR and SLUICE_CONFIG would override the bench's own config.
     env: { ...process.env, PORT: "", SLUICE_DATA_DIR: "", SLUICE_CONFIG: "", ...env },
     stdout: Bun.file(logFile),
-    stderr: Bun.file(`${logFile}.err`),
+    stderr: opts.onStderr ? "pipe" : Bun.file(`${logFile}.err`),
   });
+  let stderrTail = "";
+  if (opts.onStderr) {
+    const each = opts.onStderr;
+    void lines(proc.stderr as ReadableStream<Uint8Array>, (line) => {
+      stderrTail = `${stderrTail.slice(-4000)}${line}\n`;
+      each(line);
+    });
+  }
   const url = `http://127.0.0.1:${port}`;
   try {
     await waitForHttp(`${url}/health`, proc, 120_000);
   } catch (err) {
     await stopProcess(proc);
-    const log = await Bun.file(`${logFile}.err`).text();
+    const log = opts.onStderr ? stderrTail : await Bun.file(`${logFile}.err`).text();
     rmSync(dir, { recursive: true, force: true });
     throw new Error(`${kind} did not start: ${(err as Error).message}\n${log}`);
   }
@@ -103,6 +113,16 @@ async function launch(
       return launch(kind, cmd, dir, keys, opts, port, env);
     },
   };
+}
+
+async function lines(stream: ReadableStream<Uint8Array>, each: (line: string) => void) {
+  const decoder = new TextDecoder();
+  let rest = "";
+  for await (const chunk of stream) {
+    const parts = (rest + decoder.decode(chunk, { stream: true })).split("\n");
+    rest = parts.pop() ?? "";
+    for (const line of parts) each(line);
+  }
 }
 
 /** Starts the bare baseline (`single`) or the parse-and-append one (`batch`). */
