@@ -3,6 +3,7 @@ import { startSluice } from "../app.ts";
 import { ConfigError, configPath, loadConfig } from "../config/load.ts";
 import { drainLogger } from "../logger.ts";
 import { createPrivately } from "../state/permissions.ts";
+import { lowerBackgroundThreads } from "../thread-priority.ts";
 import { createConfigFile, printNewKeys } from "./init.ts";
 
 /**
@@ -21,7 +22,10 @@ export async function serve(configFlag: string | undefined): Promise<number> {
   // Handlers go in before the server listens: a signal that arrives as soon as it
   // accepts requests must still stop it gracefully, not kill it.
   const started = startSluice(loadConfig(file));
+  // The JIT's and the allocator's threads below the event loop (thread-priority.ts).
+  const background = lowerBackgroundThreads();
   const shutdown = async (signal: string) => {
+    background.stop();
     const sluice = await started;
     sluice.logger.info({ signal }, "shutting down");
     await sluice.stop();
