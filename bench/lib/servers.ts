@@ -47,6 +47,8 @@ export interface ServerOptions {
   entry?: string;
   /** Top-level config sections added to sluice's (e.g. `admin`). */
   config?: Record<string, unknown>;
+  /** Environment added to the server's (e.g. JSC options, bench/experiments/batch-memory.ts). */
+  env?: Record<string, string>;
   /** Runs before the server starts, with its (empty) data dir: to fill it (bench/capacity.ts). */
   prepare?: (dataDir: string) => Promise<void>;
   /** Gets each line the server writes to stderr as it comes, instead of the log file. */
@@ -194,5 +196,5 @@ export async function startSluice(opts: ServerOptions = {}) {
     : [];
   const entry = opts.entry ?? join(ROOT, "src", "main.ts");
   const cmd = [BUN, ...profile, entry, "serve", "--config", configFile];
-  return launch("sluice", cmd, dir, keys, opts, port, { SLUICE_LOG_LEVEL: "warn" });
+  return launch("sluice", cmd, dir, keys, opts, port, { SLUICE_LOG_LEVEL: "warn", ...opts.env });
 }

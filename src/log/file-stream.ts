@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import type { OffsetStore } from "../delivery/interface.ts";
-import { encodeFrames } from "./file/record.ts";
+import { encodeFrames, FrameBuffers } from "./file/record.ts";
 import { applyFileRetention } from "./file/retention.ts";
 import { comparePositions, type EventLog, type LogPosition, type LogRecord } from "./interface.ts";
 import type {
@@ -41,6 +41,8 @@ export class FileLogStream implements LogStream {
   private readonly counters = new Map<string, BacklogCounter>();
   /** Records per source of each closed segment (counted once; a count in progress is shared). */
   private readonly segmentCounts = new Map<number, Promise<Map<string, number>>>();
+  /** Large appends' frame buffers, used again once written. */
+  private readonly frameBuffers = new FrameBuffers();
 
   /** Takes ownership of `log`: closing the stream closes it. */
   constructor(
@@ -58,8 +60,14 @@ export class FileLogStream implements LogStream {
     if (records.length === 0) return [];
     // One call's records land together in one segment, ending at `end`: their places
     // follow from their framed sizes.
-    const framed = encodeFrames(records);
-    const end = await this.log.appendFramed(framed);
+    const framed = encodeFrames(records, this.frameBuffers);
+    let end: LogPosition;
+    try {
+      end = await this.log.appendFramed(framed);
+    } finally {
+      // Settled: the file log's write of these bytes has returned (or never started).
+      this.frameBuffers.give(framed.pooled);
+    }
     const { sizes } = framed;
     const cursors: LogCursor[] = new Array(sizes.length);
     // Each record's cursor is the point after it: `<segment>:<offset>`.
