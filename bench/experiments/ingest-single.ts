@@ -34,7 +34,11 @@ const key = {
   type: keyType,
 } as never;
 const cursor = ["1:100"];
-const log = { append: () => Promise.resolve(cursor), healthy: () => true };
+const log = {
+  append: () => Promise.resolve(cursor),
+  appendLast: () => Promise.resolve(cursor[0]),
+  healthy: () => true,
+};
 const none = new Set<string>();
 const dedup = { seen: () => Promise.resolve(none), remember: () => undefined } as never;
 

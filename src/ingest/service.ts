@@ -197,10 +197,10 @@ export class IngestService {
             receivedAt: input.receivedAt,
           };
         }
-        const cursors = await this.deps.log.append(records);
+        const last = await this.deps.log.appendLast(records);
         const shared = this.deps.dedup.remember(
           fresh.map((i) => ({ sourceId, messageId: events[i]!.messageId })),
-          cursors.at(-1)!,
+          last,
         );
         // A shared store: the keys reach the other instances before the client's answer.
         if (shared !== undefined) await shared;

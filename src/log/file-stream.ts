@@ -58,8 +58,26 @@ export class FileLogStream implements LogStream {
 
   async append(records: readonly AppendRecord[]): Promise<LogCursor[]> {
     if (records.length === 0) return [];
-    // One call's records land together in one segment, ending at `end`: their places
-    // follow from their framed sizes.
+    const { end, sizes } = await this.write(records);
+    const cursors: LogCursor[] = new Array(sizes.length);
+    // Each record's cursor is the point after it: `<segment>:<offset>`.
+    const prefix = `${end.segment}:`;
+    let at = end.offset;
+    for (let i = sizes.length - 1; i >= 0; i--) {
+      cursors[i] = prefix + at;
+      at -= sizes[i]!;
+    }
+    return cursors;
+  }
+
+  async appendLast(records: readonly AppendRecord[]): Promise<LogCursor> {
+    if (records.length === 0) throw new Error("appendLast: no records");
+    const { end } = await this.write(records);
+    return `${end.segment}:${end.offset}`;
+  }
+
+  /** Frames and writes one call's records: they land together in one segment, ending at `end`. */
+  private async write(records: readonly AppendRecord[]) {
     const framed = encodeFrames(records, this.frameBuffers);
     let end: LogPosition;
     try {
@@ -69,19 +87,14 @@ export class FileLogStream implements LogStream {
       this.frameBuffers.give(framed.pooled);
     }
     const { sizes } = framed;
-    const cursors: LogCursor[] = new Array(sizes.length);
-    // Each record's cursor is the point after it: `<segment>:<offset>`.
-    const prefix = `${end.segment}:`;
-    let at = end.offset;
-    for (let i = sizes.length - 1; i >= 0; i--) {
-      cursors[i] = prefix + at;
-      at -= sizes[i]!;
-    }
     if (this.counters.size > 0) {
+      // Their places follow from their framed sizes.
+      let at = end.offset;
+      for (let i = sizes.length - 1; i >= 0; i--) at -= sizes[i]!;
       const start = { segment: end.segment, offset: at };
       for (const counter of this.counters.values()) counter.appended(start, records);
     }
-    return cursors;
+    return { end, sizes };
   }
 
   healthy(): boolean {

@@ -43,6 +43,12 @@ export interface LogAppender {
    * their order; concurrent calls may interleave.
    */
   append(records: readonly AppendRecord[]): Promise<LogCursor[]>;
+  /**
+   * `append`, resolving with the cursor of the last record only (`records` must not be
+   * empty): ingest keeps no other, and a cursor string per record of a batch cost the
+   * file log 0.1–0.4 µs an event (bench/RESULTS.md, "Fifth session: batch path").
+   */
+  appendLast(records: readonly AppendRecord[]): Promise<LogCursor>;
   /** Whether appends can succeed now (false while the backend is unreachable or broken). */
   healthy(): boolean;
 }

@@ -189,6 +189,23 @@ export function eventLogContract(name: string, backend: EventLogBackend): void {
       }
     });
 
+    test("appendLast resolves with the cursor of its last record, the one append would give it", async () => {
+      const { log } = await open();
+      const viaAppend = await log.append(recs(0, 3));
+      const last = await log.appendLast(recs(3, 4));
+      const read = await readAll(await log.consumer("last", { start: "oldest" }), 7);
+      expect(numbers(read)).toEqual(range(0, 7));
+      expect(read.map((r) => r.cursor)).toEqual([
+        ...viaAppend,
+        ...read.slice(3).map((r) => r.cursor),
+      ]);
+      expect(last).toBe(read[6]!.cursor);
+      const one = await log.appendLast([rec(7)]);
+      const next = await readAll(await log.consumer("next", { start: "oldest" }), 8);
+      expect(one).toBe(next[7]!.cursor);
+      await expect(log.appendLast([])).rejects.toThrow();
+    });
+
     test("a waiting read returns as soon as a record is appended", async () => {
       const { log } = await open();
       const c = await log.consumer("wait", { start: "oldest" });

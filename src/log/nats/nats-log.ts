@@ -211,6 +211,11 @@ export class NatsLogStream implements LogStream {
    * a fifth of the client CPU per event and three to four times the events/s on one
    * connection (bench/RESULTS.md, "Scale-out: N instances").
    */
+  async appendLast(records: readonly AppendRecord[]): Promise<LogCursor> {
+    if (records.length === 0) throw new Error("appendLast: no records");
+    return (await this.append(records)).at(-1)!;
+  }
+
   append(records: readonly AppendRecord[]): Promise<LogCursor[]> {
     if (records.length === 0) return Promise.resolve([]);
     // Fail fast while disconnected: the client would buffer and the request hang.
