@@ -8,13 +8,15 @@
  * pause per connection), so that they are compared at the same rate on a loaded machine.
  *
  *   bun bench/experiments/batch-memory.ts [--variants "default;BUN_JSC_x=1 Y=2"]
- *       [--rounds 2] [--duration 8] [--pause 0] [--entry OTHER/src/main.ts]
+ *       [--rounds 2] [--duration 8] [--pause 0] [--entry OTHER/src/main.ts] [--stderr DIR]
  *
  * Prints per run: events/s, server CPU µs per event, peak RSS, the highest heap_used
  * and heap_total, the RSS minus heap_total at the RSS peak, and how many times heap_used
- * fell by more than 5 MB between two samples (collections seen at 100 ms).
+ * fell by more than 5 MB between two samples (collections seen at 100 ms). `--stderr DIR`
+ * keeps each server's standard error (e.g. with `BUN_JSC_logGC=1`: one line a collection).
  */
-import { resolve } from "node:path";
+import { copyFileSync, mkdirSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { measure } from "../lib/measure.ts";
 import { memoryMb } from "../lib/proc.ts";
 import { startSluice } from "../lib/servers.ts";
@@ -30,6 +32,7 @@ const rounds = Number(opt("rounds") ?? 2);
 const seconds = Number(opt("duration") ?? 8);
 const pauseMs = opt("pause") ? Number(opt("pause")) : undefined;
 const entry = opt("entry") ? resolve(opt("entry")!) : undefined;
+const stderrDir = opt("stderr");
 const scenario = SCENARIOS.find((s) => s.name === "batch-500")!;
 
 function envOf(variant: string): Record<string, string> {
@@ -90,6 +93,11 @@ for (let round = 0; round < rounds; round++) {
           `${Math.round(peak.rss - peak.total)} MB, heap drops > 5 MB: ${drops} in ${samples.length} samples, other CPU ${Math.round(m.otherCpu * 100)}%`,
       );
     } finally {
+      if (stderrDir) {
+        mkdirSync(stderrDir, { recursive: true });
+        const name = `${variant.replace(/[^\w=.-]+/g, "_")}-${round + 1}.err`;
+        copyFileSync(`/proc/${server.pid}/fd/2`, join(stderrDir, name));
+      }
       await server.stop();
     }
   }

@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import type { OffsetStore } from "../delivery/interface.ts";
-import { encodeFrames, FrameBuffers } from "./file/record.ts";
+import { encodeFrames } from "./file/record.ts";
 import { applyFileRetention } from "./file/retention.ts";
 import { comparePositions, type EventLog, type LogPosition, type LogRecord } from "./interface.ts";
 import type {
@@ -41,8 +41,6 @@ export class FileLogStream implements LogStream {
   private readonly counters = new Map<string, BacklogCounter>();
   /** Records per source of each closed segment (counted once; a count in progress is shared). */
   private readonly segmentCounts = new Map<number, Promise<Map<string, number>>>();
-  /** Large appends' frame buffers, used again once written. */
-  private readonly frameBuffers = new FrameBuffers();
 
   /** Takes ownership of `log`: closing the stream closes it. */
   constructor(
@@ -78,14 +76,8 @@ export class FileLogStream implements LogStream {
 
   /** Frames and writes one call's records: they land together in one segment, ending at `end`. */
   private async write(records: readonly AppendRecord[]) {
-    const framed = encodeFrames(records, this.frameBuffers);
-    let end: LogPosition;
-    try {
-      end = await this.log.appendFramed(framed);
-    } finally {
-      // Settled: the file log's write of these bytes has returned (or never started).
-      this.frameBuffers.give(framed.pooled);
-    }
+    const framed = encodeFrames(records);
+    const end = await this.log.appendFramed(framed);
     const { sizes } = framed;
     if (this.counters.size > 0) {
       // Their places follow from their framed sizes.

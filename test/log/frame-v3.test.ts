@@ -3,12 +3,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { SqliteOffsetStore } from "../../src/delivery/offsets.ts";
 import { FileEventLog } from "../../src/log/file/file-log.ts";
-import {
-  encodeFrames,
-  encodeRecords,
-  encodeRecordsV1,
-  FrameBuffers,
-} from "../../src/log/file/record.ts";
+import { encodeFrames, encodeRecords, encodeRecordsV1 } from "../../src/log/file/record.ts";
 import { segmentPath } from "../../src/log/file/segments.ts";
 import { FileLogStream } from "../../src/log/file-stream.ts";
 import type { EventLog, LogRecord } from "../../src/log/interface.ts";
@@ -164,60 +159,4 @@ test("a damaged v3 frame is skipped: reading resynchronises on the next marker",
   expect(ids(readAll(reopened))).toEqual(range(10).filter((id) => id !== "m-4"));
   expect(lines.filter((l) => l.msg === "event log: corrupt record skipped")).toHaveLength(1);
   await reopened.close();
-});
-
-test("large appends through the stream reuse their frame buffers; every record reads back as written", async () => {
-  const root = tempDir("frame-v3");
-  const { logger } = memoryLogger();
-  const log = await FileEventLog.open({ dir: join(root, "log"), segmentBytes: 64 << 20, logger });
-  const db = openStateDb(root);
-  const stream = new FileLogStream(log, new SqliteOffsetStore(db));
-  // Batches of 300 records (~100 KB of JSON, past the small-append size), each with a
-  // payload of its own length, so that a buffer reused too early shows as a wrong record.
-  const batch = (b: number) =>
-    Array.from({ length: 300 }, (_, i) => {
-      const n = b * 300 + i;
-      return {
-        sourceId: "web",
-        type: "track",
-        payload: JSON.stringify({ messageId: `m-${n}`, pad: "é".repeat((n * 7) % 500) }),
-        receivedAt: T0 + n,
-      };
-    });
-  try {
-    // Eight rounds of four concurrent appends: the later rounds take the first rounds' buffers.
-    for (let round = 0; round < 8; round++) {
-      await Promise.all([0, 1, 2, 3].map((k) => stream.append(batch(round * 4 + k))));
-    }
-    const read = readAll(log);
-    expect(read).toHaveLength(32 * 300);
-    const byId = new Map(read.map((r) => [ids([r])[0]!, dec.decode(r.payload)]));
-    for (let b = 0; b < 32; b++) {
-      for (const r of batch(b)) {
-        const id = (JSON.parse(r.payload) as { messageId: string }).messageId;
-        expect(byId.get(id)).toBe(r.payload);
-      }
-    }
-    expect(read.every((r) => r.sourceId === "web" && r.type === "track")).toBe(true);
-  } finally {
-    await stream.close();
-    db.close();
-  }
-});
-
-test("FrameBuffers: a buffer given back is taken again when large enough; at most MAX_KEPT are kept", () => {
-  const buffers = new FrameBuffers();
-  const a = buffers.take(200_000)!;
-  expect(a.byteLength).toBeGreaterThanOrEqual(200_000);
-  buffers.give(a);
-  expect(buffers.take(100_000)).toBe(a);
-  buffers.give(a);
-  // Too small for this one: a new, larger buffer; the small one stays for later.
-  const b = buffers.take(a.byteLength + 1)!;
-  expect(b).not.toBe(a);
-  expect(b.byteLength).toBeGreaterThan(a.byteLength);
-  expect(buffers.kept).toBe(1);
-  expect(buffers.take(FrameBuffers.MAX_BYTES + 1)).toBeUndefined();
-  for (let i = 0; i < FrameBuffers.MAX_KEPT + 5; i++) buffers.give(Buffer.alloc(1));
-  expect(buffers.kept).toBe(FrameBuffers.MAX_KEPT);
 });

@@ -56,12 +56,11 @@ export interface FrameEntry {
 export interface Framed {
   bytes: Uint8Array;
   sizes: number[];
-  /** The `FrameBuffers` buffer `bytes` is in, to give back once written (large appends). */
-  pooled?: Buffer;
 }
 
 export function checksum(payload: Uint8Array, length: number): bigint {
-  return BigInt.asUintN(64, BigInt(Bun.hash.xxHash64(payload, BigInt(length))));
+  // Bun's xxHash64 is an unsigned 64-bit BigInt already: no conversion per record.
+  return Bun.hash.xxHash64(payload, BigInt(length)) as bigint;
 }
 
 function checksumV1(payload: Uint8Array): bigint {
@@ -72,10 +71,7 @@ function checksumV1(payload: Uint8Array): bigint {
  * Frames records into one buffer, ready for a single write: entries as v3 (a string
  * payload is encoded straight into the frame: the only copy of it), bare payloads as v2.
  */
-export function encodeFrames(
-  records: readonly (FrameEntry | Uint8Array)[],
-  buffers?: FrameBuffers,
-): Framed {
+export function encodeFrames(records: readonly (FrameEntry | Uint8Array)[]): Framed {
   let bound = 0;
   for (const r of records) {
     if (r instanceof Uint8Array) bound += HEADER_BYTES + r.byteLength;
@@ -97,10 +93,8 @@ export function encodeFrames(
   // A small append gets an ArrayBuffer of its own, viewed three ways: a small Buffer's
   // `.buffer` made the engine move its bytes out of line first (4% of a single event's
   // profile). A large one's bytes are out of line already, and not zero-filled.
-  // A large one's comes from `buffers` when given (handed back once written).
   const ab = bound <= SMALL_APPEND_BYTES ? new ArrayBuffer(bound) : undefined;
-  const pooled = ab ? undefined : buffers?.take(bound);
-  const buf = ab ? Buffer.from(ab) : (pooled ?? Buffer.allocUnsafe(bound));
+  const buf = ab ? Buffer.from(ab) : Buffer.allocUnsafe(bound);
   // Views of the plain kind: a Buffer's subarray costs several times a Uint8Array's.
   const out = ab ? new Uint8Array(ab) : new Uint8Array(buf.buffer, buf.byteOffset, bound);
   const view = ab ? new DataView(ab) : new DataView(buf.buffer, buf.byteOffset, bound);
@@ -153,53 +147,11 @@ export function encodeFrames(
     }
     sizes[i] = at - start;
   }
-  return { bytes: out.subarray(0, at), sizes, pooled };
+  return { bytes: out.subarray(0, at), sizes };
 }
 
 /** Appends up to this size get a fresh ArrayBuffer (see `encodeFrames`). */
 const SMALL_APPEND_BYTES = 64 * 1024;
-
-/**
- * Buffers for large appends (batches), used again once their write is done: a
- * 500-event batch's frames were a fresh 1.1 MB buffer (sized for 3 bytes a character),
- * garbage as soon as it was written, and under batch load tens of MB of them waited
- * for a collection (bench/RESULTS.md, "Fifth session: batch path"). Sizes are powers
- * of two from 128 KiB to `MAX_BYTES`; at most `MAX_KEPT` are kept, the rest are left
- * to the collector. A buffer must be handed back only once nothing reads it any more
- * (the append's promise settled: the file log settles it after its write returned).
- */
-export class FrameBuffers {
-  static readonly MAX_BYTES = 8 * 1024 * 1024;
-  static readonly MAX_KEPT = 32;
-  private readonly free: Buffer[] = [];
-
-  /** A buffer of at least `bytes` (undefined past MAX_BYTES: allocate it yourself). */
-  take(bytes: number): Buffer | undefined {
-    if (bytes > FrameBuffers.MAX_BYTES) return undefined;
-    const free = this.free;
-    for (let i = free.length - 1; i >= 0; i--) {
-      const b = free[i]!;
-      if (b.byteLength >= bytes) {
-        free[i] = free[free.length - 1]!;
-        free.pop();
-        return b;
-      }
-    }
-    let size = 128 * 1024;
-    while (size < bytes) size *= 2;
-    return Buffer.allocUnsafe(size);
-  }
-
-  /** Takes `buffer` back for another append (its contents are overwritten then). */
-  give(buffer: Buffer | undefined): void {
-    if (buffer !== undefined && this.free.length < FrameBuffers.MAX_KEPT) this.free.push(buffer);
-  }
-
-  /** Buffers kept for the next appends (tests). */
-  get kept(): number {
-    return this.free.length;
-  }
-}
 
 const encoder = new TextEncoder();
 const encoded = new Map<string, { text: string; bytes: Uint8Array }>();
