@@ -35,8 +35,10 @@ const made = makeTestConfig({
   web: { rateLimit: { eventsPerSecond: 1_000_000, burst: 1_000_000 } },
 });
 let server: SpawnedServer | undefined;
-afterAll(() => {
+afterAll(async () => {
   server?.proc.kill(9);
+  // Gone only once exited: until then it may still write into the dir being removed.
+  await server?.proc.exited;
   rmSync(made.dir, { recursive: true, force: true });
 });
 

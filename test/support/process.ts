@@ -128,14 +128,19 @@ export async function exitCode(
 
 /**
  * The temp dirs and spawned processes of a test file, registered for cleanup: after each
- * test every process still running is killed (-9) and every dir deleted. `spawn`
- * starts a server and registers it.
+ * test every process still running is killed (-9) and, once all have exited, every dir
+ * deleted. `spawn` starts a server and registers it.
  */
 export function cleanedAfterEach() {
   const dirs: string[] = [];
-  const procs: { proc: { kill(signal?: number): void } }[] = [];
-  afterEach(() => {
-    for (const p of procs.splice(0)) p.proc.kill(9);
+  const procs: { proc: { kill(signal?: number): void; exited: Promise<unknown> } }[] = [];
+  afterEach(async () => {
+    const killed = procs.splice(0);
+    for (const p of killed) p.proc.kill(9);
+    // A process is gone only once it has exited, not when the signal is sent: until then
+    // it may still create or rename a file in its data dir, and a removal racing it
+    // stops half way (Bun's rmSync with force says nothing): a leftover temp dir.
+    await Promise.all(killed.map((p) => p.proc.exited));
     for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
   });
   /** `sluice serve` on `configFile`, killed after the test if it still runs. */
