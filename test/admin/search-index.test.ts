@@ -1,6 +1,6 @@
 import { Database } from "bun:sqlite";
 import { afterEach, expect, test } from "bun:test";
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
@@ -376,3 +376,51 @@ test("a shard written before stored times were kept is searched all the same, wi
   expect(await found("m7")).toEqual([["m7", null]]);
   expect(writer.count()).toBe(301);
 });
+
+/** Files under `dir` this process holds open (Linux: /proc/self/fd), deleted ones too. */
+function openFilesUnder(dir: string): string[] {
+  const open: string[] = [];
+  for (const fd of readdirSync("/proc/self/fd")) {
+    try {
+      const target = readlinkSync(`/proc/self/fd/${fd}`);
+      if (target.startsWith(`${dir}/`)) open.push(target.slice(dir.length + 1));
+    } catch {
+      // closed between the listing and the read (the listing's own fd)
+    }
+  }
+  return open.sort();
+}
+
+test.skipIf(!existsSync("/proc/self/fd"))(
+  "a shard dropped, cleared or closed lets go of its files at once",
+  () => {
+    const dir = mkdtempSync(join(tmpdir(), "sluice-index-"));
+    dirs.push(dir);
+    const shards = new IndexShards(dir, 100);
+    const rows = (from: number, n: number) =>
+      Array.from({ length: n }, (_, i) => ({
+        source: "web",
+        type: "track",
+        received: 1_700_000_000_000 + from + i,
+        ref: `1:${from + i}`,
+        stored: null,
+        mh: BigInt(from + i),
+        keys: [BigInt(from + i) * 7n],
+      }));
+    shards.append(rows(0, 250), "1:250");
+    const first = "events-000000000001.db";
+    expect(openFilesUnder(dir).filter((f) => f.startsWith(first))).toHaveLength(3);
+    // A statement left unfinalized made SQLite's close a deferred one: a dropped shard's
+    // files stayed open (deleted, their space not freed) until a collection, and the
+    // late close then deleted `<name>-wal` by name, by then maybe a new shard's (after
+    // `clear`, the index starts again at the same first name).
+    shards.dropOldest();
+    expect(openFilesUnder(dir).filter((f) => f.startsWith(first))).toEqual([]);
+    shards.clear();
+    expect(openFilesUnder(dir)).toEqual([]);
+    shards.append(rows(0, 50), "1:50");
+    shards.close();
+    expect(openFilesUnder(dir)).toEqual([]);
+    expect(readdirSync(dir)).toEqual([first]);
+  },
+);

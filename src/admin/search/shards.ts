@@ -93,7 +93,7 @@ export class IndexShards {
     for (const shard of this.shards) {
       if (!found.has(shard.lo) || this.inode(shard.lo) !== shard.ino) {
         // Dropped, or the index was made again (`clear`) and this name is a new file.
-        shard.db.close();
+        closeShard(shard);
         continue;
       }
       // The writer adds the column to an older shard when it opens it.
@@ -134,7 +134,7 @@ export class IndexShards {
   clear(): void {
     if (this.readOnly) throw new Error("a read-only view of the search index");
     for (const shard of this.shards) {
-      shard.db.close();
+      closeShard(shard);
       for (const suffix of ["", "-wal", "-shm"]) {
         rmSync(join(this.dir, `${fileName(shard.lo)}${suffix}`), { force: true });
       }
@@ -286,7 +286,7 @@ export class IndexShards {
     if (this.readOnly) throw new Error("a read-only view of the search index");
     const shard = this.shards.shift();
     if (!shard) return;
-    shard.db.close();
+    closeShard(shard);
     for (const suffix of ["", "-wal", "-shm"]) {
       rmSync(join(this.dir, `${fileName(shard.lo)}${suffix}`), { force: true });
     }
@@ -302,7 +302,7 @@ export class IndexShards {
   }
 
   close(): void {
-    for (const s of this.shards) s.db.close();
+    for (const s of this.shards) closeShard(s);
     this.shards = [];
   }
 
@@ -351,6 +351,20 @@ export class IndexShards {
       return undefined;
     }
   }
+}
+
+/**
+ * Closes a shard's database for good, its prepared statements first: with one left,
+ * SQLite's close is only deferred, and the files stay open until a collection finalizes
+ * it (a dropped shard's space not freed meanwhile); that late close then deletes
+ * `<name>-wal` by name, by then maybe a new shard's (after `clear`, the same first name).
+ */
+function closeShard(shard: Shard): void {
+  const w = shard.writes;
+  w?.insertEvent.finalize();
+  w?.insertKey.finalize();
+  w?.setProgress.finalize();
+  shard.db.close();
 }
 
 function hasStoredColumn(db: Database): boolean {
