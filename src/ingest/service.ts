@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import type { ResolvedKey } from "../auth/resolve.ts";
-import type { DedupStore } from "../dedup/interface.ts";
+import type { DedupKey, DedupStore } from "../dedup/interface.ts";
 import { StorageError } from "../errors.ts";
 import { type EnrichInput, type Enrichment, enrichEvent, enrichmentFor } from "../events/enrich.ts";
 import {
@@ -151,6 +151,7 @@ export class IngestService {
     // Claim each messageId before anything async: a concurrent request with the same
     // id then waits for this one's outcome instead of racing it to the store.
     const claimed: number[] = [];
+    const claimedIds: string[] = [];
     const waitFor: Claim[] = [];
     const claim = new Claim();
     let claims = this.inFlight.get(sourceId);
@@ -170,6 +171,7 @@ export class IngestService {
       } else {
         claims.set(id, claim);
         claimed.push(i);
+        claimedIds.push(id);
       }
     }
     // Taken now, while the claims are unsettled (they are settled and dropped together).
@@ -177,15 +179,12 @@ export class IngestService {
 
     let fresh: number[] = [];
     try {
-      const stored = await this.deps.dedup.seen(
-        sourceId,
-        claimed.map((i) => events[i]!.messageId),
-      );
+      const stored = await this.deps.dedup.seen(sourceId, claimedIds);
       fresh =
         stored.size === 0 ? claimed : claimed.filter((i) => !stored.has(events[i]!.messageId));
       duplicates += claimed.length - fresh.length;
       if (fresh.length > 0) {
-        const records: AppendRecord[] = new Array(fresh.length);
+        const records: (AppendRecord & DedupKey)[] = new Array(fresh.length);
         for (let k = 0; k < fresh.length; k++) {
           const e = events[fresh[k]!]!;
           records[k] = {
@@ -198,10 +197,8 @@ export class IngestService {
           };
         }
         const last = await this.deps.log.appendLast(records);
-        const shared = this.deps.dedup.remember(
-          fresh.map((i) => ({ sourceId, messageId: events[i]!.messageId })),
-          last,
-        );
+        // The records are the keys too (sourceId, messageId): no object of its own per key.
+        const shared = this.deps.dedup.remember(records, last);
         // A shared store: the keys reach the other instances before the client's answer.
         if (shared !== undefined) await shared;
       }
@@ -210,7 +207,7 @@ export class IngestService {
       claim.reject(err);
       throw new StorageError(err);
     } finally {
-      for (const i of claimed) claims.delete(events[i]!.messageId);
+      for (const id of claimedIds) claims.delete(id);
     }
     // A duplicate of an event another request is writing is acknowledged only once
     // that write is durable; if it failed, this request fails too and is retried.
