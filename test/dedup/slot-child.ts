@@ -4,7 +4,7 @@
  * written) driven by a clock the steps set. Prints "done" when every step is done, or
  * "error: …" when the store reports a failed write, then waits to be killed.
  *
- *   bun slot-child.ts DIR STEPS
+ *   bun slot-child.ts DIR STEPS [SNAPSHOT_MIN_KEYS]
  *
  * STEPS is JSON: [{ "at": ms } | { "remember": prefix, "n": count } | { "flush": true }
  * | { "copies": true }] (copies: wait until every filter segment has a copy on disk).
@@ -29,6 +29,7 @@ const steps = JSON.parse(process.argv[3]!) as Step[];
 let now = 0;
 const store = await SqliteDedupStore.open(dir, {
   ...SLOT_OPTS,
+  snapshotMinKeys: Number(process.argv[4] ?? SLOT_OPTS.snapshotMinKeys),
   now: () => now,
   onError: (err) => console.log(`error: ${err.message}`),
 });
