@@ -16,7 +16,7 @@
  * Written as JSON to TAIL_OUT when the process exits.
  */
 import { dlopen, FFIType } from "bun:ffi";
-import { heapSize } from "bun:jsc";
+import { heapSize, heapStats } from "bun:jsc";
 import { writeFileSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { join } from "node:path";
@@ -125,7 +125,7 @@ for (const [file, methods] of parts) {
 
 // The first collection JSC logs (BUN_JSC_logGC) is this thread's: tail-trace.ts numbers
 // heaps in the order they first log.
-realGc(false);
+realGc(true);
 
 const probe = await open("/dev/null", "r");
 const fhProto = Object.getPrototypeOf(probe) as Record<string, (...a: unknown[]) => unknown>;
@@ -157,7 +157,25 @@ realSetInterval(() => {
 }, 1).unref();
 
 process.on("exit", () => {
-  if (out) writeFileSync(out, JSON.stringify({ stalls, timers, gcs, messages, writes }));
+  if (!out) return;
+  // What the event loop's heap holds at the end (its full collections mark all of it).
+  const h = heapStats();
+  const types = Object.entries(h.objectTypeCounts)
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 25);
+  // What one full collection asked for on the event loop costs (as the dedup store's GC
+  // pacing does, src/dedup/gc.ts, once its filter holds 64 MiB): the heap as the run left it.
+  const t0 = performance.now();
+  realGc(true);
+  const fullGcMs = performance.now() - t0;
+  const heap = {
+    heapSize: h.heapSize,
+    objectCount: h.objectCount,
+    extra: h.extraMemorySize,
+    types,
+    fullGcMs,
+  };
+  writeFileSync(out, JSON.stringify({ stalls, timers, gcs, messages, writes, heap }));
 });
 
 await import(tree);

@@ -23,7 +23,7 @@
  *
  * With `--entry`, rounds alternate between that tree and this one.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { measure } from "../lib/measure.ts";
@@ -75,6 +75,13 @@ interface Probe {
   gcs: [number, number, string, number][];
   messages: [number, number, string, number][];
   writes: [number, number, number][];
+  heap?: {
+    heapSize: number;
+    objectCount: number;
+    extra: number;
+    types: [string, number][];
+    fullGcMs: number;
+  };
 }
 
 /** ns on the CPU per thread (by tid, with its name) of `pid`; "loop delay": the event loop's ns runnable but waiting. */
@@ -143,6 +150,7 @@ for (let round = 0; round < rounds; round++) {
       entry: PROBE,
       onStderr: (line) => {
         const at = Date.now();
+        if (process.env.TAIL_GCLOG) appendFileSync(process.env.TAIL_GCLOG, `${at} ${line}\n`);
         const m = /^\[GC<(0x[0-9a-f]+)>: (START .*?=> (\w+)|.*)/.exec(line);
         if (!m) return;
         const heap = m[1]!;
@@ -354,6 +362,16 @@ function report(
   for (const [k, e] of [...slowTimers].sort((a, b) => b[1].ms - a[1].ms).slice(0, 8)) {
     console.log(
       `  callback >0.5 ms: ${e.n}× mean ${(e.ms / e.n).toFixed(2)} max ${e.max.toFixed(1)} ms, CPU ${((100 * e.cpu) / e.ms).toFixed(0)}%  ${k.slice(0, 90)}`,
+    );
+  }
+  if (probe.heap) {
+    const h = probe.heap;
+    console.log(
+      `  event loop heap at exit: ${(h.heapSize / 2 ** 20).toFixed(1)} MB, ${h.objectCount} objects, extra ` +
+        `${(h.extra / 2 ** 20).toFixed(1)} MB, a Bun.gc(true) on it ${h.fullGcMs.toFixed(1)} ms; most: ${h.types
+          .slice(0, 12)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(", ")}`,
     );
   }
   if (cycles.length > 0) {
