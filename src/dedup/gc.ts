@@ -1,4 +1,4 @@
-import { heapSize } from "bun:jsc";
+import { fullGC, heapSize } from "bun:jsc";
 
 /**
  * Below this much filter, JavaScriptCore's own heuristic is left alone: the filter is
@@ -32,11 +32,17 @@ const GROWTH = 0.5;
  * the filter, or (on the main thread) the process's resident memory without it, has
  * grown by half, and at least MIN_GROWTH, since its last low point: about what the
  * heuristic would do if the filter were not there. The collection is a full one, run at
- * once (`Bun.gc(true)`, which also lets the allocator return freed pages): keys held
- * until their run is written outlive a young-generation collection, and
- * `Bun.gc(false)` only asks for one, which on a busy event loop did not come (the store
- * alone on a 50M-key window, 20k keys/s: 790k objects and the heap 90 MB past the
- * filter after 35 s; with full collections 143k objects, RSS 435 vs 550 MB).
+ * once (`fullGC()`): keys held until their run is written outlive a young-generation
+ * collection, and `Bun.gc(false)` only asks for one, which on a busy event loop did not
+ * come (the store alone on a 50M-key window, 20k keys/s: 790k objects and the heap 90 MB
+ * past the filter after 35 s; with full collections 143k objects, RSS 435 vs 550 MB).
+ *
+ * Not `Bun.gc(true)`, which after the same collection also hands the allocator's free
+ * pages back to the system: under load they are needed again within a second, and
+ * every page taken back costs a page fault (this VM: ~0.4 against ~0.3 faults and ~0.7
+ * µs more kernel time per event with pacing at full load; bench/RESULTS.md, "Fifth
+ * session: dedup cost as the window grows"). The allocators' own scavengers still
+ * return pages that stay free.
  */
 export class GcPacer {
   private readonly heap = new Watermark();
@@ -50,7 +56,7 @@ export class GcPacer {
     if (!pacing(pinned)) return;
     const heap = this.heap.grown(heapSize() - pinned);
     const resident = rss && this.rss.grown(process.memoryUsage.rss() - pinned);
-    if (heap || resident) Bun.gc(true);
+    if (heap || resident) fullGC();
   }
 }
 
