@@ -15,17 +15,28 @@
  * segments: the log then stops growing while events keep being written.
  *
  *   bun bench/soak.ts [--minutes 10] [--interval 60] [--warmup 15] [--connections 16]
- *                     [--batch 500] [--entry OTHER/src/main.ts] [--pin]
+ *                     [--batch 500] [--entry OTHER/src/main.ts] [--pin] [--threads]
  *
  * The first `--warmup` seconds of load (JIT compilation, first allocations) are not
  * sampled; the window fills from the start.
+ *
+ * `--threads` also prints, every interval, each thread of the server with its CPU per
+ * event in user and kernel mode and its minor page faults per event (where the CPU per
+ * event goes as the window grows: event loop, dedup writer, JIT, GC helpers).
  *
  * `--entry` runs another checkout of sluice (a before/after comparison). `--pin` puts
  * the server on CPU 1 and wrk on CPU 0; by default both float, as on a shared machine.
  */
 import { readFileSync } from "node:fs";
 import { EVENT_TEMPLATE } from "./lib/gzip-pool.ts";
-import { cpuSeconds, machineBusySeconds, memoryMb, processTree } from "./lib/proc.ts";
+import {
+  cpuSeconds,
+  machineBusySeconds,
+  memoryMb,
+  processTree,
+  type ThreadSample,
+  threadSamples,
+} from "./lib/proc.ts";
 import { startSluice } from "./lib/servers.ts";
 import { hasWrk, runWrk } from "./lib/wrk.ts";
 
@@ -42,6 +53,7 @@ const warmup = opt("warmup", 15);
 const connections = opt("connections", 16);
 const batch = opt("batch", 500);
 const pin = argv.includes("--pin");
+const perThread = argv.includes("--threads");
 
 if (!hasWrk()) {
   console.error("soak: wrk is not installed (Debian/Ubuntu: apt-get install -y wrk)");
@@ -73,6 +85,7 @@ interface Sample {
   busy: number;
   written: number;
   rssMb: number;
+  threads: Map<string, ThreadSample>;
 }
 
 async function sample(url: string, pid: number): Promise<Sample> {
@@ -93,7 +106,31 @@ async function sample(url: string, pid: number): Promise<Sample> {
     busy: machineBusySeconds(),
     written: writeBytes(pid),
     rssMb: memoryMb(pid).rss,
+    threads: perThread ? threadSamples(pid) : new Map(),
   };
+}
+
+/** Per thread of the server, CPU µs per event (user + kernel) and minor faults per event. */
+function printThreads(prev: Sample, next: Sample, events: number): void {
+  const rows = [...next.threads]
+    .map(([key, t]) => {
+      const p = prev.threads.get(key);
+      return {
+        key,
+        user: (t.user - (p?.user ?? 0)) * 1e6,
+        system: (t.system - (p?.system ?? 0)) * 1e6,
+        faults: t.minorFaults - (p?.minorFaults ?? 0),
+      };
+    })
+    .filter((r) => r.user + r.system > 0)
+    .sort((a, b) => b.user + b.system - (a.user + a.system));
+  for (const r of rows) {
+    console.log(
+      `    ${r.key.padEnd(26)} ${fmt((r.user + r.system) / events, 2).padStart(6)} µs/event ` +
+        `(user ${fmt(r.user / events, 2)}, sys ${fmt(r.system / events, 2)}), ` +
+        `${fmt(r.faults / events, 3)} minor faults/event`,
+    );
+  }
 }
 
 interface Row {
@@ -209,6 +246,7 @@ try {
         `${fmt(row.writtenPerEvent)} | ${fmt(row.logBytesPerEvent)} | ${fmt(row.keys)} | ` +
         `${fmt(row.rssMb)} | ${fmt(row.otherCpu, 2)} cores |`,
     );
+    if (perThread) printThreads(prev, next, events);
     prev = next;
   }
   const result = await load;

@@ -129,3 +129,41 @@ export async function stopProcess(proc: ReturnType<typeof Bun.spawn>, graceMs = 
   await proc.exited;
   clearTimeout(timer);
 }
+
+/** One thread's counters so far (from /proc/<pid>/task/<tid>/stat). */
+export interface ThreadSample {
+  name: string;
+  /** CPU seconds in user and in kernel mode. */
+  user: number;
+  system: number;
+  /** Page faults served without I/O (fresh or shared pages). */
+  minorFaults: number;
+}
+
+/** Every thread of one process, by "tid name" (a thread that ended is simply missing). */
+export function threadSamples(pid: number): Map<string, ThreadSample> {
+  const out = new Map<string, ThreadSample>();
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+      const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      // Fields after the name: minflt is field 10, utime 14, stime 15 (1-based, proc(5)).
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      out.set(`${tid} ${name}`, {
+        name,
+        user: Number(fields[11]) / TICKS_PER_SECOND,
+        system: Number(fields[12]) / TICKS_PER_SECOND,
+        minorFaults: Number(fields[7]),
+      });
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return out;
+}
