@@ -21,9 +21,12 @@ export class SqliteOffsetStore implements OffsetStore {
       .query<{ name: string }, []>("SELECT name FROM pragma_table_info('connection_offsets')")
       .all()
       .map((c) => c.name);
-    if (!columns.includes("start_segment")) {
-      db.exec("ALTER TABLE connection_offsets ADD COLUMN start_segment INTEGER");
-      db.exec("ALTER TABLE connection_offsets ADD COLUMN start_offset INTEGER");
+    // Each column on its own: the two ALTERs commit one by one, and a process killed
+    // between them left a table with start_segment only (which then never opened).
+    for (const column of ["start_segment", "start_offset"]) {
+      if (!columns.includes(column)) {
+        db.exec(`ALTER TABLE connection_offsets ADD COLUMN ${column} INTEGER`);
+      }
     }
     this.select = db.query<{ segment: number; offset: number }, [string]>(
       "SELECT segment, offset FROM connection_offsets WHERE connection_id = ?",
