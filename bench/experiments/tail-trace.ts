@@ -180,6 +180,7 @@ for (let round = 0; round < rounds; round++) {
     let client: { sent: number[]; latency: number[]; bad: number; stalls: [number, number][] };
     const samples: { at: number; threads: Map<string, number>; cpu1: number }[] = [];
     const load = loadavg()[0]!.toFixed(2);
+    let rss = "";
     try {
       await preflight(server, scenario);
       await measure(server, scenario, { warmupSeconds: 0, seconds: 3, loaderCpu: 0 });
@@ -213,6 +214,10 @@ for (let round = 0; round < rounds; round++) {
       const text = await new Response(proc.stdout).text();
       clearInterval(sampler);
       client = JSON.parse(text);
+      const status = readFileSync(`/proc/${server.pid}/status`, "utf8");
+      const kb = (f: string) =>
+        Number(new RegExp(`^${f}:\\s+(\\d+) kB`, "m").exec(status)?.[1]) / 1024;
+      rss = `RSS ${kb("VmRSS").toFixed(0)} MB, peak ${kb("VmHWM").toFixed(0)} MB`;
     } finally {
       await server.stop();
     }
@@ -221,6 +226,7 @@ for (let round = 0; round < rounds; round++) {
     const name =
       tree !== HERE ? "A (entry)" : nice ? `B (reniced ${nice})` : renice ? "A" : "B (this tree)";
     report(name, load, client, probe, samples, cycles);
+    console.log(`  server at the end: ${rss}`);
   }
 }
 
