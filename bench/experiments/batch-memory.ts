@@ -9,11 +9,14 @@
  *
  *   bun bench/experiments/batch-memory.ts [--variants "default;BUN_JSC_x=1 Y=2"]
  *       [--rounds 2] [--duration 8] [--pause 0] [--entry OTHER/src/main.ts] [--stderr DIR]
+ *       [--connections 16,4]
  *
  * Prints per run: events/s, server CPU µs per event, peak RSS, the highest heap_used
  * and heap_total, the RSS minus heap_total at the RSS peak, and how many times heap_used
  * fell by more than 5 MB between two samples (collections seen at 100 ms). `--stderr DIR`
  * keeps each server's standard error (e.g. with `BUN_JSC_logGC=1`: one line a collection).
+ * `--connections` runs each variant at each of these client counts (batches in flight;
+ * the scenario's own is 16).
  */
 import { copyFileSync, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -34,6 +37,9 @@ const pauseMs = opt("pause") ? Number(opt("pause")) : undefined;
 const entry = opt("entry") ? resolve(opt("entry")!) : undefined;
 const stderrDir = opt("stderr");
 const scenario = SCENARIOS.find((s) => s.name === "batch-500")!;
+const connectionCounts = (opt("connections") ?? String(scenario.connections))
+  .split(",")
+  .map(Number);
 
 function envOf(variant: string): Record<string, string> {
   if (variant === "default") return {};
@@ -57,48 +63,54 @@ async function heapOf(url: string): Promise<Record<string, number>> {
 }
 
 for (let round = 0; round < rounds; round++) {
-  for (const variant of variants) {
-    const server = await startSluice({ entry, env: envOf(variant) });
-    try {
-      const samples: { rss: number; used: number; total: number; buffers: number }[] = [];
-      let sampling = true;
-      const sampler = (async () => {
-        while (sampling) {
-          try {
-            const h = await heapOf(server.url);
-            samples.push({
-              rss: memoryMb(server.pid).rss,
-              used: h.heap_used ?? 0,
-              total: h.heap_total ?? 0,
-              buffers: h.array_buffers ?? 0,
-            });
-          } catch {}
-          await Bun.sleep(100);
+  for (const connections of connectionCounts)
+    for (const variant of variants) {
+      const server = await startSluice({ entry, env: envOf(variant) });
+      try {
+        const samples: { rss: number; used: number; total: number; buffers: number }[] = [];
+        let sampling = true;
+        const sampler = (async () => {
+          while (sampling) {
+            try {
+              const h = await heapOf(server.url);
+              samples.push({
+                rss: memoryMb(server.pid).rss,
+                used: h.heap_used ?? 0,
+                total: h.heap_total ?? 0,
+                buffers: h.array_buffers ?? 0,
+              });
+            } catch {}
+            await Bun.sleep(100);
+          }
+        })();
+        const m = await measure(server, scenario, {
+          warmupSeconds: 2,
+          seconds,
+          pauseMs,
+          connections,
+        });
+        sampling = false;
+        await sampler;
+        const peak = samples.reduce((a, b) => (b.rss > a.rss ? b : a), samples[0]!);
+        let drops = 0;
+        for (let i = 1; i < samples.length; i++) {
+          if (samples[i]!.used < samples[i - 1]!.used - 5) drops++;
         }
-      })();
-      const m = await measure(server, scenario, { warmupSeconds: 2, seconds, pauseMs });
-      sampling = false;
-      await sampler;
-      const peak = samples.reduce((a, b) => (b.rss > a.rss ? b : a), samples[0]!);
-      let drops = 0;
-      for (let i = 1; i < samples.length; i++) {
-        if (samples[i]!.used < samples[i - 1]!.used - 5) drops++;
+        const max = (k: "used" | "total" | "buffers") => Math.max(...samples.map((s) => s[k]));
+        console.log(
+          `[${variant}] ${connections} connections, round ${round + 1}: ${Math.round(m.eventsPerSec)} events/s, ` +
+            `${((m.serverCpu * 1e6) / m.eventsPerSec).toFixed(1)} µs/event, peak RSS ${Math.round(m.peakRssMb)} MB ` +
+            `(sampled ${Math.round(peak.rss)}), heap_used max ${Math.round(max("used"))}, heap_total max ` +
+            `${Math.round(max("total"))}, array_buffers max ${Math.round(max("buffers"))}, RSS - heap_total at the RSS peak ` +
+            `${Math.round(peak.rss - peak.total)} MB, heap drops > 5 MB: ${drops} in ${samples.length} samples, other CPU ${Math.round(m.otherCpu * 100)}%`,
+        );
+      } finally {
+        if (stderrDir) {
+          mkdirSync(stderrDir, { recursive: true });
+          const name = `${variant.replace(/[^\w=.-]+/g, "_")}-${round + 1}.err`;
+          copyFileSync(`/proc/${server.pid}/fd/2`, join(stderrDir, name));
+        }
+        await server.stop();
       }
-      const max = (k: "used" | "total" | "buffers") => Math.max(...samples.map((s) => s[k]));
-      console.log(
-        `[${variant}] round ${round + 1}: ${Math.round(m.eventsPerSec)} events/s, ` +
-          `${((m.serverCpu * 1e6) / m.eventsPerSec).toFixed(1)} µs/event, peak RSS ${Math.round(m.peakRssMb)} MB ` +
-          `(sampled ${Math.round(peak.rss)}), heap_used max ${Math.round(max("used"))}, heap_total max ` +
-          `${Math.round(max("total"))}, array_buffers max ${Math.round(max("buffers"))}, RSS - heap_total at the RSS peak ` +
-          `${Math.round(peak.rss - peak.total)} MB, heap drops > 5 MB: ${drops} in ${samples.length} samples, other CPU ${Math.round(m.otherCpu * 100)}%`,
-      );
-    } finally {
-      if (stderrDir) {
-        mkdirSync(stderrDir, { recursive: true });
-        const name = `${variant.replace(/[^\w=.-]+/g, "_")}-${round + 1}.err`;
-        copyFileSync(`/proc/${server.pid}/fd/2`, join(stderrDir, name));
-      }
-      await server.stop();
     }
-  }
 }
