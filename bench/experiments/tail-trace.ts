@@ -19,7 +19,7 @@
  *   none           nothing recorded
  *
  *   taskset -c 0 bun bench/experiments/tail-trace.ts [--duration S] [--rounds N]
- *       [--connections N] [--pause MS] [--slow MS] [--sample MS] [--gclog] [--entry OTHER/src/main.ts | --renice NAMES:N]
+ *       [--connections N] [--pause MS] [--slow MS] [--sample MS] [--gclog] [--data FILLED_DIR] [--entry OTHER/src/main.ts | --renice NAMES:N]
  *
  * With `--entry`, rounds alternate between that tree and this one.
  */
@@ -52,6 +52,8 @@ const other = opt("entry") ? resolve(opt("entry")!) : undefined;
  * alternate between without and with (an A/B of thread priorities on one tree).
  */
 const renice = opt("renice");
+/** `--data DIR`: each server starts on a copy of DIR's dedup.db and dedup-filter/ (a filled window, bench/capacity.ts --fill-only). */
+const filled = opt("data") ? resolve(opt("data")!) : undefined;
 const scenario = SCENARIOS.find((s) => s.name === "track")!;
 const PROBE = join(import.meta.dir, "tail-probe.ts");
 const CLIENT = join(import.meta.dir, "tail-client.ts");
@@ -148,6 +150,15 @@ for (let round = 0; round < rounds; round++) {
     const server = await startSluice({
       cpu: 1,
       entry: PROBE,
+      prepare: filled
+        ? async (dataDir) => {
+            for (const name of readdirSync(filled)) {
+              if (!name.startsWith("dedup.db") && name !== "dedup-filter") continue;
+              const cp = Bun.spawnSync(["cp", "-r", join(filled, name), join(dataDir, name)]);
+              if (cp.exitCode !== 0) throw new Error(`copying ${name}: ${cp.stderr.toString()}`);
+            }
+          }
+        : undefined,
       onStderr: (line) => {
         const at = Date.now();
         if (process.env.TAIL_GCLOG) appendFileSync(process.env.TAIL_GCLOG, `${at} ${line}\n`);
