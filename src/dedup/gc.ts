@@ -1,4 +1,4 @@
-import { fullGC, heapSize } from "bun:jsc";
+import { heapSize } from "bun:jsc";
 
 /**
  * Below this much filter, JavaScriptCore's own heuristic is left alone: the filter is
@@ -28,21 +28,23 @@ const GROWTH = 0.5;
  * capacity bench's server peaked at 1.6–1.9 GB, against ~320 MB on an empty window.
  *
  * `check` (from a timer, never per key), once the filter holds at least MIN_PINNED
- * bytes, asks for a collection when the JS heap without
- * the filter, or (on the main thread) the process's resident memory without it, has
- * grown by half, and at least MIN_GROWTH, since its last low point: about what the
- * heuristic would do if the filter were not there. The collection is a full one, run at
- * once (`fullGC()`): keys held until their run is written outlive a young-generation
- * collection, and `Bun.gc(false)` only asks for one, which on a busy event loop did not
- * come (the store alone on a 50M-key window, 20k keys/s: 790k objects and the heap 90 MB
- * past the filter after 35 s; with full collections 143k objects, RSS 435 vs 550 MB).
+ * bytes, asks for a full collection when the JS heap without the filter, or (on the
+ * main thread) the process's resident memory without it, has grown by half, and at
+ * least MIN_GROWTH, since its last low point: about what the heuristic would do if the
+ * filter were not there. Full, because keys held until their run is written outlive a
+ * young-generation collection.
  *
- * Not `Bun.gc(true)`, which after the same collection also hands the allocator's free
- * pages back to the system: under load they are needed again within a second, and
- * every page taken back costs a page fault (this VM: ~0.4 against ~0.3 faults and ~0.7
- * µs more kernel time per event with pacing at full load; bench/RESULTS.md, "Fifth
- * session: dedup cost as the window grows"). The allocators' own scavengers still
- * return pages that stay free.
+ * `Bun.gc(false)`: on Bun 1.4.5 it starts a concurrent full collection at once and
+ * returns (~1 ms on the event loop), where `Bun.gc(true)` (first used here) and
+ * `fullGC()` run it on the event loop: 45–60 ms each, and under full load the pacing
+ * asks ~once a second, the step in the soak's CPU per event and throughput once the
+ * filter passed MIN_PINNED (bench/RESULTS.md, "Fifth session: dedup cost as the window
+ * grows": with pacing from the start, 0.5–1.3 s per 10 s on the loop with
+ * `Bun.gc(true)`, 0.54–0.66 s with `fullGC()`, 3–17 ms with `Bun.gc(false)`). On older
+ * Bun, `Bun.gc(false)` only asked, and under load the collection did not come (the
+ * third session: 790k objects and the heap 90 MB past the filter after 35 s).
+ * `Bun.gc(true)` also hands the allocator's free pages back to the system, which under
+ * load takes them again at once, a page fault each (~0.4 against ~0.3 faults per event).
  */
 export class GcPacer {
   private readonly heap = new Watermark();
@@ -56,7 +58,7 @@ export class GcPacer {
     if (!pacing(pinned)) return;
     const heap = this.heap.grown(heapSize() - pinned);
     const resident = rss && this.rss.grown(process.memoryUsage.rss() - pinned);
-    if (heap || resident) fullGC();
+    if (heap || resident) Bun.gc(false);
   }
 }
 
