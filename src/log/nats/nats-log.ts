@@ -200,6 +200,12 @@ export class NatsLogStream implements LogStream {
     return log;
   }
 
+  /** `append`'s last cursor (see LogAppender.appendLast). */
+  async appendLast(records: readonly AppendRecord[]): Promise<LogCursor> {
+    if (records.length === 0) throw new Error("appendLast: no records");
+    return (await this.append(records)).at(-1)!;
+  }
+
   /**
    * Publishes every record at once and resolves with their stream sequences once every
    * publish ack is in. Throws StorageUnavailableError (503, never a 2xx) at once while
@@ -211,11 +217,6 @@ export class NatsLogStream implements LogStream {
    * a fifth of the client CPU per event and three to four times the events/s on one
    * connection (bench/RESULTS.md, "Scale-out: N instances").
    */
-  async appendLast(records: readonly AppendRecord[]): Promise<LogCursor> {
-    if (records.length === 0) throw new Error("appendLast: no records");
-    return (await this.append(records)).at(-1)!;
-  }
-
   append(records: readonly AppendRecord[]): Promise<LogCursor[]> {
     if (records.length === 0) return Promise.resolve([]);
     // Fail fast while disconnected: the client would buffer and the request hang.
