@@ -63,27 +63,48 @@ export class GcPacer {
   private held: object = {};
   private watched: WeakRef<object> | undefined;
 
+  constructor(private readonly engine: Collector = ENGINE) {}
+
   /**
    * `pinned`: bytes of long-lived buffers (the filter) that are not garbage; `rss`: also
    * watch the process's resident memory (one thread is enough).
    */
   check(pinned: number, rss: boolean): void {
     if (!pacing(pinned)) return;
-    const heap = this.heap.grown(heapSize() - pinned);
-    const resident = rss && this.rss.grown(process.memoryUsage.rss() - pinned);
+    const heap = this.heap.grown(this.engine.heapSize() - pinned);
+    const resident = rss && this.rss.grown(this.engine.rss() - pinned);
     if (!heap && !resident) return;
     if (this.watched?.deref() !== undefined) {
       // The concurrent one asked for last time has not run (an event loop with little
       // to do): run one here.
-      fullGC();
+      this.engine.full();
       this.watched = undefined;
       return;
     }
     this.watched = new WeakRef(this.held);
     this.held = {};
-    Bun.gc(false);
+    this.engine.concurrent();
   }
 }
+
+/** What the pacer measures and asks of the engine (replaced in tests). */
+export interface Collector {
+  /** Bytes of the JS heap, ArrayBuffers included. */
+  heapSize(): number;
+  /** The process's resident memory in bytes. */
+  rss(): number;
+  /** Starts a full collection off the event loop, and returns. */
+  concurrent(): void;
+  /** Runs a full collection on the event loop, before returning. */
+  full(): void;
+}
+
+const ENGINE: Collector = {
+  heapSize,
+  rss: () => process.memoryUsage.rss(),
+  concurrent: () => Bun.gc(false),
+  full: fullGC,
+};
 
 /** The low point a measure grew from, and whether it grew enough to collect (exported for tests). */
 export class Watermark {

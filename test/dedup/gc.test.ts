@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { MIN_PINNED, pacing, Watermark } from "../../src/dedup/gc.ts";
+import { type Collector, GcPacer, MIN_PINNED, pacing, Watermark } from "../../src/dedup/gc.ts";
 
 const MB = 1024 * 1024;
 
@@ -30,4 +30,61 @@ test("collections are paced only once the filter is large enough to mislead the 
   expect(pacing(MIN_PINNED - 1)).toBe(false);
   expect(pacing(MIN_PINNED)).toBe(true);
   expect(pacing(300 * MB)).toBe(true); // the 50M-key window
+});
+
+/** An engine whose heap the test sets, recording what the pacer asked of it. */
+function engine(collects: boolean): Collector & { heap: number; asked: string[] } {
+  const e = {
+    heap: 0,
+    asked: [] as string[],
+    heapSize: () => e.heap,
+    rss: () => 0,
+    // A concurrent collection that comes (one run on the spot) or never does.
+    concurrent: () => {
+      e.asked.push("concurrent");
+      if (collects) Bun.gc(true);
+    },
+    full: () => {
+      e.asked.push("full");
+    },
+  };
+  return e;
+}
+
+/** Lets the current job end, so that a WeakRef's target may be collected. */
+const nextJob = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+test("when the concurrent collection asked for has not run by the next pacing point, a full one runs on the spot", async () => {
+  const e = engine(false);
+  const pacer = new GcPacer(e);
+  const pinned = MIN_PINNED;
+  e.heap = pinned + 100 * MB;
+  pacer.check(pinned, false); // the low point
+  e.heap = pinned + 150 * MB;
+  pacer.check(pinned, false);
+  expect(e.asked).toEqual(["concurrent"]);
+  await nextJob(); // no collection comes meanwhile
+  e.heap = pinned + 225 * MB;
+  pacer.check(pinned, false);
+  expect(e.asked).toEqual(["concurrent", "full"]);
+  // After the full one, the next point asks for a concurrent one again.
+  e.heap = pinned + 340 * MB;
+  pacer.check(pinned, false);
+  expect(e.asked).toEqual(["concurrent", "full", "concurrent"]);
+});
+
+test("when the concurrent collection asked for has run, the next pacing point asks for another, not a full one", async () => {
+  const e = engine(true);
+  const pacer = new GcPacer(e);
+  const pinned = MIN_PINNED;
+  e.heap = pinned + 100 * MB;
+  pacer.check(pinned, false);
+  e.heap = pinned + 150 * MB;
+  pacer.check(pinned, false);
+  // The object the pacer let go is collected by a full collection in a later job.
+  await nextJob();
+  Bun.gc(true);
+  e.heap = pinned + 225 * MB;
+  pacer.check(pinned, false);
+  expect(e.asked).toEqual(["concurrent", "concurrent"]);
 });
