@@ -196,6 +196,14 @@ function idleThreads(): string[] {
   });
 }
 
+function threadName(tid: string): string {
+  try {
+    return readFileSync(`/proc/self/task/${tid}/comm`, "utf8").trim();
+  } catch {
+    return ""; // ended meanwhile
+  }
+}
+
 test("the server's writer thread indexes in the idle class; a read-only view searches what it committed", async () => {
   const { dir, log } = await setup(900, { shardEvents: 400 });
   const before = idleThreads();
@@ -256,6 +264,10 @@ test("the server's writer thread indexes in the idle class; a read-only view sea
   expect(time).toBeLessThanOrEqual(appended);
   expect(readdirSync(join(dir, "writer-index")).filter((f) => f.endsWith(".db"))).toHaveLength(3);
   await writer.stop();
+  // Its thread has ended, not only been asked to (a caller may remove the index next).
+  // (The engine's GC helper threads it started live on, with its scheduling class.)
+  const left = idleThreads().filter((tid) => !before.includes(tid));
+  expect(left.map(threadName).filter((name) => name !== "HeapHelper" && name !== "")).toEqual([]);
   // A stopped writer has closed its shards: a new one goes on where it stopped.
   const reopened = new IndexShards(join(dir, "writer-index"), 400);
   closers.push(() => reopened.close());

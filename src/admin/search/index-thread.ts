@@ -81,6 +81,8 @@ export class IndexWriterThread {
   private unsubscribe: (() => void) | undefined;
   private stopping: Promise<void> | undefined;
   private worker: Worker | undefined;
+  /** Settles once the thread has ended (after `terminate`, its shards' files are closed). */
+  private exited: Promise<void> = Promise.resolve();
   private started: "idle" | "nice" | "none" | undefined;
   /** The thread could not start: not tried again before a restart. */
   private failed = false;
@@ -134,6 +136,7 @@ export class IndexWriterThread {
   private launch(end: LogPosition): Promise<void> {
     const worker = new Worker(new URL("./index-writer.ts", import.meta.url).href);
     this.worker = worker;
+    this.exited = new Promise((resolve) => worker.addEventListener("close", () => resolve()));
     const ready = new Promise<void>((resolve, reject) => {
       worker.onmessage = (e: MessageEvent<FromIndexWriter>) => {
         if (e.data.t === "ready") {
@@ -172,7 +175,7 @@ export class IndexWriterThread {
     return ready;
   }
 
-  /** Stops following the log and closes the index; resolves once the thread is gone. */
+  /** Stops following the log and closes the index; resolves once the thread has ended. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       this.unsubscribe?.();
@@ -200,6 +203,14 @@ export class IndexWriterThread {
       await stopped;
       clearTimeout(timer);
       worker.terminate();
+      // Ended, not only asked to: a caller may remove the index's directory next. A
+      // thread inside a long native call ends when it returns; a stop waits that long
+      // once more at most.
+      const ended = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, STOP_WAIT_MS);
+      });
+      await Promise.race([this.exited, ended]);
+      clearTimeout(timer);
     })();
     return this.stopping;
   }
