@@ -160,3 +160,33 @@ test("a damaged v3 frame is skipped: reading resynchronises on the next marker",
   expect(lines.filter((l) => l.msg === "event log: corrupt record skipped")).toHaveLength(1);
   await reopened.close();
 });
+
+// Issue 11 (sixth session): a batch is framed in a buffer the next batch is framed in
+// again; what an append hands on (its pending write) must be bytes of its own.
+test("batches framed while earlier ones wait for their write keep their own bytes", async () => {
+  const root = tempDir("frame-v3");
+  const dir = join(root, "log");
+  const { logger } = memoryLogger();
+  const log = await FileEventLog.open({ dir, segmentBytes: 64 << 20, logger });
+  // Each batch well past the size framed in a fresh buffer of its own (64 kB).
+  const batch = (b: number) =>
+    Array.from({ length: 300 }, (_, i) => ({
+      sourceId: "web",
+      type: "track",
+      payload: json(b * 300 + i),
+      receivedAt: T0 + b,
+    }));
+  const first = encodeFrames(batch(0));
+  const copy = Uint8Array.from(first.bytes);
+  encodeFrames(batch(1));
+  expect(first.bytes).toEqual(copy);
+  // Appended together: all but the first wait in the log's group while the rest are framed.
+  const batches = Array.from({ length: 6 }, (_, b) => batch(b));
+  await Promise.all(batches.map((records) => log.append(records)));
+  const read = readAll(log);
+  expect(ids(read)).toEqual(range(1800));
+  // Byte for byte what each batch framed alone makes.
+  const expected = Buffer.concat(batches.map((records) => encodeFrames(records).bytes));
+  expect(readFileSync(segmentPath(dir, 1)).subarray(0, expected.byteLength)).toEqual(expected);
+  await log.close();
+});

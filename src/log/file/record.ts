@@ -92,12 +92,12 @@ export function encodeFrames(records: readonly (FrameEntry | Uint8Array)[]): Fra
   }
   // A small append gets an ArrayBuffer of its own, viewed three ways: a small Buffer's
   // `.buffer` made the engine move its bytes out of line first (4% of a single event's
-  // profile). A large one's bytes are out of line already, and not zero-filled.
+  // profile). A larger one (a batch) is framed in the scratch buffer and copied out at
+  // its exact size (see `scratchFor`).
   const ab = bound <= SMALL_APPEND_BYTES ? new ArrayBuffer(bound) : undefined;
-  const buf = ab ? Buffer.from(ab) : Buffer.allocUnsafe(bound);
-  // Views of the plain kind: a Buffer's subarray costs several times a Uint8Array's.
-  const out = ab ? new Uint8Array(ab) : new Uint8Array(buf.buffer, buf.byteOffset, bound);
-  const view = ab ? new DataView(ab) : new DataView(buf.buffer, buf.byteOffset, bound);
+  const { buf, out, view } = ab
+    ? { buf: Buffer.from(ab), out: new Uint8Array(ab), view: new DataView(ab) }
+    : scratchFor(bound);
   const sizes: number[] = new Array(records.length);
   let at = 0;
   let source: { text: string; bytes: Uint8Array } | undefined;
@@ -147,11 +147,46 @@ export function encodeFrames(records: readonly (FrameEntry | Uint8Array)[]): Fra
     }
     sizes[i] = at - start;
   }
-  return { bytes: out.subarray(0, at), sizes };
+  // The scratch is framed into again by the next call: the caller gets a copy.
+  return { bytes: ab ? out.subarray(0, at) : out.slice(0, at), sizes };
 }
 
 /** Appends up to this size get a fresh ArrayBuffer (see `encodeFrames`). */
 const SMALL_APPEND_BYTES = 64 * 1024;
+/** The largest scratch buffer kept between calls; a larger append gets one of its own. */
+const MAX_SCRATCH_BYTES = 4 * 1024 * 1024;
+
+/** Views of one buffer to frame into. */
+interface Scratch {
+  buf: Buffer;
+  out: Uint8Array;
+  view: DataView;
+}
+let scratch: Scratch | undefined;
+
+/**
+ * A buffer of at least `bound` bytes that only `encodeFrames` uses, and only until it
+ * returns (no await in between), so it is reused by every batch. A batch's bound is 3
+ * bytes per UTF-16 unit of its texts, about three times what its frames take: a fresh
+ * buffer of that size per batch was ~1 MB of native memory for ~340 kB of frames (500
+ * events, bench/RESULTS.md "Sixth session: frames"), freed only when a collection swept
+ * it. The frames are copied out at their exact size, so what outlives the call (the
+ * pending write, its group) never shares these bytes.
+ */
+function scratchFor(bound: number): Scratch {
+  if (scratch !== undefined && scratch.out.byteLength >= bound) return scratch;
+  // A power of two: batches of slowly growing size do not each make a new one.
+  const size = bound <= MAX_SCRATCH_BYTES ? 2 ** Math.ceil(Math.log2(bound)) : bound;
+  const buf = Buffer.allocUnsafeSlow(size);
+  const views = {
+    buf,
+    // Views of the plain kind: a Buffer's subarray costs several times a Uint8Array's.
+    out: new Uint8Array(buf.buffer, buf.byteOffset, size),
+    view: new DataView(buf.buffer, buf.byteOffset, size),
+  };
+  if (size <= MAX_SCRATCH_BYTES) scratch = views;
+  return views;
+}
 
 const encoder = new TextEncoder();
 const encoded = new Map<string, { text: string; bytes: Uint8Array }>();
