@@ -1,15 +1,13 @@
 import { fullGC, heapSize } from "bun:jsc";
 
 /**
- * Below this much filter, JavaScriptCore's own heuristic is left alone: the filter is
- * then a small part of what it counts, and full collections asked for on top of it
- * cost more than they save (batches on an empty window: 31–37 against 26–30 µs of CPU
- * per event, p99 of 100-event batches 138–169 against 85–88 ms; bench/RESULTS.md,
- * "Third session on a quiet machine"). 64 MiB is about 10M keys.
+ * From this much filter on, the growth that asks for a collection is a share of the
+ * low point (GROWTH, at least MIN_GROWTH); below it, MIN_GROWTH flat. 64 MiB is about
+ * 10M keys.
  */
 export const MIN_PINNED = 64 * 1024 * 1024;
 
-/** Whether a filter of `pinned` bytes is large enough to pace collections for. */
+/** Whether a filter of `pinned` bytes is large enough to pace by a share of the low point. */
 export const pacing = (pinned: number): boolean => pinned >= MIN_PINNED;
 
 /** Growth past the last low point that asks for a collection ... */
@@ -33,6 +31,14 @@ const GROWTH = 0.5;
  * least MIN_GROWTH, since its last low point: about what the heuristic would do if the
  * filter were not there. Full, because keys held until their run is written outlive a
  * young-generation collection.
+ *
+ * With a smaller filter it asks once either has grown by MIN_GROWTH: under 500-event
+ * batches on an empty window the engine's own heuristic let garbage pile up to peaks of
+ * 520–617 MB at 64–67k events/s, most of it outside the heap's cells (the events' texts,
+ * request bodies, memory the allocator had not reused yet); asked every 32 MB, 418–436
+ * MB at 65–81k events/s with CPU per event and p99 no worse (bench/RESULTS.md, "Sixth
+ * session: frames"). (Before `Bun.gc(false)` ran concurrently, full collections asked
+ * for on an empty window cost more than they saved: "Third session on a quiet machine".)
  *
  * `Bun.gc(false)`: on Bun 1.4.5 it starts a concurrent full collection at once and
  * returns (~1 ms on the event loop), where `Bun.gc(true)` (first used here) and
@@ -70,9 +76,9 @@ export class GcPacer {
    * watch the process's resident memory (one thread is enough).
    */
   check(pinned: number, rss: boolean): void {
-    if (!pacing(pinned)) return;
-    const heap = this.heap.grown(this.engine.heapSize() - pinned);
-    const resident = rss && this.rss.grown(this.engine.rss() - pinned);
+    const share = pacing(pinned) ? GROWTH : 0;
+    const heap = this.heap.grown(this.engine.heapSize() - pinned, share);
+    const resident = rss && this.rss.grown(this.engine.rss() - pinned, share);
     if (!heap && !resident) return;
     if (this.watched?.deref() !== undefined) {
       // The concurrent one asked for last time has not run (an event loop with little
@@ -111,13 +117,16 @@ export class Watermark {
   /** The lowest value since the last collection asked for. */
   private floor = Number.POSITIVE_INFINITY;
 
-  /** Whether `value` has grown enough past the floor (which then moves up to it). */
-  grown(value: number): boolean {
+  /**
+   * Whether `value` has grown enough past the floor (which then moves up to it): by
+   * `share` of the floor, and at least MIN_GROWTH.
+   */
+  grown(value: number, share = GROWTH): boolean {
     if (value < this.floor) {
       this.floor = value; // a collection ran (or the first look)
       return false;
     }
-    if (value < this.floor + Math.max(GROWTH * this.floor, MIN_GROWTH)) return false;
+    if (value < this.floor + Math.max(share * this.floor, MIN_GROWTH)) return false;
     // Not asked again until it has grown as much once more past this point, or a
     // collection (this one, when it has run) brings it below.
     this.floor = value;

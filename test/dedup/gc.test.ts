@@ -25,20 +25,38 @@ test("a measure below zero (the filter counted in full, the heap not yet) still 
   expect(w.grown(-18 * MB)).toBe(true);
 });
 
-test("collections are paced only once the filter is large enough to mislead the engine's own heuristic", () => {
+test("collections are paced by a share of the low point only once the filter is large enough to mislead the engine's own heuristic", () => {
   expect(pacing(0)).toBe(false);
   expect(pacing(MIN_PINNED - 1)).toBe(false);
   expect(pacing(MIN_PINNED)).toBe(true);
   expect(pacing(300 * MB)).toBe(true); // the 50M-key window
 });
 
+test("with a small filter a collection is asked for every 32 MB of growth, however large the low point", () => {
+  const e = engine(true);
+  const pacer = new GcPacer(e);
+  const pinned = MIN_PINNED - 1; // e.g. an empty window: 0
+  e.resident = 300 * MB; // a server's resident memory under batch load
+  e.heap = 40 * MB;
+  pacer.check(pinned, true); // the low points
+  e.resident = 331 * MB;
+  pacer.check(pinned, true);
+  expect(e.asked).toEqual([]);
+  e.resident = 333 * MB; // +33 MB: far less than half of 300 MB
+  pacer.check(pinned, true);
+  expect(e.asked).toEqual(["concurrent"]);
+});
+
 /** An engine whose heap the test sets, recording what the pacer asked of it. */
-function engine(collects: boolean): Collector & { heap: number; asked: string[] } {
+function engine(
+  collects: boolean,
+): Collector & { heap: number; resident: number; asked: string[] } {
   const e = {
     heap: 0,
+    resident: 0,
     asked: [] as string[],
     heapSize: () => e.heap,
-    rss: () => 0,
+    rss: () => e.resident,
     // A concurrent collection that comes (one run on the spot) or never does.
     concurrent: () => {
       e.asked.push("concurrent");
