@@ -1,7 +1,7 @@
 /**
  * What one 500-event batch allocates, by kind, measured by keeping N batches' worth of
  * each kind alive and reading the process's memory before and after (issue 11, sixth
- * session): RSS (/proc), JSC's heap (`bun:jsc` heapStats: cells, and the extra memory
+ * session): RSS (/proc), JSC's heap (`bun:jsc` heapStats: its size, cells and the extra memory
  * it was told of), `process.memoryUsage()` external / arrayBuffers. A full collection
  * runs before each reading, so what is read is what the kept objects hold; the same
  * bytes, let go, are what waits for a sweep under load.
@@ -150,7 +150,7 @@ if (kind === "stored") {
   detail = `, text chars ${kB(t.reduce((s, x) => s + x.reduce((a, y) => a + y.length, 0), 0))} k`;
 }
 console.log(
-  `${kind.padEnd(8)} per batch: RSS ${kB(after.rss - before.rss)} kB, heap cells ${kB(after.heap - before.heap)} kB, ` +
+  `${kind.padEnd(8)} per batch: RSS ${kB(after.rss - before.rss)} kB, JSC heap size (cells and extra) ${kB(after.heap - before.heap)} kB, ` +
     `JSC extra memory ${kB(after.extra - before.extra)} kB, external ${kB(after.external - before.external)} kB, ` +
     `arrayBuffers ${kB(after.arrayBuffers - before.arrayBuffers)} kB (body ${kB(bodyChars)} k chars${detail})`,
 );
