@@ -17,6 +17,7 @@ import { type FileHandle, open, unlink } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import type { Logger } from "pino";
 import type { EventLog, LogEntry, LogPosition, LogRecord, SegmentInfo } from "../interface.ts";
+import { GroupLinger } from "./linger.ts";
 import { preallocate } from "./preallocate.ts";
 import { type CorruptRecord, readRecords, type SegmentScan, scanSegment } from "./reader.ts";
 import { encodeFrames, type Framed, isZero } from "./record.ts";
@@ -37,6 +38,11 @@ export interface FileEventLogOptions {
    * background, while group commits are small (default true; see ZERO_AHEAD).
    */
   zeroAhead?: boolean;
+  /**
+   * Let a small group wait up to a millisecond for more appends before its write, while
+   * the process is busy and appends come faster than that (default true; see linger.ts).
+   */
+  linger?: boolean;
   /** Called with each failed append (metrics); the log itself logs the failure. */
   onWriteFailure?: (error: Error) => void;
 }
@@ -44,6 +50,8 @@ export interface FileEventLogOptions {
 interface PendingAppend {
   bytes: Uint8Array;
   count: number;
+  /** When it was appended (performance.now()). */
+  at: number;
   resolve: (end: LogPosition) => void;
   reject: (err: Error) => void;
 }
@@ -84,7 +92,8 @@ let zeros: Uint8Array | undefined;
 /**
  * The embedded event log: append-only segment files with group commit. Appends that
  * arrive while a flush is running are written together by the next flush, with one
- * synchronous-data write (the fdatasync of SPEC 5, see SEGMENT_NEW) for all of them.
+ * synchronous-data write (the fdatasync of SPEC 5, see SEGMENT_NEW) for all of them; a
+ * small group may wait a little for more first (GroupLinger).
  */
 export class FileEventLog implements EventLog {
   private handle!: FileHandle;
@@ -108,6 +117,8 @@ export class FileEventLog implements EventLog {
   /** Bytes per group commit, moving average (decides whether zeros are written ahead). */
   private groupBytes = ZERO_GROUP_MAX;
   private pending: PendingAppend[] = [];
+  /** Whether a small group waits for more appends before its write. */
+  private readonly linger = new GroupLinger();
   private flushing: Promise<void> | null = null;
   /** Why appends fail, while they do: /ready is 503 until one succeeds again. */
   private failure: Error | null = null;
@@ -164,8 +175,10 @@ export class FileEventLog implements EventLog {
   appendFramed(framed: Framed): Promise<LogPosition> {
     if (this.closed) return Promise.reject(new Error("event log is closed"));
     const { bytes } = framed;
+    const at = performance.now();
     return new Promise((resolve, reject) => {
-      this.pending.push({ bytes, count: framed.sizes.length, resolve, reject });
+      this.pending.push({ bytes, count: framed.sizes.length, at, resolve, reject });
+      this.linger.appended(at, this.pending.length);
       if (!this.flushing) this.flushing = this.flushLoop();
     });
   }
@@ -224,6 +237,7 @@ export class FileEventLog implements EventLog {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.linger.stop();
     while (this.flushing) await this.flushing;
     await this.stopZeroing();
     this.stopRetrying();
@@ -250,6 +264,11 @@ export class FileEventLog implements EventLog {
           await this.repair();
         }
         if (this.pending.length === 0) break;
+        // Not while failing (the appends fail at once) or closing.
+        if (this.opts.linger !== false && !this.failure && !this.closed) {
+          const lingering = this.linger.wait(this.pending[0]!.at, this.pending.length);
+          if (lingering) await lingering;
+        }
         const group = this.pending;
         this.pending = [];
         await this.flushGroup(group);
