@@ -13,7 +13,8 @@
  * whose type gives the content-type, plus the other four), `clone` (a prebuilt Response
  * cloned, its three changing headers set), `blobset4` (a Response of the Blob, then the
  * four headers set on it one by one), `cloneset4` (a prebuilt Response of the Blob with
- * no headers of its own cloned, then the four set).
+ * no headers of its own cloned, then the four set). A mode with `+ip` (`blob4+ip`) also
+ * reads `server.requestIP(request)` first.
  */
 import { spawn } from "bun";
 
@@ -80,9 +81,23 @@ if (process.argv[2] === "serve") {
       return res;
     },
   };
-  const answer = answers[mode];
+  // `+ip`: the same answer after `server.requestIP` (what sluice reads for requestIp).
+  const [name, ip] = mode.split("+");
+  const answer = answers[name!] as (() => Response) | undefined;
   if (!answer) throw new Error(`unknown mode ${mode}`);
-  const server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: answer as () => Response });
+  let address = "";
+  const server = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    fetch: ip
+      ? (req, srv) => {
+          address = srv.requestIP(req)?.address ?? address;
+          return answer();
+        }
+      : answer,
+  });
+  // Exits on SIGTERM, so that a `bun --cpu-prof` run of this mode writes its profile.
+  process.on("SIGTERM", () => process.exit(0));
   console.log(server.port);
 } else {
   const argv = process.argv.slice(2);
