@@ -144,14 +144,20 @@ export function requestObserver(deps: HttpDeps) {
       // would copy them into a second one). The single-event answer's body is one Blob,
       // made once, whose type is the content-type: no text to encode and one header
       // fewer per answer (bench/RESULTS.md, "Sixth session: the answer").
+      // `set` is emptied only once the Response exists: if the JSON cannot be made (a
+      // BigInt, a cycle), the 500 that follows keeps the request id and the headers.
       if (status === 200) {
         const headers = set.headers as Record<string, string>;
-        set.headers = Object.create(null);
+        let answer: Response;
         if (isSingleOk(responseValue as Record<string, unknown>)) {
-          return new Response(SINGLE_OK_BODY, { headers });
+          answer = new Response(SINGLE_OK_BODY, { headers });
+        } else {
+          const body = JSON.stringify(responseValue);
+          headers["content-type"] = JSON_TYPE;
+          answer = new Response(body, { headers });
         }
-        headers["content-type"] = JSON_TYPE;
-        return new Response(JSON.stringify(responseValue), { headers });
+        set.headers = Object.create(null);
+        return answer;
       }
       // An error as text, its status and headers left to Elysia: a route's own
       // mapResponse hook (the beacon's) still reads them after this one. Elysia would

@@ -1,4 +1,8 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
+import { Elysia } from "elysia";
+import pino from "pino";
+import { errorHandler } from "../../src/http/errors.ts";
+import { requestObserver } from "../../src/http/observe.ts";
 import { basic, startTestServer, storedEvents, type TestServer } from "../support/server.ts";
 
 // What a client reads of each answer, byte for byte: status, body, content-type, the
@@ -147,4 +151,34 @@ test("a 429 of a single event and of a batch: Retry-After, the rate headers, COR
   } finally {
     await limited.cleanup();
   }
+});
+
+// A 200's answer that cannot be serialized (a BigInt, a cycle: a bug of ours) becomes
+// a 500 through the error mapper; that answer and its log line still carry the request
+// id and the headers set for the request (CORS, X-RateLimit-*), as every other does.
+test("a 200 whose JSON cannot be made is a 500 with its request id and headers, logged with the id", async () => {
+  const lines: Record<string, unknown>[] = [];
+  const logger = pino({ level: "debug" }, { write: (l: string) => lines.push(JSON.parse(l)) });
+  const deps = {
+    config: { server: { trustProxy: false }, logger: { successSampleRate: 0 } },
+    logger,
+    lifecycle: { shuttingDown: false },
+  } as unknown as Parameters<typeof requestObserver>[0];
+  const observe = requestObserver(deps);
+  const app = new Elysia()
+    .onRequest(observe.begin)
+    .onError(errorHandler(deps))
+    .mapResponse(observe.end)
+    .get("/unserializable", ({ set }) => {
+      set.headers["x-ratelimit-limit"] = "10";
+      return { n: 1n };
+    });
+  const res = await app.handle(new Request("http://localhost/unserializable"));
+  expect(res.status).toBe(500);
+  expect(((await res.json()) as { error: string }).error).toMatch(/internal error$/);
+  const id = res.headers.get("x-request-id");
+  expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-z]+$/);
+  expect(res.headers.get("x-ratelimit-limit")).toBe("10");
+  const line = lines.find((l) => l.msg === "request failed: internal error");
+  expect(line).toMatchObject({ requestId: id, status: 500, route: "/unserializable" });
 });
