@@ -31,18 +31,31 @@ test("a small group waits while appends come fast, until one comes past the dead
   await Promise.resolve();
   expect(ended).toBe(false);
   linger.appended(first + 0.6, 3); // past it (first + 0.5 ms): written now, with this one
-  await wait;
+  await Promise.resolve(); // no timer can fire here: only this append ends the wait
   expect(ended).toBe(true);
 });
 
 test("a full group does not wait, and a group that fills up while waiting is written", async () => {
-  const linger = warmed(0.1);
-  const first = performance.now();
-  expect(linger.wait(first, 8)).toBeUndefined();
-  const wait = linger.wait(first, 2);
-  expect(wait).toBeInstanceOf(Promise);
-  for (let n = 3; n <= 8; n++) linger.appended(first + 0.01 * n, n);
-  await wait;
+  let now = 1000; // the linger's clock, moved by hand: no time passes unless the test says
+  const linger = new GroupLinger(() => now);
+  for (let i = 0; i < 64; i++) linger.appended(now - 6.4 + i * 0.1, 1); // 0.1 ms apart
+  expect(linger.wait(now, 8)).toBeUndefined();
+  // Waits that fill up are hits: lingering stays on however many there are.
+  for (let i = 0; i < 20; i++) {
+    now += 0.1;
+    const wait = linger.wait(now, 2);
+    expect(wait).toBeInstanceOf(Promise);
+    let ended = false;
+    void wait!.then(() => {
+      ended = true;
+    });
+    for (let n = 3; n <= 7; n++) linger.appended(now + 0.01 * n, n);
+    await Promise.resolve();
+    expect(ended).toBe(false);
+    linger.appended(now + 0.08, 8); // the 8th, before the deadline: written now
+    await Promise.resolve(); // no timer can fire here: only this append ends the wait
+    expect(ended).toBe(true);
+  }
 });
 
 test("a lone append, one after a pause, and appends slower than the deadline do not wait", () => {
@@ -71,6 +84,48 @@ test("waits that no append ends (a client waiting for each answer) turn lingerin
   expect(waits).toBeGreaterThan(0);
   expect(waits).toBeLessThan(20);
   expect(linger.wait(performance.now(), 2)).toBeUndefined();
+});
+
+test("lingering is off 10 ms after too many misses, doubling to 1 s while the try after each pause misses; a hit brings it back to 10 ms", async () => {
+  let now = 1000; // the linger's clock, moved by hand: pauses of up to a second in no time
+  const linger = new GroupLinger(() => now);
+  for (let i = 0; i < 64; i++) linger.appended(now - 100 + i * 0.1, 1); // 0.1 ms apart
+  const tryWait = () => linger.wait(now, 2);
+  // Misses (each wait ended by its timer, no append) until lingering is off.
+  let misses = 0;
+  for (let wait = tryWait(); wait; wait = tryWait()) {
+    misses++;
+    await wait;
+  }
+  expect(misses).toBeGreaterThan(1);
+  /** How long (ms, to the next whole one) waits stay off from now; the wait then begun. */
+  const off = (): { ms: number; wait: Promise<void> } => {
+    const from = now;
+    for (;;) {
+      const wait = tryWait();
+      if (wait) return { ms: now - from, wait };
+      now += 1;
+      if (now - from > 10_000) throw new Error("lingering stays off");
+    }
+  };
+  const pauses: number[] = [];
+  for (let i = 0; i < 9; i++) {
+    const { ms, wait } = off();
+    pauses.push(ms);
+    await wait; // the try after the pause misses too
+  }
+  expect(pauses).toEqual([10, 20, 40, 80, 160, 320, 640, 1000, 1000]);
+  // A try that hits (an append past its deadline) ends the backoff: the next miss
+  // that turns lingering off turns it off for 10 ms again.
+  const { wait } = off();
+  linger.appended(now + 0.6, 3);
+  await wait;
+  for (let i = 0; i < 64; i++) linger.appended(now + 1 + i * 0.1, 1); // fast again
+  now += 8;
+  const next = tryWait();
+  expect(next).toBeInstanceOf(Promise);
+  await next;
+  expect(off().ms).toBe(10);
 });
 
 /** Waits `ms` spinning through the event loop (the process stays busy, as a server's). */

@@ -38,6 +38,9 @@ export class GroupLinger {
   private offUntil = 0;
   private offMs = LINGER_OFF_MS;
 
+  /** `now`: the clock of the appends' times (performance.now(); a test's own clock). */
+  constructor(private readonly now: () => number = () => performance.now()) {}
+
   /** An append arrived at `at` (performance.now()); `pending` appends wait now. */
   appended(at: number, pending: number): void {
     this.gap += (Math.min(at - this.lastAppendAt, GAP_MAX_MS) - this.gap) / 8;
@@ -52,7 +55,7 @@ export class GroupLinger {
    */
   wait(firstAt: number, pending: number): Promise<void> | undefined {
     if (pending >= GROUP_FULL) return;
-    const now = performance.now();
+    const now = this.now();
     if (now < this.offUntil) return;
     const until = firstAt + LINGER_MS;
     // Only if the next append is due before the deadline.
@@ -83,7 +86,7 @@ export class GroupLinger {
     } else {
       this.misses += (1 - this.misses) / 8;
       if (this.misses > MISSES_MAX) {
-        this.offUntil = performance.now() + this.offMs;
+        this.offUntil = this.now() + this.offMs;
         this.offMs = Math.min(this.offMs * 2, LINGER_OFF_MAX_MS);
         this.misses = MISSES_MAX; // the first wait after the pause decides
       }
