@@ -163,13 +163,18 @@ test("appends 0.2 ms apart land in fewer writes; a lone one after a pause is wri
       }
       await Promise.all(acks);
       writes[String(linger)] = groups.length;
-      // Idle, then one append: written without waiting for company.
-      await Bun.sleep(50);
-      const started = performance.now();
-      await log.append(record(200));
-      // Its answer took its write's time, not a wait (the timer's millisecond) on top.
-      expect(performance.now() - started - lastWriteMs).toBeLessThan(0.9);
-      expect(groups.at(-1)).toBe(1);
+      // Idle, then one append: written without waiting for company. Its answer takes
+      // its write's time, not a wait (the timer's millisecond) on top: the least of
+      // three tries, so that one preemption of a loaded machine does not decide.
+      let overhead = Number.POSITIVE_INFINITY;
+      for (let i = 0; i < 3; i++) {
+        await Bun.sleep(50);
+        const started = performance.now();
+        await log.append(record(200 + i));
+        overhead = Math.min(overhead, performance.now() - started - lastWriteMs);
+        expect(groups.at(-1)).toBe(1);
+      }
+      expect(overhead).toBeLessThan(0.9);
       await log.close();
     }
     // Without lingering nearly each append is its own write (a loaded machine can group
