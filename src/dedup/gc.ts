@@ -52,7 +52,9 @@ const GROWTH = 0.5;
  * not when the event loop has little to do (the store alone at 20k keys/s: one object
  * per key recorded, never freed), and under full load on 2 busy cores about 2 in 5 had
  * not run by the next pacing point. So when the next pacing point comes and no full
- * collection has run since the request, a full one runs here (`fullGC()`): with pacing
+ * collection has run since the request, a full one runs here (`fullGC()`; from
+ * MIN_PINNED of filter on only: "Sixth session: review of the frames scratch and the
+ * small-filter GC pacing"): with pacing
  * from the start, 1–8 of those per 10 s (70–370 ms) against 8–16 (540–660 ms) with
  * `fullGC()` every time.
  * `Bun.gc(true)` also hands the allocator's free pages back to the system, which under
@@ -80,9 +82,12 @@ export class GcPacer {
     const heap = this.heap.grown(this.engine.heapSize() - pinned, share);
     const resident = rss && this.rss.grown(this.engine.rss() - pinned, share);
     if (!heap && !resident) return;
-    if (this.watched?.deref() !== undefined) {
+    if (share > 0 && this.watched?.deref() !== undefined) {
       // The concurrent one asked for last time has not run (an event loop with little
-      // to do): run one here.
+      // to do): run one here. Not for a small filter, where the engine's own heuristic
+      // still collects: there it would only stall the loop (16–66 ms a time, 1–2 per
+      // 12 s under single events, 14–18 per 12 s under batches) for a collection that
+      // was most often still running on a busy core.
       this.engine.full();
       this.watched = undefined;
       return;

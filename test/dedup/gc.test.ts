@@ -106,3 +106,17 @@ test("when the concurrent collection asked for has run, the next pacing point as
   pacer.check(pinned, false);
   expect(e.asked).toEqual(["concurrent", "concurrent"]);
 });
+
+test("with a small filter, a concurrent collection not run by the next pacing point is asked for again, never run on the event loop", async () => {
+  const e = engine(false);
+  const pacer = new GcPacer(e);
+  const pinned = MIN_PINNED - 1;
+  e.heap = 40 * MB;
+  pacer.check(pinned, false); // the low point
+  e.heap = 73 * MB;
+  pacer.check(pinned, false);
+  await nextJob(); // no collection comes meanwhile
+  e.heap = 106 * MB;
+  pacer.check(pinned, false);
+  expect(e.asked).toEqual(["concurrent", "concurrent"]);
+});
