@@ -23,6 +23,7 @@ import { heapStats } from "bun:jsc";
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import pino from "pino";
+import { batchBodies } from "../lib/batch-body.ts";
 
 const argv = process.argv.slice(2);
 const opt = (name: string) => {
@@ -46,8 +47,6 @@ if (kind === "all") {
   process.exit(0);
 }
 
-const template = readFileSync(join(import.meta.dir, "..", "lua", "event.json.tmpl"), "utf8").trim();
-const [head, tail] = template.split("@ID@") as [string, string];
 const key = {
   source: { id: "bench", rateLimit: { eventsPerSecond: 1e9, burst: 1e9 } },
   keyId: "k1",
@@ -80,14 +79,7 @@ const service = new IngestService({
   maxEventBytes: 32768,
 });
 
-let n = 0;
-function body(): string {
-  const parts: string[] = new Array(size);
-  n++;
-  for (let i = 0; i < size; i++)
-    parts[i] = `${head}${(n * 1031 + i).toString(16)}-${n}-${i}${tail}`;
-  return `{"sentAt":"2025-06-01T12:00:01.000Z","batch":[${parts.join(",")}]}`;
-}
+const body = batchBodies(size);
 
 async function ingest(text: string) {
   const parsed = JSON.parse(text) as { batch: unknown[]; sentAt: string };

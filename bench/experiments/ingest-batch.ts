@@ -14,9 +14,9 @@
  * threads: the JIT's and the collector's too) per event, and the heap's growth per
  * event between collections is not: see the RSS section of bench/RESULTS.md.
  */
-import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import pino from "pino";
+import { batchBodies } from "../lib/batch-body.ts";
 
 const argv = process.argv.slice(2);
 const opt = (name: string) => {
@@ -30,8 +30,6 @@ const keyType = (opt("key") ?? "server") as "browser" | "server";
 const trees: [string, string][] = [["this tree", join(import.meta.dir, "..", "..", "src")]];
 if (opt("before")) trees.unshift(["before", resolve(opt("before")!)]);
 
-const template = readFileSync(join(import.meta.dir, "..", "lua", "event.json.tmpl"), "utf8").trim();
-const [head, tail] = template.split("@ID@") as [string, string];
 const key = {
   source: { id: "bench", rateLimit: { eventsPerSecond: 1e9, burst: 1e9 } },
   keyId: "k1",
@@ -65,14 +63,7 @@ const services = await Promise.all(
   }),
 );
 
-let n = 0;
-function body(): string {
-  const parts: string[] = new Array(size);
-  n++;
-  for (let i = 0; i < size; i++)
-    parts[i] = `${head}${(n * 1031 + i).toString(16)}-${n}-${i}${tail}`;
-  return `{"sentAt":"2025-06-01T12:00:01.000Z","batch":[${parts.join(",")}]}`;
-}
+const body = batchBodies(size);
 
 async function run(service: { ingest(input: unknown): Promise<unknown> }, until: number) {
   let events = 0;
