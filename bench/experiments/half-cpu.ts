@@ -8,10 +8,14 @@
  *
  *   bun bench/experiments/half-cpu.ts [--server sluice|baseline] [--no-search]
  *       [--pause MS] [--connections N] [--duration S] [--entry OTHER/src/main.ts]
+ *       [--idle NAME,NAME]
  *
  * `--server baseline` loads bench/baseline.ts `single` (bare Bun.serve) the same way;
  * `--no-search` starts sluice with `admin: { searchIndex: false }`. The server runs on
- * CPU 1 and the load on CPU 0, as run.ts does. "policy" is the thread's scheduling
+ * CPU 1 and the load on CPU 0, as run.ts does. `--idle Worker,JITWorker` moves the
+ * server's threads of those names that run at normal policy (the dedup writer is the
+ * normal-policy "Worker") to SCHED_IDLE after the warm-up, from outside (chrt): to see
+ * what their share of the core does to the loop's waiting and the p99. "policy" is the thread's scheduling
  * policy (0 normal, 5 SCHED_IDLE).
  */
 
@@ -33,6 +37,8 @@ const seconds = Number(opt("duration") ?? 8);
 const entry = opt("entry") ? resolve(opt("entry")!) : undefined;
 const kind = opt("server") ?? "sluice";
 const noSearch = argv.includes("--no-search");
+/** Thread names (comm) whose normal-policy threads are moved to SCHED_IDLE (chrt -i) once started. */
+const idleNames = (opt("idle") ?? "").split(",").filter(Boolean);
 const SERVER_CPU = 1;
 const scenario = SCENARIOS.find((s) => s.name === "track")!;
 
@@ -180,6 +186,11 @@ const server: BenchServer =
 try {
   if (kind !== "baseline") await preflight(server, scenario);
   await measure(server, scenario, { warmupSeconds: 0, seconds: 3, loaderCpu: 0 });
+  for (const [tid, t] of sample(server.pid)) {
+    if (t.policy !== 0 || !idleNames.includes(t.name)) continue;
+    const chrt = Bun.spawnSync(["chrt", "-i", "-p", "0", tid]);
+    console.log(`SCHED_IDLE for ${tid} ${t.name}: ${chrt.exitCode === 0 ? "set" : "refused"}`);
+  }
   const before = sample(server.pid);
   const busyBefore = cpuBusy(SERVER_CPU);
   const cpuBefore = server.cpuSeconds();
