@@ -1,4 +1,4 @@
-import { dlopen, FFIType } from "bun:ffi";
+import { dlopen, FFIType, ptr } from "bun:ffi";
 import { readdirSync, readFileSync } from "node:fs";
 
 /**
@@ -67,4 +67,31 @@ export function lowerBackgroundThreads(
   const timer = setInterval(scan, RESCAN_MS);
   timer.unref?.();
   return { stop: () => clearInterval(timer) };
+}
+
+/** Linux's SCHED_BATCH policy (sched.h). */
+const SCHED_BATCH = 3;
+
+/**
+ * Puts the calling thread (not the process) in Linux's batch scheduling class: it keeps
+ * its full share of the CPU, but its wake-ups do not preempt the thread that is running,
+ * and the scheduler takes it for CPU-bound. For the dedup writer thread: on a core it
+ * shares with the event loop (one core, or more threads than cores) it then seldom
+ * takes the core from a request, while still writing as fast as at normal priority.
+ * SCHED_IDLE would starve it under full load (batch-500 pinned: 43k against 97k
+ * events/s, ingest stalled on the writer's backlog); see bench/RESULTS.md, "Sixth
+ * session on a quiet machine". Any thread may move itself there without privileges.
+ * Returns whether it did (false: not Linux, no glibc, refused).
+ */
+export function batchThisThread(): boolean {
+  if (process.platform !== "linux") return false;
+  try {
+    const { symbols } = dlopen("libc.so.6", {
+      sched_setscheduler: { args: [FFIType.i32, FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
+    });
+    const param = new Int32Array(1); // struct sched_param { int sched_priority = 0 }
+    return symbols.sched_setscheduler(0, SCHED_BATCH, ptr(param)) === 0;
+  } catch {
+    return false;
+  }
 }

@@ -8,6 +8,7 @@
  */
 import type { Database, Statement } from "bun:sqlite";
 import type { LogCursor } from "../log/stream.ts";
+import { batchThisThread } from "../thread-priority.ts";
 import { FilterSegment, Placement, SEGMENTS } from "./filter.ts";
 import { writeFilterCopy } from "./filter-file.ts";
 import { GcPacer } from "./gc.ts";
@@ -419,6 +420,7 @@ self.onmessage = (
   const m = e.data;
   try {
     if (m.t === "init") {
+      batchThisThread(); // below the event loop's wake-ups, not its share (thread-priority.ts)
       writer = new Writer({ ...m.init, stashFloor: m.stashFloor });
       post({ t: "ready" });
     } else writer?.handle(m);

@@ -23,6 +23,15 @@ function threads(pid: number): { tid: number; name: string; nice: number }[] {
   });
 }
 
+const SCHED_OTHER = 0;
+const SCHED_BATCH = 3;
+
+/** The scheduling policy of thread `tid` of `pid` (sched.h numbers). */
+function policy(pid: number, tid: number): number {
+  const sched = readFileSync(`/proc/${pid}/task/${tid}/sched`, "utf8");
+  return Number(/^policy\s*:\s*(\d+)$/m.exec(sched)?.[1]);
+}
+
 async function until(done: () => boolean, timeoutMs = 10_000): Promise<void> {
   const deadline = performance.now() + timeoutMs;
   while (!done()) {
@@ -32,7 +41,7 @@ async function until(done: () => boolean, timeoutMs = 10_000): Promise<void> {
 }
 
 test.skipIf(process.platform !== "linux")(
-  "serve runs the allocator's scavenger niced, the event loop and the I/O threads not",
+  "serve runs the allocator's scavenger niced and the dedup writer in the batch class, the event loop and the I/O threads not",
   async () => {
     const made = makeTestConfig();
     dirs.push(made.dir);
@@ -60,6 +69,10 @@ test.skipIf(process.platform !== "linux")(
     const all = threads(pid);
     expect(all.find((t) => t.tid === pid)?.nice).toBe(0);
     for (const t of all.filter((t) => t.name.startsWith("Bun Pool"))) expect(t.nice).toBe(0);
+    // The dedup writer thread moved itself to the batch class; the event loop did not.
+    expect(policy(pid, pid)).toBe(SCHED_OTHER);
+    const workers = all.filter((t) => t.name === "Worker").map((t) => policy(pid, t.tid));
+    expect(workers).toContain(SCHED_BATCH);
     s.proc.kill("SIGTERM");
     expect(await exitCode(s.proc, 15_000)).toBe(0);
   },
