@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { cleanedAfterEach } from "../support/process.ts";
 import { makeTestConfig, type SpawnedServer, spawnServer } from "../support/server.ts";
 
 // SPEC 7: functions are untrusted code, isolated by the operating system. A hostile
@@ -121,7 +120,6 @@ const con = (id: string, functions: string[], env: Record<string, string> = {}) 
   env,
 });
 
-const spawned = cleanedAfterEach();
 let server: SpawnedServer;
 let made: ReturnType<typeof makeTestConfig>;
 let victim: ReturnType<typeof Bun.spawn>;
@@ -185,11 +183,13 @@ beforeAll(async () => {
   server = await spawnServer(made.configFile, {}, 60_000);
 }, 90_000);
 
-afterAll(() => {
+afterAll(async () => {
   server?.proc.kill(9);
   victim.kill(9);
   upstream.stop(true);
-  spawned.dirs.push(made.dir);
+  // Once the server has exited, so that it creates nothing in the folder after its removal.
+  await server?.proc.exited;
+  rmSync(made.dir, { recursive: true, force: true });
 });
 
 let serverPort = 0;

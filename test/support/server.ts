@@ -110,7 +110,13 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     sluice = await startSluice(loaded, { logger, clock: opts.clock });
     port = sluice.port;
   };
-  await boot();
+  try {
+    await boot();
+  } catch (err) {
+    // A start that fails (a test of a refused config) leaves no temp dir behind.
+    rmSync(made.dir, { recursive: true, force: true });
+    throw err;
+  }
   const server: TestServer = {
     ...made,
     get url() {
