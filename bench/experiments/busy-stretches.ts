@@ -1,0 +1,333 @@
+/**
+ * busy-stretches.ts: tail-trace.ts's run (same server, probe, client, GC log), reported
+ * per busy stall of the event loop instead of per slow answer (issue 11, helper busy):
+ * each loop stall > 2 ms with the loop's thread on the CPU for >= 90% of it is put down
+ * to a collection of the loop's heap (JSC GC log, heap 0) overlapping it, a timer
+ * callback / worker message / Bun.gc inside it, the JS heap falling across it, or
+ * "unexplained". For each cause it prints the p99 with that cause's stall time taken out
+ * of the answers it overlaps (a what-if), and the answers > 5 ms it overlaps.
+ *
+ *   taskset -c 0 bun bench/experiments/busy-stretches.ts --duration 8 --connections 70 --pause 10 --gclog --sample 1
+ *
+ * Below, tail-trace.ts's description of the run:
+ *
+ * What makes the p99 of single events at the "half max" row (issue 11, "the tail at half
+ * rate"): runs `sluice serve` under tail-probe.ts (pinned to CPU 1, as run.ts), warms it
+ * up with wrk for 3 s, then paces single events with tail-client.ts (CPU 0), which keeps
+ * every answer's time, while this process samples the server's threads' CPU
+ * (/proc/<pid>/task/<tid>/schedstat, every --sample ms) and CPU 1's busy time. Each
+ * answer slower than --slow ms is then put down to what covers most of its time:
+ *
+ *   gc: <kind>     a collection of the event loop's heap over the answer's longest
+ *                  loop stall (with --gclog: JSC's GC log, its lines timed as they come)
+ *   loop: <label>  a server event-loop stall overlapping the answer, busy (its thread on
+ *                  the CPU), labelled with the timer callback, worker message or Bun.gc
+ *                  inside it, or "gc" if the JS heap fell across it, else "busy"
+ *   loop off-CPU   a stall while the event loop's thread was off the CPU, named for
+ *                  the thread (or other processes on CPU 1) that ran most meanwhile
+ *   group commit   the group commit writes during the answer (and whether zeros were
+ *   write          being written ahead meanwhile)
+ *   client stall   the client's own event loop was late over the answer's span
+ *   none           nothing recorded
+ *
+ *   taskset -c 0 bun bench/experiments/tail-trace.ts [--duration S] [--rounds N]
+ *       [--connections N] [--pause MS] [--slow MS] [--sample MS] [--gclog] [--data FILLED_DIR] [--entry OTHER/src/main.ts | --renice NAMES:N]
+ *
+ * With `--entry`, rounds alternate between that tree and this one.
+ */
+import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { loadavg, tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { measure } from "../lib/measure.ts";
+import { preflight } from "../lib/preflight.ts";
+import { pinned } from "../lib/proc.ts";
+import { startSluice } from "../lib/servers.ts";
+import { SCENARIOS } from "../scenarios.ts";
+
+const argv = process.argv.slice(2);
+const opt = (name: string) => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? argv[i + 1] : undefined;
+};
+const seconds = Number(opt("duration") ?? 10);
+const rounds = Number(opt("rounds") ?? 1);
+const connections = Number(opt("connections") ?? 55);
+const pauseMs = Number(opt("pause") ?? 10);
+const slowMs = Number(opt("slow") ?? 5);
+const sampleMs = Number(opt("sample") ?? 5);
+/** Run the server with JSC's GC log (BUN_JSC_logGC=1), its lines timed as they come. */
+const gcLog = argv.includes("--gclog");
+const other = opt("entry") ? resolve(opt("entry")!) : undefined;
+/**
+ * `--renice NAMES:N`: after the warm-up, sets nice N on the server's threads named in
+ * NAMES (comma-separated; "Worker" means the workers not in the idle class); rounds then
+ * alternate between without and with (an A/B of thread priorities on one tree).
+ */
+const renice = opt("renice");
+/** `--data DIR`: each server starts on a copy of DIR's dedup.db and dedup-filter/ (a filled window, bench/capacity.ts --fill-only). */
+const filled = opt("data") ? resolve(opt("data")!) : undefined;
+const scenario = SCENARIOS.find((s) => s.name === "track")!;
+const PROBE = join(import.meta.dir, "tail-probe.ts");
+const CLIENT = join(import.meta.dir, "tail-client.ts");
+/** Writes this large are the zeros written ahead (file-log.ts: ZERO_CHUNK), not group commits. */
+const ZERO_BYTES = 256 * 1024;
+const HERE = join(import.meta.dir, "..", "..", "src", "main.ts");
+
+/** One collection of one heap (0: the first to log, the event loop's) from JSC's GC log. */
+interface GcCycle {
+  heap: number;
+  kind: string;
+  start: number;
+  end: number;
+  pauseMs: number;
+  maxPauseMs: number;
+}
+
+interface Probe {
+  stalls: [number, number, number, number][];
+  timers: [number, number, string, number][];
+  gcs: [number, number, string, number][];
+  messages: [number, number, string, number][];
+  writes: [number, number, number][];
+  heap?: {
+    heapSize: number;
+    objectCount: number;
+    extra: number;
+    types: [string, number][];
+    fullGcMs: number;
+  };
+}
+
+/** ns on the CPU per thread (by tid, with its name) of `pid`; "loop delay": the event loop's ns runnable but waiting. */
+function threadNs(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  try {
+    out.set(
+      "loop delay",
+      Number(readFileSync(`/proc/${pid}/task/${pid}/schedstat`, "utf8").split(" ")[1]),
+    );
+  } catch {
+    // gone
+  }
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+      const policy = stat.slice(stat.lastIndexOf(")") + 2).split(" ")[38];
+      const comm = readFileSync(`/proc/${pid}/task/${tid}/comm`, "utf8").trim();
+      const name = policy === "5" ? `${comm} (idle)` : comm;
+      const ns = Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0]);
+      out.set(`${tid === String(pid) ? "event loop" : name}#${tid}`, ns);
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+/** CPU 1's busy time in ms (from /proc/stat). */
+function cpu1BusyMs(): number {
+  const line = readFileSync("/proc/stat", "utf8")
+    .split("\n")
+    .find((l) => l.startsWith("cpu1 "))!;
+  const f = line.split(/\s+/).slice(1).map(Number);
+  return [0, 1, 2, 5, 6, 7].reduce((s: number, i) => s + (f[i] ?? 0), 0) * 10;
+}
+
+const pct = (sorted: number[], p: number) =>
+  sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+
+for (let round = 0; round < rounds; round++) {
+  const variants: [string, string | undefined][] = other
+    ? [
+        [other, undefined],
+        [HERE, undefined],
+      ]
+    : renice
+      ? [
+          [HERE, undefined],
+          [HERE, renice],
+        ]
+      : [[HERE, undefined]];
+  for (const [tree, nice] of variants) {
+    const work = mkdtempSync(join(tmpdir(), "sluice-tail-"));
+    const out = join(work, "probe.json");
+    process.env.TAIL_OUT = out;
+    process.env.TAIL_TREE = tree;
+    // As the product path sets it (allocator-env.ts), without the re-exec.
+    process.env.MIMALLOC_PURGE_HOLES_MIN_INTERVAL ??= "1000";
+    const cycles: GcCycle[] = [];
+    const open = new Map<string, GcCycle>();
+    const heaps: string[] = [];
+    if (gcLog) process.env.BUN_JSC_logGC = "1";
+    const server = await startSluice({
+      cpu: 1,
+      entry: PROBE,
+      prepare: filled
+        ? async (dataDir) => {
+            for (const name of readdirSync(filled)) {
+              if (!name.startsWith("dedup.db") && name !== "dedup-filter") continue;
+              const cp = Bun.spawnSync(["cp", "-r", join(filled, name), join(dataDir, name)]);
+              if (cp.exitCode !== 0) throw new Error(`copying ${name}: ${cp.stderr.toString()}`);
+            }
+          }
+        : undefined,
+      onStderr: (line) => {
+        const at = Date.now();
+        if (process.env.TAIL_GCLOG) appendFileSync(process.env.TAIL_GCLOG, `${at} ${line}\n`);
+        const m = /^\[GC<(0x[0-9a-f]+)>: (START .*?=> (\w+)|.*)/.exec(line);
+        if (!m) return;
+        const heap = m[1]!;
+        if (!heaps.includes(heap)) heaps.push(heap);
+        const pause = Number(/ p=([\d.]+)ms/.exec(line)?.[1] ?? 0);
+        if (m[3])
+          open.set(heap, {
+            heap: heaps.indexOf(heap),
+            kind: m[3],
+            start: at,
+            end: at,
+            pauseMs: 0,
+            maxPauseMs: 0,
+          });
+        const c = open.get(heap);
+        if (!c) return;
+        c.pauseMs += pause;
+        c.maxPauseMs = Math.max(c.maxPauseMs, pause);
+        if (line.includes(" END]")) {
+          c.end = at;
+          cycles.push(c);
+          open.delete(heap);
+        }
+      },
+    });
+    delete process.env.BUN_JSC_logGC;
+    let client: { sent: number[]; latency: number[]; bad: number; stalls: [number, number][] };
+    const samples: { at: number; threads: Map<string, number>; cpu1: number }[] = [];
+    const load = loadavg()[0]!.toFixed(2);
+    let rss = "";
+    try {
+      await preflight(server, scenario);
+      await measure(server, scenario, { warmupSeconds: 0, seconds: 3, loaderCpu: 0 });
+      if (nice) {
+        const [names, n] = nice.split(":") as [string, string];
+        for (const tid of readdirSync(`/proc/${server.pid}/task`)) {
+          const stat = readFileSync(`/proc/${server.pid}/task/${tid}/stat`, "utf8");
+          const idle = stat.slice(stat.lastIndexOf(")") + 2).split(" ")[38] === "5";
+          const comm = readFileSync(`/proc/${server.pid}/task/${tid}/comm`, "utf8").trim();
+          if (names.split(",").includes(comm) && !idle)
+            Bun.spawnSync(["renice", "-n", n, "-p", tid]);
+        }
+      }
+      const sampler = setInterval(() => {
+        samples.push({ at: Date.now(), threads: threadNs(server.pid), cpu1: cpu1BusyMs() });
+      }, sampleMs);
+      const proc = Bun.spawn(
+        pinned(0, [
+          process.execPath,
+          CLIENT,
+          server.url,
+          scenario.path,
+          server.keys.browser,
+          String(connections),
+          String(pauseMs),
+          String(seconds),
+          `tail${round}${Date.now().toString(36)}`,
+        ]),
+        { stdout: "pipe", stderr: "inherit" },
+      );
+      const text = await new Response(proc.stdout).text();
+      clearInterval(sampler);
+      client = JSON.parse(text);
+      const status = readFileSync(`/proc/${server.pid}/status`, "utf8");
+      const kb = (f: string) =>
+        Number(new RegExp(`^${f}:\\s+(\\d+) kB`, "m").exec(status)?.[1]) / 1024;
+      rss = `RSS ${kb("VmRSS").toFixed(0)} MB, peak ${kb("VmHWM").toFixed(0)} MB`;
+    } finally {
+      await server.stop();
+    }
+    const probe = JSON.parse(readFileSync(out, "utf8")) as Probe;
+    rmSync(work, { recursive: true, force: true });
+    const name =
+      tree !== HERE ? "A (entry)" : nice ? `B (reniced ${nice})` : renice ? "A" : "B (this tree)";
+    report(name, load, client, probe, samples, cycles);
+    console.log(`  server at the end: ${rss}`);
+  }
+}
+
+function report(
+  name: string,
+  load: string,
+  client: { sent: number[]; latency: number[]; bad: number; stalls: [number, number][] },
+  probe: Probe,
+  _samples: { at: number; threads: Map<string, number>; cpu1: number }[],
+  cycles: GcCycle[],
+): void {
+  const n = client.latency.length;
+  const span = (client.sent.at(-1)! - client.sent[0]!) / 1000;
+  const first = client.sent[0]!;
+  const last = client.sent.at(-1)!;
+  const stalls = probe.stalls.filter((s) => s[0] >= first && s[0] <= last + 100);
+  const inside = [...probe.timers, ...probe.messages, ...probe.gcs];
+  const overlaps = (a0: number, a1: number, b0: number, b1: number) => a0 < b1 && b0 < a1;
+  const p99 = (lat: number[]) =>
+    pct(
+      [...lat].sort((a, b) => a - b),
+      99,
+    );
+  console.log(
+    `${name}: load ${load}, ${Math.round(n / span)} req/s, p50/p99 ${pct(
+      [...client.latency].sort((a, b) => a - b),
+      50,
+    ).toFixed(2)}/${p99(client.latency).toFixed(2)} ms, answers ${n}`,
+  );
+  const kinds = new Map<string, { n: number; ms: number; max: number; list: [number, number][] }>();
+  const add = (k: string, s: (typeof stalls)[number]) => {
+    const e = kinds.get(k) ?? { n: 0, ms: 0, max: 0, list: [] };
+    e.n++;
+    e.ms += s[1];
+    e.max = Math.max(e.max, s[1]);
+    e.list.push([s[0] - s[1], s[0]]);
+    kinds.set(k, e);
+  };
+  for (const s of stalls) {
+    const [end, gap, cpu, heapMb] = s;
+    const start = end - gap;
+    const cls = cpu / gap >= 0.9 ? "busy" : cpu / gap > 0.5 ? "mixed" : "off-CPU";
+    let cause: string;
+    const gc = cycles.find((c) => c.heap === 0 && overlaps(start, end, c.start - 1, c.end + 1));
+    const cb = inside.find((b) => overlaps(start, end, b[0], b[0] + b[1]));
+    if (gc) cause = `gc ${gc.kind}`;
+    else if (cb) cause = `callback: ${cb[2].slice(0, 40)}`;
+    else if (heapMb < -1) cause = "heap fell (gc, not in log)";
+    else cause = "unexplained";
+    add(`${cls} | ${cause}`, s);
+    add(`any | ${cause.startsWith("callback") ? "callback" : cause}`, s);
+    // Chance control: the same collections moved 50 ms later.
+    if (
+      cls === "busy" &&
+      cycles.some((c) => c.heap === 0 && overlaps(start, end, c.start + 49, c.end + 51))
+    )
+      add("busy | (control: gc log shifted +50 ms)", s);
+    add(`${cls} | (all)`, s);
+    add("all | (all)", s);
+  }
+  for (const [k, e] of [...kinds].sort((a, b) => a[0].localeCompare(b[0]))) {
+    // What-if: the answers overlapping these stalls, shortened by the overlap.
+    const lat = client.latency.map((l, i) => {
+      const t0 = client.sent[i]!;
+      const t1 = t0 + l;
+      let cut = 0;
+      for (const [a, b] of e.list) cut += Math.max(0, Math.min(t1, b) - Math.max(t0, a));
+      return Math.max(0, l - cut);
+    });
+    const slowHit = client.latency.filter((l, i) => {
+      if (l <= 5) return false;
+      const t0 = client.sent[i]!;
+      return e.list.some(([a, b]) => overlaps(t0, t0 + l, a, b));
+    }).length;
+    console.log(
+      `  ${k.padEnd(52)} ${String(e.n).padStart(4)} stalls, ${e.ms.toFixed(0).padStart(5)} ms, max ${e.max.toFixed(1).padStart(5)} ms; answers >5 ms over them ${String(slowHit).padStart(5)}; p99 without them ${p99(lat).toFixed(2)} ms`,
+    );
+  }
+  const slowAll = client.latency.filter((l) => l > 5).length;
+  console.log(`  answers >5 ms: ${slowAll}`);
+}
