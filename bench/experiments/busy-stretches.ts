@@ -258,7 +258,7 @@ function report(
   load: string,
   client: { sent: number[]; latency: number[]; bad: number; stalls: [number, number][] },
   probe: Probe,
-  _samples: { at: number; threads: Map<string, number>; cpu1: number }[],
+  samples: { at: number; threads: Map<string, number>; cpu1: number }[],
   cycles: GcCycle[],
 ): void {
   const n = client.latency.length;
@@ -300,6 +300,28 @@ function report(
     else if (heapMb < -1) cause = "heap fell (gc, not in log)";
     else cause = "unexplained";
     add(`${cls} | ${cause}`, s);
+    if (cls === "off-CPU") {
+      // As tail-trace.ts: the loop's run-queue wait and the threads' CPU between the
+      // 1 ms samples around the stall; "blocked" when the loop waited < 50% of it.
+      const before = samples.findLast((x) => x.at <= start);
+      const after = samples.find((x) => x.at >= end);
+      if (before && after) {
+        const ran = new Map<string, number>();
+        let own = 0;
+        for (const [k, v] of after.threads) {
+          const d = (v - (before.threads.get(k) ?? v)) / 1e6;
+          if (k !== "loop delay") own += d;
+          const key = k.replace(/#\d+$/, "").replace(/\d+$/, "N");
+          if (d > 0) ran.set(key, (ran.get(key) ?? 0) + d);
+        }
+        const delay = ran.get("loop delay") ?? 0;
+        ran.delete("loop delay");
+        ran.delete("event loop");
+        ran.set("other processes", Math.max(0, after.cpu1 - before.cpu1 - own));
+        const top = [...ran].sort((a, b) => b[1] - a[1])[0]?.[0] ?? "?";
+        add(`off-CPU | ${delay >= 0.5 * gap ? "runnable" : "blocked"}, most: ${top}`, s);
+      }
+    }
     add(`any | ${cause.startsWith("callback") ? "callback" : cause}`, s);
     // Chance control: the same collections moved 50 ms later.
     if (
