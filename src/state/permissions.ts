@@ -36,7 +36,17 @@ export function makeDataDirPrivate(dataDir: string): DataDirPermissions {
         result.unfixable.push(`${path} ${mode} (owner uid ${st.uid})`);
       }
     }
-    if (dir) for (const name of readdirSync(path)) visit(join(path, name));
+    if (dir) for (const name of readdirSync(path)) visitIfThere(join(path, name));
+  };
+  // An entry may go between its folder's listing and its visit: a server already running
+  // on this data dir (which the lock, taken next, then refuses) renames its temporary
+  // files as it goes. Gone is fine; any other failure is not.
+  const visitIfThere = (path: string) => {
+    try {
+      visit(path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    }
   };
   visit(dataDir);
   return result;

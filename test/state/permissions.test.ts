@@ -117,3 +117,32 @@ test("a missing data dir is created 0700", () => {
   expect(makeDataDirPrivate(data)).toEqual({ fixed: [], unfixable: [] });
   expect(mode(data)).toBe(0o700);
 });
+
+test("entries that go while the data dir is walked (a running server's temporary files) are skipped, not an error", async () => {
+  const data = mkdtempSync(join(tmpdir(), "sluice-perm-race-"));
+  dirs.push(data);
+  mkdirSync(join(data, "dedup-filter"));
+  // Another process makes and renames temporary files there as fast as it can.
+  const renamer = Bun.spawn([
+    "bash",
+    "-c",
+    'cd "$1" && for i in $(seq 1 200000); do touch "s$((i % 64)).tmp" && mv "s$((i % 64)).tmp" "s$((i % 64))"; done',
+    "renamer",
+    join(data, "dedup-filter"),
+  ]);
+  try {
+    // Walks for 3 s, each a few hundred µs: without the skip, one of the first few hundred
+    // meets an entry that went between its folder's listing and its visit.
+    const deadline = performance.now() + 3000;
+    let walks = 0;
+    while (performance.now() < deadline && renamer.exitCode === null) {
+      makeDataDirPrivate(data);
+      walks++;
+      if (walks % 50 === 0) await Bun.sleep(0);
+    }
+    expect(walks).toBeGreaterThan(100);
+  } finally {
+    renamer.kill(9);
+    await renamer.exited;
+  }
+});
