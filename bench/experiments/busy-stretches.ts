@@ -69,8 +69,6 @@ const filled = opt("data") ? resolve(opt("data")!) : undefined;
 const scenario = SCENARIOS.find((s) => s.name === "track")!;
 const PROBE = join(import.meta.dir, "tail-probe.ts");
 const CLIENT = join(import.meta.dir, "tail-client.ts");
-/** Writes this large are the zeros written ahead (file-log.ts: ZERO_CHUNK), not group commits. */
-const ZERO_BYTES = 256 * 1024;
 const HERE = join(import.meta.dir, "..", "..", "src", "main.ts");
 
 /** One collection of one heap (0: the first to log, the event loop's) from JSC's GC log. */
@@ -342,14 +340,14 @@ function report(
       return Math.max(0, l - cut);
     });
     const slowHit = client.latency.filter((l, i) => {
-      if (l <= 5) return false;
+      if (l <= slowMs) return false;
       const t0 = client.sent[i]!;
       return e.list.some(([a, b]) => overlaps(t0, t0 + l, a, b));
     }).length;
     console.log(
-      `  ${k.padEnd(52)} ${String(e.n).padStart(4)} stalls, ${e.ms.toFixed(0).padStart(5)} ms, max ${e.max.toFixed(1).padStart(5)} ms; answers >5 ms over them ${String(slowHit).padStart(5)}; p99 without them ${p99(lat).toFixed(2)} ms`,
+      `  ${k.padEnd(52)} ${String(e.n).padStart(4)} stalls, ${e.ms.toFixed(0).padStart(5)} ms, max ${e.max.toFixed(1).padStart(5)} ms; answers >${slowMs} ms over them ${String(slowHit).padStart(5)}; p99 without them ${p99(lat).toFixed(2)} ms`,
     );
   }
-  const slowAll = client.latency.filter((l) => l > 5).length;
-  console.log(`  answers >5 ms: ${slowAll}`);
+  const slowAll = client.latency.filter((l) => l > slowMs).length;
+  console.log(`  answers >${slowMs} ms: ${slowAll}`);
 }
