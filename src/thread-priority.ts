@@ -84,13 +84,21 @@ const SCHED_BATCH = 3;
  * Returns whether it did (false: not Linux, no glibc, refused).
  */
 export function batchThisThread(): boolean {
+  return setThisThreadPolicy(SCHED_BATCH);
+}
+
+/**
+ * Sets the calling thread's scheduling policy (sched.h's number, priority 0); whether it
+ * did (false: not Linux, no glibc, refused). Also for idle-priority.ts.
+ */
+export function setThisThreadPolicy(policy: number): boolean {
   if (process.platform !== "linux") return false;
   try {
     const { symbols } = dlopen("libc.so.6", {
       sched_setscheduler: { args: [FFIType.i32, FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
     });
     const param = new Int32Array(1); // struct sched_param { int sched_priority = 0 }
-    return symbols.sched_setscheduler(0, SCHED_BATCH, ptr(param)) === 0;
+    return symbols.sched_setscheduler(0, policy, ptr(param)) === 0;
   } catch {
     return false;
   }

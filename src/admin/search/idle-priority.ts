@@ -1,4 +1,5 @@
-import { dlopen, FFIType, ptr } from "bun:ffi";
+import { dlopen, FFIType } from "bun:ffi";
+import { setThisThreadPolicy } from "../../thread-priority.ts";
 
 /** Linux's SCHED_IDLE policy (sched.h). */
 const SCHED_IDLE = 5;
@@ -14,12 +15,10 @@ const PRIO_PROCESS = 0;
 export function idleThisThread(): "idle" | "nice" | "none" {
   if (process.platform !== "linux") return "none";
   try {
+    if (setThisThreadPolicy(SCHED_IDLE)) return "idle";
     const { symbols } = dlopen("libc.so.6", {
-      sched_setscheduler: { args: [FFIType.i32, FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
       setpriority: { args: [FFIType.i32, FFIType.u32, FFIType.i32], returns: FFIType.i32 },
     });
-    const param = new Int32Array(1); // struct sched_param { int sched_priority = 0 }
-    if (symbols.sched_setscheduler(0, SCHED_IDLE, ptr(param)) === 0) return "idle";
     return symbols.setpriority(PRIO_PROCESS, 0, 19) === 0 ? "nice" : "none";
   } catch {
     return "none";
